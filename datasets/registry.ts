@@ -1,0 +1,27 @@
+/** Tasks by the names suites and reports use. */
+import { MqarTask, parseMqarParams } from './mqar.js';
+import { NiahTask, parseNiahParams } from './niah.js';
+import { ParamError } from './params.js';
+
+export type AnyTask = MqarTask | NiahTask;
+
+const TASKS = {
+  mqar: (params: Record<string, unknown>, seed: number) => new MqarTask(parseMqarParams(params), seed),
+  niah: (params: Record<string, unknown>, seed: number) => new NiahTask(parseNiahParams(params), seed),
+} as const;
+
+export function taskNames(): string[] {
+  return Object.keys(TASKS);
+}
+
+export function buildTask(name: string, params: Record<string, unknown>, seed: number): AnyTask {
+  const f = TASKS[name as keyof typeof TASKS];
+  if (!f) throw new ParamError('task', `unknown task ${JSON.stringify(name)}; allowed: ${taskNames().join(', ')}`);
+  return f(params, seed);
+}
+
+export function checkTask(name: string, params: Record<string, unknown>): void {
+  if (name === 'mqar') parseMqarParams(params);
+  else if (name === 'niah') parseNiahParams(params);
+  else throw new ParamError('task', `unknown task ${JSON.stringify(name)}; allowed: ${taskNames().join(', ')}`);
+}

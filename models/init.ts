@@ -1,0 +1,34 @@
+/** Seeded parameter initialisation: same seed -> same weights on every backend. */
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '../datasets/rng.js';
+
+export class ParamFactory {
+  private readonly rng: Rng;
+  readonly created: tf.Variable[] = [];
+
+  constructor(seed: number) {
+    this.rng = new Rng(Rng.derive(seed, 'model/init'));
+  }
+
+  normal(shape: number[], std: number, name: string): tf.Variable {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = this.rng.normal() * std;
+    return this.track(tf.variable(tf.tensor(data, shape), true, name));
+  }
+
+  constant(shape: number[], value: number, name: string): tf.Variable {
+    return this.track(tf.variable(tf.fill(shape, value), true, name));
+  }
+
+  private track(v: tf.Variable): tf.Variable {
+    this.created.push(v);
+    return v;
+  }
+}
+
+let uid = 0;
+/** Unique variable-name prefix: tfjs variable names are global per engine. */
+export function uniquePrefix(name: string): string {
+  return `${name}_${uid++}`;
+}

@@ -1,0 +1,144 @@
+/**
+ * Causal transformer: token + learned position embeddings, pre-norm blocks (multi-head attention,
+ * GELU MLP), final norm, tied or separate output head. Attention goes through kernels/ only; which
+ * pairs attend is the `attention` config (dense here; sparse layouts plug in through the operator).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { attention } from '../kernels/attention.js';
+import { gatherRows, gelu, layerNorm } from '../kernels/ops.js';
+import { ParamFactory, uniquePrefix } from './init.js';
+import type { ModelContext, SequenceModel } from './types.js';
+import { boolParam, intParam, rejectUnknown, ParamError } from '../datasets/params.js';
+
+export interface TransformerConfig {
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+  mlpRatio: number;
+  tiedHead: boolean;
+}
+
+export const TRANSFORMER_DEFAULTS: TransformerConfig = { dModel: 64, nLayers: 2, nHeads: 2, mlpRatio: 4, tiedHead: false };
+
+export function parseTransformerConfig(where: string, given: Record<string, unknown>): TransformerConfig {
+  rejectUnknown(where, given, Object.keys(TRANSFORMER_DEFAULTS));
+  const g = { ...TRANSFORMER_DEFAULTS, ...given };
+  const c: TransformerConfig = {
+    dModel: intParam(where, 'dModel', g.dModel, 1, 65536),
+    nLayers: intParam(where, 'nLayers', g.nLayers, 1, 1024),
+    nHeads: intParam(where, 'nHeads', g.nHeads, 1, 1024),
+    mlpRatio: intParam(where, 'mlpRatio', g.mlpRatio, 1, 64),
+    tiedHead: boolParam(where, 'tiedHead', g.tiedHead),
+  };
+  if (c.dModel % c.nHeads !== 0) throw new ParamError(`${where}.nHeads`, `must divide dModel (${c.dModel}), got ${c.nHeads}`);
+  return c;
+}
+
+interface Block {
+  ln1g: tf.Variable; ln1b: tf.Variable;
+  wqkv: tf.Variable; bqkv: tf.Variable;
+  wo: tf.Variable; bo: tf.Variable;
+  ln2g: tf.Variable; ln2b: tf.Variable;
+  w1: tf.Variable; b1: tf.Variable;
+  w2: tf.Variable; b2: tf.Variable;
+}
+
+/** Multi-head attention over [B, L, d] through the shared operator. */
+export type MixerFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => tf.Tensor4D;
+
+export class Transformer implements SequenceModel {
+  readonly maxLen: number;
+  readonly config: Record<string, unknown>;
+  private readonly tokEmb: tf.Variable;
+  private readonly posEmb: tf.Variable;
+  private readonly blocks: Block[] = [];
+  private readonly lnfg: tf.Variable;
+  private readonly lnfb: tf.Variable;
+  private readonly wout: tf.Variable | undefined;
+  private readonly all: tf.Variable[];
+
+  constructor(
+    readonly name: string,
+    readonly c: TransformerConfig,
+    ctx: ModelContext,
+    private readonly mix: MixerFn = (q, k, v) => attention(q, k, v, { causal: true }),
+    extraConfig: Record<string, unknown> = {},
+  ) {
+    this.maxLen = ctx.maxLen;
+    this.config = { ...c, ...extraConfig };
+    const f = new ParamFactory(ctx.seed);
+    const p = uniquePrefix(name);
+    const d = c.dModel;
+    const std = 0.02;
+    const residStd = std / Math.sqrt(2 * c.nLayers);
+    this.tokEmb = f.normal([ctx.vocabSize, d], std, `${p}/tok`);
+    this.posEmb = f.normal([ctx.maxLen, d], std, `${p}/pos`);
+    for (let l = 0; l < c.nLayers; l++) {
+      const q = `${p}/b${l}`;
+      this.blocks.push({
+        ln1g: f.constant([d], 1, `${q}/ln1g`), ln1b: f.constant([d], 0, `${q}/ln1b`),
+        wqkv: f.normal([d, 3 * d], std, `${q}/wqkv`), bqkv: f.constant([3 * d], 0, `${q}/bqkv`),
+        wo: f.normal([d, d], residStd, `${q}/wo`), bo: f.constant([d], 0, `${q}/bo`),
+        ln2g: f.constant([d], 1, `${q}/ln2g`), ln2b: f.constant([d], 0, `${q}/ln2b`),
+        w1: f.normal([d, c.mlpRatio * d], std, `${q}/w1`), b1: f.constant([c.mlpRatio * d], 0, `${q}/b1`),
+        w2: f.normal([c.mlpRatio * d, d], residStd, `${q}/w2`), b2: f.constant([d], 0, `${q}/b2`),
+      });
+    }
+    this.lnfg = f.constant([d], 1, `${p}/lnfg`);
+    this.lnfb = f.constant([d], 0, `${p}/lnfb`);
+    this.wout = c.tiedHead ? undefined : f.normal([d, ctx.vocabSize], std, `${p}/wout`);
+    this.all = f.created;
+  }
+
+  variables(): tf.Variable[] {
+    return this.all;
+  }
+
+  hidden(ids: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [B, L] = ids.shape;
+      if (L > this.maxLen) throw new Error(`model ${this.name}: sequence length ${L} exceeds maxLen ${this.maxLen}`);
+      const d = this.c.dModel;
+      const pos = tf.slice(this.posEmb, [0, 0], [L, d]);
+      let x = tf.add(gatherRows(this.tokEmb as tf.Tensor2D, ids), pos) as tf.Tensor3D;
+      for (const b of this.blocks) {
+        const h = layerNorm(x, b.ln1g as tf.Tensor1D, b.ln1b as tf.Tensor1D) as tf.Tensor3D;
+        x = tf.add(x, this.selfAttention(h, b, B, L)) as tf.Tensor3D;
+        const h2 = layerNorm(x, b.ln2g as tf.Tensor1D, b.ln2b as tf.Tensor1D) as tf.Tensor3D;
+        x = tf.add(x, this.mlp(h2, b)) as tf.Tensor3D;
+      }
+      return layerNorm(x, this.lnfg as tf.Tensor1D, this.lnfb as tf.Tensor1D) as tf.Tensor3D;
+    });
+  }
+
+  head(h: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => (this.wout ? tf.matMul(h, this.wout as tf.Tensor2D) : tf.matMul(h, this.tokEmb as tf.Tensor2D, false, true)));
+  }
+
+  private selfAttention(h: tf.Tensor3D, b: Block, B: number, L: number): tf.Tensor3D {
+    const d = this.c.dModel;
+    const H = this.c.nHeads;
+    const Dh = d / H;
+    const qkv = tf.add(tf.matMul(tf.reshape(h, [B * L, d]), b.wqkv as tf.Tensor2D), b.bqkv);
+    // [B*L, 3d] -> [3, B, H, L, Dh] in one transpose, then split.
+    const t = tf.transpose(tf.reshape(qkv, [B, L, 3, H, Dh]), [2, 0, 3, 1, 4]);
+    const [q, k, v] = tf.unstack(t, 0) as tf.Tensor4D[];
+    const o = this.mix(q!, k!, v!); // [B, H, L, Dh]
+    const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * L, d]);
+    return tf.reshape(tf.add(tf.matMul(merged as tf.Tensor2D, b.wo as tf.Tensor2D), b.bo), [B, L, d]);
+  }
+
+  private mlp(h: tf.Tensor3D, b: Block): tf.Tensor3D {
+    const [B, L, d] = h.shape;
+    const u = gelu(tf.add(tf.matMul(tf.reshape(h, [B * L, d]), b.w1 as tf.Tensor2D), b.b1));
+    return tf.reshape(tf.add(tf.matMul(u as tf.Tensor2D, b.w2 as tf.Tensor2D), b.b2), [B, L, d]);
+  }
+
+  dispose(): void {
+    for (const v of this.all) v.dispose();
+  }
+}
+
+export function parameterCount(model: SequenceModel): number {
+  return model.variables().reduce((s, v) => s + v.size, 0);
+}

@@ -1,0 +1,172 @@
+/** The leaderboard: ONE self-contained HTML file (inline CSS, JS and SVG) from one or more reports. */
+import type { Report, RunRecord } from './schema.js';
+import { esc, heatmap, linePlot, type Series } from './svg.js';
+
+const num = (x: number | null | undefined, d = 4) => (x === null || x === undefined || Number.isNaN(x) ? '' : x.toFixed(d));
+
+/** Task configuration without the knobs a leaderboard aggregates over. */
+function taskKey(r: RunRecord): string {
+  const p = r.task.params;
+  if (r.task.name === 'mqar') return `mqar L=${p.inputSeqLen} kv=${p.numKvPairs} V=${p.vocabSize}`;
+  if (r.task.name === 'niah') return `niah ${p.family} ${p.haystack} L=${p.seqLen} needles=${p.numNeedles}`;
+  return r.task.name;
+}
+
+interface BestRow {
+  task: string;
+  model: string;
+  size: string;
+  backend: string;
+  params: number;
+  lr: number;
+  accuracy: number;
+  exactMatch: number;
+  seeds: number;
+  latencyMs: number | null;
+  records: RunRecord[];
+}
+
+/** Per task config, model, size and backend: the learning rate with the best mean accuracy over seeds. */
+export function bestRows(records: RunRecord[]): BestRow[] {
+  const groups = new Map<string, Map<number, RunRecord[]>>();
+  for (const r of records) {
+    const k = [taskKey(r), r.model.name, r.model.size, r.backend].join('\u0000');
+    const lr = Number(r.optimizer.lr);
+    if (!groups.has(k)) groups.set(k, new Map());
+    const g = groups.get(k)!;
+    if (!g.has(lr)) g.set(lr, []);
+    g.get(lr)!.push(r);
+  }
+  const out: BestRow[] = [];
+  for (const [k, byLr] of groups) {
+    const [task, model, size, backend] = k.split('\u0000') as [string, string, string, string];
+    let best: BestRow | undefined;
+    for (const [lr, rs] of byLr) {
+      const mean = (f: (r: RunRecord) => number) => rs.reduce((s, r) => s + f(r), 0) / rs.length;
+      const lat = rs[0]!.metrics.latency.find((l) => l.batch === 1);
+      const row: BestRow = {
+        task, model, size, backend, lr, params: rs[0]!.model.parameterCount, seeds: rs.length, records: rs,
+        accuracy: mean((r) => r.metrics.accuracy), exactMatch: mean((r) => r.metrics.exactMatch),
+        latencyMs: lat ? mean((r) => r.metrics.latency.find((l) => l.batch === 1 && l.length === lat.length)?.medianMs ?? NaN) : null,
+      };
+      if (!best || row.accuracy > best.accuracy) best = row;
+    }
+    out.push(best!);
+  }
+  return out.sort((a, b) => a.task.localeCompare(b.task) || b.accuracy - a.accuracy);
+}
+
+function table(id: string, headers: string[], rows: { cells: (string | number)[]; attrs?: string }[]): string {
+  const th = headers.map((h, i) => `<th data-col="${i}">${esc(h)}</th>`).join('');
+  const body = rows
+    .map((r) => `<tr ${r.attrs ?? ''}>${r.cells.map((c) => (typeof c === 'number' ? `<td class="n" data-v="${c}">${num(c)}</td>` : `<td>${esc(c)}</td>`)).join('')}</tr>`)
+    .join('\n');
+  return `<table class="sortable" id="${id}"><thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+}
+
+function mqarPlots(records: RunRecord[]): string {
+  const mq = records.filter((r) => r.task.name === 'mqar');
+  if (mq.length === 0) return '';
+  const plots: string[] = [];
+  // Accuracy vs d_model, one line per model and sequence length (best lr per point).
+  const byD = new Map<string, Map<number, number>>();
+  const byL = new Map<string, Map<number, number>>();
+  for (const r of mq) {
+    const d = Number(r.model.params.dModel ?? NaN);
+    const L = Number(r.task.params.inputSeqLen);
+    const kd = `${r.model.name} L${L} kv${r.task.params.numKvPairs}`;
+    const kl = `${r.model.name} d${d} kv${r.task.params.numKvPairs}`;
+    if (!Number.isNaN(d)) {
+      if (!byD.has(kd)) byD.set(kd, new Map());
+      byD.get(kd)!.set(d, Math.max(byD.get(kd)!.get(d) ?? 0, r.metrics.accuracy));
+    }
+    if (!byL.has(kl)) byL.set(kl, new Map());
+    byL.get(kl)!.set(L, Math.max(byL.get(kl)!.get(L) ?? 0, r.metrics.accuracy));
+  }
+  const toSeries = (m: Map<string, Map<number, number>>): Series[] => [...m].map(([name, pts]) => ({ name, points: [...pts] }));
+  plots.push(linePlot({ title: 'MQAR accuracy vs d_model', xLabel: 'd_model', yLabel: 'accuracy', series: toSeries(byD), logX: true, yMin: 0, yMax: 1 }));
+  plots.push(linePlot({ title: 'MQAR accuracy vs sequence length', xLabel: 'sequence length', yLabel: 'accuracy', series: toSeries(byL), logX: true, yMin: 0, yMax: 1 }));
+  return `<div class="plots">${plots.join('')}</div>`;
+}
+
+function niahPlots(records: RunRecord[]): string {
+  const ni = records.filter((r) => r.task.name === 'niah' && r.metrics.niahGrid?.length);
+  return `<div class="plots">${ni
+    .map((r) => {
+      const grid = r.metrics.niahGrid!;
+      const depths = [...new Set(grid.map((c) => c.depth))].sort((a, b) => a - b);
+      const lengths = [...new Set(grid.map((c) => c.length))].sort((a, b) => a - b);
+      return heatmap({
+        title: `${r.model.name} ${r.model.size} (seed ${r.seed}, ${r.backend}): score ${r.metrics.accuracy.toFixed(3)}`,
+        rows: depths, cols: lengths, rowLabel: 'depth', colLabel: 'length',
+        value: (d, l) => grid.find((c) => c.depth === d && c.length === l)?.score,
+      });
+    })
+    .join('')}</div>`;
+}
+
+function latencyPlots(records: RunRecord[]): string {
+  const series = new Map<string, Map<number, number>>();
+  for (const r of records) {
+    for (const l of r.metrics.latency) {
+      const k = `${r.model.name} ${r.model.size} b${l.batch} ${r.backend}`;
+      if (!series.has(k)) series.set(k, new Map());
+      series.get(k)!.set(l.length, l.medianMs);
+    }
+  }
+  const s = [...series].map(([name, pts]) => ({ name, points: [...pts] as [number, number][] }));
+  if (s.length === 0) return '';
+  return `<div class="plots">${linePlot({ title: 'Inference latency vs length (median)', xLabel: 'sequence length', yLabel: 'ms', series: s, logX: true, logY: true })}</div>`;
+}
+
+function fingerprints(reports: { path: string; report: Report }[]): string {
+  return reports
+    .map(({ path, report }) => {
+      const f = report.fingerprint;
+      const rows = Object.entries({ ...f, backendInfo: JSON.stringify(f.backendInfo) }).map(([k, v]) => ({ cells: [k, String(v)] }));
+      return `<details open><summary>${esc(path)}: suite ${esc(report.suite)}, ${report.records.length} runs, ${esc(report.createdAt)}</summary>${table(`fp-${esc(report.suite)}`, ['field', 'value'], rows)}</details>`;
+    })
+    .join('\n');
+}
+
+const SORT_JS = `
+document.querySelectorAll('table.sortable th').forEach(th => th.addEventListener('click', () => {
+  const table = th.closest('table'), body = table.tBodies[0], col = +th.dataset.col;
+  const dir = th.dataset.dir === 'asc' ? 'desc' : 'asc';
+  table.querySelectorAll('th').forEach(h => delete h.dataset.dir); th.dataset.dir = dir;
+  const key = td => td.dataset.v !== undefined ? parseFloat(td.dataset.v) : td.textContent;
+  const rows = [...body.rows].sort((a, b) => {
+    const x = key(a.cells[col]), y = key(b.cells[col]);
+    const c = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
+    return dir === 'asc' ? c : -c;
+  });
+  rows.forEach(r => body.appendChild(r));
+}));`;
+
+const CSS = `body{font:14px system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 20px}
+th,td{border:1px solid #ccc;padding:3px 8px}th{background:#f3f3f3;cursor:pointer;user-select:none}th[data-dir=asc]::after{content:' ▲'}
+th[data-dir=desc]::after{content:' ▼'}td.n{text-align:right;font-variant-numeric:tabular-nums}.plots{display:flex;flex-wrap:wrap;gap:12px}
+.plot .t{font-weight:600;font-size:13px}.plot .k{font-size:11px}.plot .ax{stroke:#333}.plot .g{stroke:#eee}h2{margin-top:32px}`;
+
+export function renderLeaderboard(reports: { path: string; report: Report }[]): string {
+  const records = reports.flatMap((r) => r.report.records);
+  const tasks = [...new Set(records.map((r) => r.task.name))].sort();
+  const sections = tasks.map((t) => {
+    const rs = records.filter((r) => r.task.name === t);
+    const best = bestRows(rs);
+    const bestTable = table(`best-${t}`, ['task', 'model', 'size', 'backend', 'params', 'best lr', 'accuracy', 'exact match', 'seeds', 'latency b1 ms'],
+      best.map((b) => ({ cells: [b.task, b.model, b.size, b.backend, b.params, String(b.lr), b.accuracy, b.exactMatch, b.seeds, b.latencyMs ?? NaN] })));
+    const runs = table(`runs-${t}`, ['run', 'seed', 'backend', 'accuracy', 'denominator', 'exact match', 'steps', 'train tok/s', 'wall s', 'fallbacks'],
+      rs.map((r) => ({
+        attrs: `data-run-id="${r.runId}"`,
+        cells: [r.label, r.seed, r.backend, r.metrics.accuracy, r.metrics.accuracyDenominator, r.metrics.exactMatch, r.metrics.trainSteps, r.metrics.trainTokensPerSec, r.wallTimeSeconds, r.fallbackKernels.total],
+      })));
+    const plots = t === 'mqar' ? mqarPlots(rs) : t === 'niah' ? niahPlots(rs) : '';
+    return `<section id="task-${t}"><h2>${esc(t)}</h2><h3>Best per model and size</h3>${bestTable}${plots}${latencyPlots(rs)}<h3>All runs</h3>${runs}</section>`;
+  });
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tabrecall leaderboard</title><style>${CSS}</style></head><body>
+<h1>tabrecall leaderboard</h1><p>${records.length} runs from ${reports.length} report(s). Click a column header to sort.</p>
+${sections.join('\n')}
+<h2>Environment</h2>${fingerprints(reports)}
+<script>${SORT_JS}</script></body></html>`;
+}

@@ -1,0 +1,46 @@
+/** Reading reports back, with one clear error for anything unreadable. */
+import { readFileSync } from 'node:fs';
+import { SCHEMA_VERSION, type Report, type RunRecord } from './schema.js';
+
+export class ReportError extends Error {}
+
+export function parseReport(text: string, path: string): Report {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ReportError(`report ${path}: not valid JSON (${(e as Error).message})`);
+  }
+  const r = raw as Partial<Report>;
+  if (!r || typeof r !== 'object') throw new ReportError(`report ${path}: must be a JSON object`);
+  if (r.schemaVersion !== SCHEMA_VERSION) {
+    throw new ReportError(`report ${path}: schemaVersion must be ${SCHEMA_VERSION}, got ${JSON.stringify(r.schemaVersion)}`);
+  }
+  if (!Array.isArray(r.records)) throw new ReportError(`report ${path}: records must be an array`);
+  r.records.forEach((rec, i) => checkRecord(rec, `${path}: records[${i}]`));
+  return r as Report;
+}
+
+export function checkRecord(rec: unknown, where: string): RunRecord {
+  const x = rec as Partial<RunRecord>;
+  const need = (ok: boolean, field: string, what: string) => {
+    if (!ok) throw new ReportError(`report ${where}.${field}: ${what}`);
+  };
+  need(!!x && typeof x === 'object', '', 'must be an object');
+  need(typeof x.runId === 'string', 'runId', 'must be a string');
+  need(typeof x.seed === 'number', 'seed', 'must be a number');
+  need(typeof x.backend === 'string', 'backend', 'must be a string');
+  need(!!x.metrics && typeof x.metrics.accuracy === 'number', 'metrics.accuracy', 'must be a number');
+  need(Array.isArray(x.metrics?.latency), 'metrics.latency', 'must be an array');
+  return x as RunRecord;
+}
+
+export function readReport(path: string): Report {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ReportError(`report ${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return parseReport(text, path);
+}

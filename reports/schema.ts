@@ -1,0 +1,91 @@
+/**
+ * The result schema. Reports know nothing of models: a record is configuration + measurements.
+ * Bump SCHEMA_VERSION on any incompatible change; readers refuse versions they do not know.
+ */
+export const SCHEMA_VERSION = 1;
+
+export interface Fingerprint {
+  gitSha: string;
+  gitDirty: boolean;
+  node: string;
+  tfjs: string;
+  backend: string;
+  /** Backend-specific details (BLAS, threads, GPU driver, TF32...). */
+  backendInfo: Record<string, string>;
+  os: string;
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  gpu: string | null;
+  hostname: string;
+}
+
+export interface LatencyRecord {
+  batch: number;
+  length: number;
+  medianMs: number;
+  p10Ms: number;
+  p90Ms: number;
+  samples: number;
+  tokensPerSec: number;
+}
+
+export interface NiahCellRecord {
+  length: number;
+  depth: number;
+  score: number;
+  examples: number;
+}
+
+export interface Metrics {
+  /** Fraction of labelled test positions predicted right (MQAR) or exact-match score (NIAH). */
+  accuracy: number;
+  /** Labelled positions behind `accuracy` (MQAR) or examples (NIAH). */
+  accuracyDenominator: number;
+  /** Fraction of test examples whose every labelled position is right. */
+  exactMatch: number;
+  examples: number;
+  finalTrainLoss: number;
+  bestValidAccuracy: number;
+  trainSteps: number;
+  stoppedBy: string;
+  trainSeconds: number;
+  trainTokensPerSec: number;
+  peakMemoryBytes: number;
+  latency: LatencyRecord[];
+  niahGrid?: NiahCellRecord[];
+  /** NIAH mean over lengths above the training length (null when there are none). */
+  extrapolationScore?: number | null;
+  lossCurve: [number, number][];
+  validCurve: [number, number][];
+}
+
+export interface RunRecord {
+  schemaVersion: number;
+  runId: string;
+  suite: string;
+  label: string;
+  task: { name: string; params: Record<string, unknown> };
+  model: { name: string; size: string; params: Record<string, unknown>; parameterCount: number };
+  train: Record<string, unknown>;
+  optimizer: Record<string, unknown>;
+  latencyConfig: Record<string, unknown>;
+  seed: number;
+  backend: string;
+  fingerprint: Fingerprint;
+  gitSha: string;
+  metrics: Metrics;
+  diagnostics: Record<string, number[]>;
+  fallbackKernels: { total: number; byKernel: Record<string, number> };
+  wallTimeSeconds: number;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export interface Report {
+  schemaVersion: number;
+  suite: string;
+  createdAt: string;
+  fingerprint: Fingerprint;
+  records: RunRecord[];
+}

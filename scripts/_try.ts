@@ -1,0 +1,12 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../kernels/backend.js';
+import { MqarTask, parseMqarParams } from '../datasets/mqar.js';
+import { buildModel } from '../models/registry.js';
+import { train } from '../suites/train.js';
+import { OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
+const be = await useBackend(process.argv[2] ?? 'wasm');
+const task = new MqarTask(parseMqarParams({ vocabSize: 256, inputSeqLen: 64, numKvPairs: 8, numTrainExamples: 20000, numTestExamples: 500 }), 0);
+const model = buildModel('dense', { dModel: 64, nLayers: 2, nHeads: 2 }, { vocabSize: 256, maxLen: 64, seed: 0 });
+const t0 = performance.now();
+const r = train(model, task, { maxSteps: Number(process.argv[3] ?? 20), batchSize: 32, evalEvery: 10, patience: 100, minDelta: 0.001, validExamples: 128 }, { ...OPTIMIZER_DEFAULTS, lr: 3e-3, warmupSteps: 10 }, (p) => console.log(JSON.stringify(p)));
+console.log(be, r.steps, ((performance.now() - t0) / r.steps).toFixed(1), 'ms/step', r.stoppedBy);

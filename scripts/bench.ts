@@ -1,0 +1,91 @@
+/** `npm run bench -- [--suite quick] [--filter RE] [--backend auto] [--seeds 0,1] [--out DIR] [--resume] [--list]` */
+import { join, resolve } from 'node:path';
+import { args, main, UsageError } from './cli.js';
+import { expandSuite, loadSuite, runLabel, runId, suiteNames } from '../suites/grid.js';
+import { runSuite } from '../suites/runner.js';
+import { useBackend, backendInfo, BACKEND_NAMES } from '../kernels/backend.js';
+import { fingerprint } from '../reports/fingerprint.js';
+import { renderLeaderboard } from '../reports/html.js';
+import { writeAtomic } from '../reports/write.js';
+import { fmt, formatTable } from '../reports/table.js';
+
+main(async () => {
+  const { values: o } = args({
+    suite: { type: 'string', default: 'quick' },
+    filter: { type: 'string' },
+    backend: { type: 'string', default: 'auto' },
+    seeds: { type: 'string' },
+    out: { type: 'string' },
+    resume: { type: 'boolean', default: false },
+    list: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  });
+  if (o.help) {
+    console.log(`usage: npm run bench -- [--suite ${suiteNames().join('|')}] [--filter REGEX] [--backend ${BACKEND_NAMES.join('|')}] [--seeds 0,1,2] [--out DIR] [--resume] [--list]`);
+    return 0;
+  }
+  const suite = loadSuite(o.suite!);
+  let seeds = suite.seeds;
+  if (o.seeds !== undefined) {
+    seeds = o.seeds.split(',').map((s) => Number(s.trim()));
+    if (seeds.length === 0 || seeds.some((s) => !Number.isInteger(s) || s < 0)) {
+      throw new UsageError(`--seeds: must be a comma-separated list of non-negative integers, got ${JSON.stringify(o.seeds)}`);
+    }
+  }
+  let filter: RegExp | undefined;
+  if (o.filter !== undefined) {
+    try {
+      filter = new RegExp(o.filter);
+    } catch (e) {
+      throw new UsageError(`--filter: not a valid regular expression (${(e as Error).message})`);
+    }
+  }
+  if (!(BACKEND_NAMES as readonly string[]).includes(o.backend!)) {
+    throw new UsageError(`--backend: unknown backend ${JSON.stringify(o.backend)}; allowed: ${BACKEND_NAMES.join(', ')}`);
+  }
+  // Expand with the requested name first so --list works without initialising a backend.
+  const planned = expandSuite(suite, seeds, o.backend!).filter((c) => !filter || filter.test(runLabel(c)));
+  if (o.list) {
+    console.log(formatTable(['run id', 'run'], planned.map((c) => [runId(c), runLabel(c)])));
+    console.log(`\n${planned.length} runs in suite ${suite.name}`);
+    return 0;
+  }
+  if (planned.length === 0) throw new UsageError(`--filter: no run of suite ${suite.name} matches ${JSON.stringify(o.filter)}`);
+  const backend = await useBackend(o.backend!);
+  const runs = expandSuite(suite, seeds, backend).filter((c) => !filter || filter.test(runLabel(c)));
+  const outDir = resolve(o.out ?? join('results', suite.name));
+  const fp = fingerprint(backend, backendInfo());
+  process.stderr.write(`tabrecall: suite ${suite.name}, ${runs.length} runs, backend ${backend}, out ${outDir}\n`);
+  const t0 = performance.now();
+  const tty = process.stderr.isTTY;
+  let lastLine = 0;
+  const { report, paths } = await runSuite(suite.name, runs, { outDir, resume: o.resume!, fingerprint: fp }, {
+    runStart: (i, n, label) => process.stderr.write(`[run ${i + 1}/${n}] ${label}\n`),
+    progress: (i, n, label, p, eta) => {
+      const now = performance.now();
+      if (!tty && p.validAccuracy === undefined && now - lastLine < 5000) return;
+      lastLine = now;
+      const acc = p.validAccuracy !== undefined ? ` valid acc ${p.validAccuracy.toFixed(3)}` : '';
+      const line = `[run ${i + 1}/${n}] step ${p.step}/${p.maxSteps} loss ${p.loss.toFixed(4)}${acc} ETA ${Math.round(eta)}s`;
+      process.stderr.write(tty ? `\r${line.padEnd(100)}` : `${line}\n`);
+    },
+    runEnd: (i, n, r, skipped) => {
+      if (tty) process.stderr.write('\n');
+      process.stderr.write(`[run ${i + 1}/${n}] ${skipped ? 'already done (resumed)' : 'done'}: accuracy ${r.metrics.accuracy.toFixed(4)} in ${r.metrics.trainSteps} steps, ${r.wallTimeSeconds.toFixed(1)} s\n`);
+    },
+  });
+  const html = join(outDir, 'leaderboard.html');
+  writeAtomic(html, renderLeaderboard([{ path: paths.json, report }]));
+  console.log(
+    formatTable(
+      ['run', 'params', 'accuracy', 'exact', 'steps', 'train tok/s', 'lat b1 ms', 'fallbacks', 'wall s'],
+      report.records.map((r) => [
+        r.label, r.model.parameterCount, fmt(r.metrics.accuracy, 4), fmt(r.metrics.exactMatch, 3), r.metrics.trainSteps,
+        Math.round(r.metrics.trainTokensPerSec), fmt(r.metrics.latency.find((l) => l.batch === 1)?.medianMs, 2), r.fallbackKernels.total, fmt(r.wallTimeSeconds, 1),
+      ]),
+    ),
+  );
+  console.log(`\nsuite ${suite.name} on ${backend}: ${report.records.length} runs in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`report:      ${paths.json}\n             ${paths.arrow}\nleaderboard: ${html}`);
+  return 0;
+});

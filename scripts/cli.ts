@@ -1,0 +1,31 @@
+/** Shared CLI plumbing: one-line errors with exit code 2 for bad input. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ParamError } from '../datasets/params.js';
+import { ReportError } from '../reports/read.js';
+import { BackendError } from '../kernels/backend.js';
+
+export class UsageError extends Error {}
+
+export function args<T extends NonNullable<ParseArgsConfig['options']>>(options: T, allowPositionals = false) {
+  try {
+    return parseArgs({ options, allowPositionals, strict: true });
+  } catch (e) {
+    const known = Object.keys(options).map((k) => `--${k}`).join(', ');
+    throw new UsageError(`${(e as Error).message.split('\n')[0]} (allowed options: ${known})`);
+  }
+}
+
+/** Run a CLI main: input errors print one line and exit 2; anything else is a bug and shows its stack. */
+export function main(fn: () => Promise<number | void>): void {
+  fn().then(
+    (code) => process.exit(code ?? 0),
+    (e: unknown) => {
+      if (e instanceof UsageError || e instanceof ParamError || e instanceof ReportError || e instanceof BackendError) {
+        process.stderr.write(`error: ${(e as Error).message}\n`);
+        process.exit(2);
+      }
+      process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

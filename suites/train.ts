@@ -1,0 +1,124 @@
+/**
+ * The training loop: seeded batches, loss on labelled positions only, AdamW, and early stopping on a
+ * held-out validation split (never the test split).
+ *
+ * Early-stopping rule: every `evalEvery` steps the validation accuracy is measured. Training stops
+ * when it has been 1.0 at two evaluations in a row, or when it has not beaten its best by more than
+ * `minDelta` for `patience` evaluations in a row, or at `maxSteps`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { SequenceModel } from '../models/types.js';
+import type { SequenceTask, TokenBatch } from '../datasets/types.js';
+import { AdamW, type OptimizerConfig } from './optimizer.js';
+import { evaluate, labelledPositions } from './evaluate.js';
+import { crossEntropy, gatherRows } from '../kernels/ops.js';
+
+export interface TrainBudget {
+  maxSteps: number;
+  batchSize: number;
+  evalEvery: number;
+  patience: number;
+  minDelta: number;
+  validExamples: number;
+}
+
+export interface TrainProgress {
+  step: number;
+  maxSteps: number;
+  loss: number;
+  validAccuracy?: number;
+}
+
+export interface TrainResult {
+  steps: number;
+  finalLoss: number;
+  bestValidAccuracy: number;
+  stoppedBy: 'perfect' | 'plateau' | 'maxSteps';
+  trainSeconds: number;
+  trainTokensPerSec: number;
+  lossCurve: [number, number][];
+  validCurve: [number, number][];
+}
+
+/** Mean cross-entropy of the model at the batch's labelled positions. */
+export function batchLoss(model: SequenceModel, b: TokenBatch): tf.Scalar {
+  const pos = labelledPositions(b);
+  const ids = tf.tensor2d(b.inputs, [b.n, b.seqLen], 'int32');
+  const h = tf.reshape(model.hidden(ids), [b.n * b.seqLen, -1]) as tf.Tensor2D;
+  const rows = gatherRows(h, tf.tensor1d(pos.index, 'int32')) as tf.Tensor2D;
+  return crossEntropy(model.head(rows), tf.tensor1d(pos.targets, 'int32'));
+}
+
+export function train(
+  model: SequenceModel,
+  task: SequenceTask & { validSet(n: number): TokenBatch },
+  budget: TrainBudget,
+  opt: OptimizerConfig,
+  onProgress: (p: TrainProgress) => void = () => {},
+): TrainResult {
+  const vars = model.variables();
+  const adamw = new AdamW(vars, opt, budget.maxSteps);
+  const valid = task.validSet(budget.validExamples);
+  const lossCurve: [number, number][] = [];
+  const validCurve: [number, number][] = [];
+  let best = -1;
+  let sinceBest = 0;
+  let perfectRun = 0;
+  let stoppedBy: TrainResult['stoppedBy'] = 'maxSteps';
+  let loss = NaN;
+  let tokens = 0;
+  let step = 0;
+  const t0 = performance.now();
+  for (; step < budget.maxSteps; step++) {
+    const b = task.trainBatch(step, budget.batchSize);
+    tokens += b.n * b.seqLen;
+    const lossT = tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => batchLoss(model, b), vars);
+      adamw.step(vars.map((v) => grads[v.name]!));
+      return value;
+    });
+    const logEvery = Math.max(1, Math.floor(budget.evalEvery / 4));
+    if (step % logEvery === 0 || step === budget.maxSteps - 1) {
+      loss = lossT.dataSync()[0]!;
+      lossCurve.push([step, loss]);
+    }
+    lossT.dispose();
+    if ((step + 1) % budget.evalEvery === 0 || step === budget.maxSteps - 1) {
+      const acc = evaluate(model, valid, 128).accuracy;
+      validCurve.push([step + 1, acc]);
+      onProgress({ step: step + 1, maxSteps: budget.maxSteps, loss, validAccuracy: acc });
+      perfectRun = acc >= 1 ? perfectRun + 1 : 0;
+      if (acc > best + budget.minDelta) {
+        best = acc;
+        sinceBest = 0;
+      } else {
+        best = Math.max(best, acc);
+        sinceBest++;
+      }
+      if (perfectRun >= 2) {
+        stoppedBy = 'perfect';
+        step++;
+        break;
+      }
+      if (sinceBest >= budget.patience) {
+        stoppedBy = 'plateau';
+        step++;
+        break;
+      }
+    } else if (step % logEvery === 0) {
+      onProgress({ step: step + 1, maxSteps: budget.maxSteps, loss });
+    }
+  }
+  const trainSeconds = (performance.now() - t0) / 1000;
+  adamw.dispose();
+  return {
+    steps: step,
+    finalLoss: loss,
+    bestValidAccuracy: best,
+    stoppedBy,
+    trainSeconds,
+    trainTokensPerSec: tokens / trainSeconds,
+    lossCurve,
+    validCurve,
+  };
+}

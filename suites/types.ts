@@ -1,0 +1,34 @@
+import type { TrainBudget } from './train.js';
+import type { OptimizerConfig } from './optimizer.js';
+import type { LatencyConfig } from './latency.js';
+
+/** One block of a suite file: a task, the models to try on it, and the sweep axes. */
+export interface SuiteEntry {
+  task: string;
+  taskParams: Record<string, unknown>;
+  models: { name: string; size?: string; params: Record<string, unknown> }[];
+  train: Partial<TrainBudget>;
+  optimizer: Partial<OptimizerConfig>;
+  latency: Partial<LatencyConfig>;
+  /** Cartesian sweep: keys "task.X", "model.X" or "optimizer.X" -> list of values. */
+  sweep?: Record<string, unknown[]>;
+}
+
+export interface SuiteFile {
+  name: string;
+  description: string;
+  seeds: number[];
+  entries: SuiteEntry[];
+}
+
+/** A fully expanded run: everything that determines its result (its hash is the run id). */
+export interface RunConfig {
+  suite: string;
+  task: { name: string; params: Record<string, unknown> };
+  model: { name: string; size: string; params: Record<string, unknown> };
+  train: TrainBudget;
+  optimizer: OptimizerConfig;
+  latency: LatencyConfig;
+  seed: number;
+  backend: string;
+}
