@@ -19,22 +19,7 @@ export function gatherRows(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
   });
 }
 
-/** Layer normalisation over the last axis with learned gain and bias. */
-export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-5): tf.Tensor {
-  return tf.tidy(() => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta);
-  });
-}
-
-/** GELU, tanh approximation (GPT-2's): avoids erf, which is slow on wasm. */
-export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const c = Math.sqrt(2 / Math.PI);
-    const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), c);
-    return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
-  });
-}
+export { layerNorm, gelu } from './fused.js';
 
 /** Mean softmax cross-entropy of logits [N, V] against integer labels [N]. */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {

@@ -1,0 +1,60 @@
+/**
+ * koffi bindings to the C ABI in kernels/native/src/api.h. The same declarations bind the cuda
+ * library, whose pointers are device pointers: the TypeScript backend never looks inside a buffer
+ * except through read/write.
+ */
+import koffi from 'koffi';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const P = 'void *';
+const SIGNATURES = {
+  tr_info: ['const char *', []],
+  tr_set_num_threads: ['void', ['int']],
+  tr_get_num_threads: ['int', []],
+  tr_unary: ['void', ['int', 'int', P, P, 'int64_t', 'float']],
+  tr_binary: ['void', ['int', 'int', P, P, P, 'int', P, P, P]],
+  tr_select: ['void', [P, P, P, P, 'int64_t', 'int']],
+  tr_cast: ['void', ['int', 'int', P, P, 'int64_t']],
+  tr_fill: ['void', ['int', P, 'int64_t', 'double']],
+  tr_reduce: ['void', ['int', 'int', P, P, 'int64_t', 'int64_t']],
+  tr_reduce_mid: ['void', ['int', P, P, 'int64_t', 'int64_t', 'int64_t']],
+  tr_transpose: ['void', ['int', P, P, 'int', P, P]],
+  tr_slice: ['void', ['int', P, P, 'int', P, P, P, P]],
+  tr_pad: ['void', ['int', P, P, 'int', P, P, P, 'double', 'int']],
+  tr_concat2d: ['void', ['int', P, P, 'int64_t', 'int64_t', 'int64_t', 'int64_t']],
+  tr_tile: ['void', ['int', P, P, 'int', P, P]],
+  tr_gather: ['void', ['int', P, P, P, 'int64_t', 'int64_t', 'int64_t', 'int64_t', 'int64_t']],
+  tr_unsorted_segment_sum: ['void', ['int', P, P, P, 'int64_t', 'int64_t', 'int64_t']],
+  tr_one_hot: ['void', [P, P, 'int', 'int64_t', 'int64_t', 'double', 'double']],
+  tr_matmul: ['void', [P, P, P, 'int64_t', 'int64_t', 'int64_t', 'int64_t', 'int64_t', 'int64_t', 'int', 'int']],
+  tr_gemm_builtin: ['void', [P, P, P, 'int64_t', 'int64_t', 'int64_t', 'int', 'int']],
+  tr_softmax: ['void', [P, P, 'int64_t', 'int64_t']],
+  tr_layernorm_fwd: ['void', [P, P, P, P, P, P, 'int64_t', 'int64_t', 'float']],
+  tr_layernorm_bwd: ['void', [P, P, P, P, P, P, P, P, 'int64_t', 'int64_t']],
+  tr_gelu_fwd: ['void', [P, P, 'int64_t']],
+  tr_gelu_bwd: ['void', [P, P, P, 'int64_t']],
+  tr_cumsum: ['void', ['int', P, P, 'int64_t', 'int64_t', 'int64_t', 'int', 'int']],
+} as const;
+
+type Fn = (...args: unknown[]) => unknown;
+export type NativeLib = { [K in keyof typeof SIGNATURES]: Fn } & { path: string };
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Where a backend's shared library is expected (TABRECALL_NATIVE_LIB / TABRECALL_CUDA_LIB override). */
+export function libraryPath(kind: 'native' | 'cuda'): string {
+  const env = kind === 'native' ? process.env.TABRECALL_NATIVE_LIB : process.env.TABRECALL_CUDA_LIB;
+  if (env) return env;
+  return join(here, '..', kind, 'build', `libtabrecall_${kind}.so`);
+}
+
+export function loadLibrary(kind: 'native' | 'cuda'): NativeLib | undefined {
+  const path = libraryPath(kind);
+  if (!existsSync(path)) return undefined;
+  const lib = koffi.load(path);
+  const out: Record<string, unknown> = { path };
+  for (const [name, [ret, params]] of Object.entries(SIGNATURES)) out[name] = lib.func(name, ret, [...params]);
+  return out as NativeLib;
+}

@@ -1,0 +1,40 @@
+// The C ABI shared by the native (CPU) and cuda libraries: the TypeScript backend calls these through
+// koffi. Pointers are host pointers for `native`, device pointers for `cuda`; shapes are int32.
+#pragma once
+#include <cstdint>
+#define TR_API extern "C" __attribute__((visibility("default")))
+
+TR_API const char* tr_info();
+TR_API void tr_set_num_threads(int n);
+TR_API int tr_get_num_threads();
+
+TR_API void tr_unary(int op, int dtype, const void* x, void* y, int64_t n, float alpha);
+TR_API void tr_binary(int op, int dtype, const void* a, const void* b, void* out, int rank, const int32_t* out_shape,
+                      const int32_t* a_strides, const int32_t* b_strides);
+TR_API void tr_select(const uint8_t* cond, const void* a, const void* b, void* out, int64_t n, int elem_size);
+TR_API void tr_cast(int src_dtype, int dst_dtype, const void* x, void* y, int64_t n);
+TR_API void tr_fill(int dtype, void* y, int64_t n, double value);
+TR_API void tr_reduce_mid(int op, const float* x, float* y, int64_t outer, int64_t red, int64_t inner);
+TR_API void tr_reduce(int op, int dtype, const void* x, void* y, int64_t outer, int64_t inner);
+TR_API void tr_transpose(int elem_size, const void* x, void* y, int rank, const int32_t* shape, const int32_t* perm);
+TR_API void tr_slice(int elem_size, const void* x, void* y, int rank, const int32_t* shape, const int32_t* begin,
+                     const int32_t* size, const int32_t* step);
+TR_API void tr_pad(int elem_size, const void* x, void* y, int rank, const int32_t* in_shape, const int32_t* before,
+                   const int32_t* out_shape, double constant, int dtype);
+TR_API void tr_concat2d(int elem_size, const void* x, void* y, int64_t outer, int64_t inner_x, int64_t inner_y, int64_t offset);
+TR_API void tr_tile(int elem_size, const void* x, void* y, int rank, const int32_t* in_shape, const int32_t* out_shape);
+TR_API void tr_gather(int elem_size, const void* x, const int32_t* idx, void* y, int64_t batch, int64_t outer,
+                      int64_t axis_size, int64_t inner, int64_t n_idx);
+TR_API void tr_unsorted_segment_sum(int dtype, const void* x, const int32_t* seg, void* y, int64_t n, int64_t inner, int64_t num_segments);
+TR_API void tr_one_hot(const int32_t* idx, void* y, int dtype, int64_t n, int64_t depth, double on, double off);
+TR_API void tr_matmul(const float* a, const float* b, float* c, int64_t batch, int64_t a_batch, int64_t b_batch, int64_t m,
+                      int64_t n, int64_t k, int trans_a, int trans_b);
+TR_API void tr_gemm_builtin(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, int trans_a, int trans_b);
+TR_API void tr_softmax(const float* x, float* y, int64_t rows, int64_t cols);
+TR_API void tr_layernorm_fwd(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd,
+                             int64_t rows, int64_t cols, float eps);
+TR_API void tr_layernorm_bwd(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
+                             float* dx, float* dgamma, float* dbeta, int64_t rows, int64_t cols);
+TR_API void tr_gelu_fwd(const float* x, float* y, int64_t n);
+TR_API void tr_gelu_bwd(const float* dy, const float* x, float* dx, int64_t n);
+TR_API void tr_cumsum(int dtype, const void* x, void* y, int64_t outer, int64_t len, int64_t inner, int exclusive, int reverse);

@@ -1,0 +1,17 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../kernels/backend.js';
+import { MqarTask, parseMqarParams } from '../datasets/mqar.js';
+import { buildModel } from '../models/registry.js';
+import { batchLoss } from '../suites/train.js';
+import { AdamW, OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
+import { evaluate } from '../suites/evaluate.js';
+await useBackend('cpu');
+const task = new MqarTask(parseMqarParams({ vocabSize: 64, inputSeqLen: 16, numKvPairs: 2, numTrainExamples: 100, numTestExamples: 8 }), 0);
+const model = buildModel('dense', { dModel: 16, nLayers: 1, nHeads: 2 }, { vocabSize: 64, maxLen: 16, seed: 0 });
+const opt = new AdamW(model.variables(), OPTIMIZER_DEFAULTS, 10);
+const b = task.trainBatch(0, 4);
+const info = await tf.profile(() => { const { value, grads } = tf.variableGrads(() => batchLoss(model, b), model.variables()); opt.step(model.variables().map(v => grads[v.name]!)); });
+const names = new Set(info.kernels.map((k) => k.name));
+const info2 = await tf.profile(() => { evaluate(model, task.testSet(), 8); });
+for (const k of info2.kernels) names.add(k.name);
+console.log([...names].sort().join(' '));
