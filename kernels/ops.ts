@@ -29,3 +29,56 @@ export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
     return tf.neg(tf.mean(tf.sum(tf.mul(logp, onehot), -1))) as tf.Scalar;
   });
 }
+
+const ropeCache = new Map<string, [tf.Tensor2D, tf.Tensor2D]>();
+
+/**
+ * Rotary position embedding (Su et al.) on [B, H, L, D] queries or keys, rotate-half convention:
+ * relative positions let previous-token and induction heads form quickly, and work past the
+ * training length (NIAH's extrapolation axis).
+ */
+export function rope(x: tf.Tensor4D, base = 10000): tf.Tensor4D {
+  const [, , L, D] = x.shape;
+  const key = `${tf.getBackend()}:${L}x${D}:${base}`;
+  let cs = ropeCache.get(key);
+  if (!cs || cs[0].isDisposed) {
+    const half = D / 2;
+    const cos = new Float32Array(L * D);
+    const sin = new Float32Array(L * D);
+    for (let t = 0; t < L; t++) {
+      for (let i = 0; i < half; i++) {
+        const a = t / Math.pow(base, (2 * i) / D);
+        cos[t * D + i] = cos[t * D + i + half] = Math.cos(a);
+        sin[t * D + i] = -Math.sin(a);
+        sin[t * D + i + half] = Math.sin(a);
+      }
+    }
+    cs = [tf.keep(tf.tensor2d(cos, [L, D])), tf.keep(tf.tensor2d(sin, [L, D]))];
+    ropeCache.set(key, cs);
+  }
+  const [cos, sin] = cs;
+  return tf.tidy(() => {
+    const half = D / 2;
+    // swapped = [x2, x1]; sin already carries the sign of rotate_half = [-x2, x1].
+    const swapped = tf.concat([tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]), tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, half])], 3);
+    return tf.add(tf.mul(x, cos), tf.mul(swapped, sin)) as tf.Tensor4D;
+  });
+}
+
+/**
+ * Causal depthwise convolution over the sequence axis: y[t] = b + sum_j w[j] * x[t - j], x [B, L, d],
+ * w [k, d]. Zoology's MQAR models run such a short convolution before the sequence mixer.
+ */
+export function causalDepthwiseConv(x: tf.Tensor3D, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [B, L, d] = x.shape;
+    const k = w.shape[0];
+    const padded = tf.pad(x, [[0, 0], [k - 1, 0], [0, 0]]);
+    let y: tf.Tensor = b;
+    for (let j = 0; j < k; j++) {
+      const shifted = tf.slice(padded, [0, k - 1 - j, 0], [B, L, d]);
+      y = tf.add(y, tf.mul(shifted, tf.reshape(tf.slice(w, [j, 0], [1, d]), [d])));
+    }
+    return y as tf.Tensor3D;
+  });
+}

@@ -5,12 +5,16 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { attention } from '../kernels/attention.js';
-import { gatherRows, gelu, layerNorm } from '../kernels/ops.js';
+import { causalDepthwiseConv, gatherRows, gelu, layerNorm, rope } from '../kernels/ops.js';
 import { ParamFactory, uniquePrefix } from './init.js';
 import type { ModelContext, SequenceModel } from './types.js';
-import { boolParam, intParam, rejectUnknown, ParamError } from '../datasets/params.js';
+import { boolParam, enumParam, intParam, rejectUnknown, ParamError } from '../datasets/params.js';
 
 export interface TransformerConfig {
+  /** 'rope' (rotary, default) or 'learned' absolute position embeddings. */
+  positions: 'rope' | 'learned';
+  /** Kernel size of a causal depthwise convolution before attention in every block (0 = none): Zoology's MQAR hybrid. */
+  shortConv: number;
   dModel: number;
   nLayers: number;
   nHeads: number;
@@ -18,12 +22,14 @@ export interface TransformerConfig {
   tiedHead: boolean;
 }
 
-export const TRANSFORMER_DEFAULTS: TransformerConfig = { dModel: 64, nLayers: 2, nHeads: 2, mlpRatio: 4, tiedHead: false };
+export const TRANSFORMER_DEFAULTS: TransformerConfig = { positions: 'rope', shortConv: 0, dModel: 64, nLayers: 2, nHeads: 2, mlpRatio: 4, tiedHead: false };
 
 export function parseTransformerConfig(where: string, given: Record<string, unknown>): TransformerConfig {
   rejectUnknown(where, given, Object.keys(TRANSFORMER_DEFAULTS));
   const g = { ...TRANSFORMER_DEFAULTS, ...given };
   const c: TransformerConfig = {
+    positions: enumParam(where, 'positions', g.positions, ['rope', 'learned'] as const),
+    shortConv: intParam(where, 'shortConv', g.shortConv, 0, 64),
     dModel: intParam(where, 'dModel', g.dModel, 1, 65536),
     nLayers: intParam(where, 'nLayers', g.nLayers, 1, 1024),
     nHeads: intParam(where, 'nHeads', g.nHeads, 1, 1024),
@@ -35,6 +41,7 @@ export function parseTransformerConfig(where: string, given: Record<string, unkn
 }
 
 interface Block {
+  convW?: tf.Variable; convB?: tf.Variable;
   ln1g: tf.Variable; ln1b: tf.Variable;
   wqkv: tf.Variable; bqkv: tf.Variable;
   wo: tf.Variable; bo: tf.Variable;
@@ -50,7 +57,7 @@ export class Transformer implements SequenceModel {
   readonly maxLen: number;
   readonly config: Record<string, unknown>;
   private readonly tokEmb: tf.Variable;
-  private readonly posEmb: tf.Variable;
+  private readonly posEmb: tf.Variable | undefined;
   private readonly blocks: Block[] = [];
   private readonly lnfg: tf.Variable;
   private readonly lnfb: tf.Variable;
@@ -72,10 +79,11 @@ export class Transformer implements SequenceModel {
     const std = 0.02;
     const residStd = std / Math.sqrt(2 * c.nLayers);
     this.tokEmb = f.normal([ctx.vocabSize, d], std, `${p}/tok`);
-    this.posEmb = f.normal([ctx.maxLen, d], std, `${p}/pos`);
+    this.posEmb = c.positions === 'learned' ? f.normal([ctx.maxLen, d], std, `${p}/pos`) : undefined;
     for (let l = 0; l < c.nLayers; l++) {
       const q = `${p}/b${l}`;
       this.blocks.push({
+        ...(c.shortConv > 0 ? { convW: f.normal([c.shortConv, d], 1 / Math.sqrt(c.shortConv), `${q}/convw`), convB: f.constant([d], 0, `${q}/convb`) } : {}),
         ln1g: f.constant([d], 1, `${q}/ln1g`), ln1b: f.constant([d], 0, `${q}/ln1b`),
         wqkv: f.normal([d, 3 * d], std, `${q}/wqkv`), bqkv: f.constant([3 * d], 0, `${q}/bqkv`),
         wo: f.normal([d, d], residStd, `${q}/wo`), bo: f.constant([d], 0, `${q}/bo`),
@@ -99,10 +107,11 @@ export class Transformer implements SequenceModel {
       const [B, L] = ids.shape;
       if (L > this.maxLen) throw new Error(`model ${this.name}: sequence length ${L} exceeds maxLen ${this.maxLen}`);
       const d = this.c.dModel;
-      const pos = tf.slice(this.posEmb, [0, 0], [L, d]);
-      let x = tf.add(gatherRows(this.tokEmb as tf.Tensor2D, ids), pos) as tf.Tensor3D;
+      let x = gatherRows(this.tokEmb as tf.Tensor2D, ids) as tf.Tensor3D;
+      if (this.posEmb) x = tf.add(x, tf.slice(this.posEmb, [0, 0], [L, d])) as tf.Tensor3D;
       for (const b of this.blocks) {
-        const h = layerNorm(x, b.ln1g as tf.Tensor1D, b.ln1b as tf.Tensor1D) as tf.Tensor3D;
+        let h = layerNorm(x, b.ln1g as tf.Tensor1D, b.ln1b as tf.Tensor1D) as tf.Tensor3D;
+        if (b.convW) h = causalDepthwiseConv(h, b.convW as tf.Tensor2D, b.convB as tf.Tensor1D);
         x = tf.add(x, this.selfAttention(h, b, B, L)) as tf.Tensor3D;
         const h2 = layerNorm(x, b.ln2g as tf.Tensor1D, b.ln2b as tf.Tensor1D) as tf.Tensor3D;
         x = tf.add(x, this.mlp(h2, b)) as tf.Tensor3D;
@@ -123,7 +132,8 @@ export class Transformer implements SequenceModel {
     // [B*L, 3d] -> [3, B, H, L, Dh] in one transpose, then split.
     const t = tf.transpose(tf.reshape(qkv, [B, L, 3, H, Dh]), [2, 0, 3, 1, 4]);
     const [q, k, v] = tf.unstack(t, 0) as tf.Tensor4D[];
-    const o = this.mix(q!, k!, v!); // [B, H, L, Dh]
+    const rot = this.c.positions === 'rope';
+    const o = this.mix(rot ? rope(q!) : q!, rot ? rope(k!) : k!, v!); // [B, H, L, Dh]
     const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * L, d]);
     return tf.reshape(tf.add(tf.matMul(merged as tf.Tensor2D, b.wo as tf.Tensor2D), b.bo), [B, L, d]);
   }

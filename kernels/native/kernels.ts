@@ -71,7 +71,8 @@ function reduce(name: string): Fn {
   const op = REDUCE[name]!;
   return ([x], attrs, b) => {
     const rank = x!.shape.length;
-    const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x!.shape);
+    // Max names its axes `reductionIndices`; every other reduction calls them `axis`.
+    const axes = tf.util.parseAxisParam((attrs.axis ?? attrs.reductionIndices) as number | number[], x!.shape);
     const sorted = [...axes].sort((p, q) => p - q);
     const contiguous = sorted.every((a, i) => i === 0 || a === sorted[i - 1]! + 1);
     if (op <= 4 && x!.dtype === 'float32' && contiguous && sorted.length && sorted[sorted.length - 1]! < rank - 1) {
@@ -251,6 +252,19 @@ const KERNELS: Record<string, Fn> = {
       const begin = x!.shape.map(() => 0);
       begin[axis] = i;
       return { ...sliceInfo(b, x!, begin, sz), shape: outShape };
+    });
+  },
+  SplitV: ([x], a, b) => {
+    const axis = tf.util.parseAxisParam(a.axis as number, x!.shape)[0]!;
+    const sizes = backend_util.prepareSplitSize(x as unknown as tf.Tensor, a.numOrSizeSplits as number | number[], axis);
+    let offset = 0;
+    return sizes.map((s) => {
+      const begin = x!.shape.map(() => 0);
+      begin[axis] = offset;
+      offset += s;
+      const sz = [...x!.shape];
+      sz[axis] = s;
+      return sliceInfo(b, x!, begin, sz);
     });
   },
   Tile: ([x], a, b) => {

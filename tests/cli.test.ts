@@ -1,0 +1,113 @@
+/** The CLI's contract: one-line errors with exit code 2, nothing overwritten, and --resume after a kill. */
+import { describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const TSX = join('node_modules', '.bin', 'tsx');
+
+function cli(script: string, args: string[]) {
+  const r = spawnSync(TSX, [join('scripts', script), ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function tinySuite(dir: string, runs = 2): string {
+  const path = join(dir, 'tiny.json');
+  writeFileSync(path, JSON.stringify({
+    name: 'tiny', description: 'test', seeds: Array.from({ length: runs }, (_, i) => i),
+    entries: [{
+      task: 'mqar', taskParams: { vocabSize: 32, inputSeqLen: 16, numKvPairs: 2, numTrainExamples: 128, numTestExamples: 16 },
+      models: [{ name: 'dense', params: { dModel: 16, nLayers: 1, nHeads: 2 } }],
+      train: { maxSteps: 40, batchSize: 8, evalEvery: 20, validExamples: 16 }, optimizer: { lr: 0.003, warmupSteps: 5 },
+      latency: { batches: [1], lengths: [16], timeMs: 20, minSamples: 5 },
+    }],
+  }));
+  return path;
+}
+
+describe('bench CLI', () => {
+  it('bad input: one line naming the field and the allowed values, exit 2', () => {
+    const cases: [string[], RegExp][] = [
+      [['--suite', 'nope'], /--suite: unknown suite "nope"; allowed: .*quick/],
+      [['--backend', 'tpu'], /--backend: unknown backend "tpu"; allowed: auto, cuda, native, wasm, cpu/],
+      [['--seeds', 'a,b'], /--seeds: must be a comma-separated list/],
+      [['--filter', '('], /--filter: not a valid regular expression/],
+      [['--bogus'], /Unknown option '--bogus'.*allowed options: --suite/],
+    ];
+    for (const [args, re] of cases) {
+      const r = cli('bench.ts', [...args, '--list']);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err.trim().split('\n').length).toBe(1);
+      expect(r.err).toMatch(re);
+    }
+  });
+
+  it('invalid task, model and suite fields are named', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tr-cli-'));
+    const path = tinySuite(dir);
+    const s = JSON.parse(readFileSync(path, 'utf8'));
+    const variants: [(x: typeof s) => void, RegExp][] = [
+      [(x) => (x.entries[0].task = 'qa'), /suite\.entries\[0\]\.task: unknown task "qa"; allowed: mqar, niah/],
+      [(x) => (x.entries[0].models[0].name = 'gpt'), /model: unknown model "gpt"; allowed: dense/],
+      [(x) => (x.entries[0].taskParams.inputSeqLen = 15), /task\.mqar\.inputSeqLen: must be even/],
+      [(x) => (x.entries[0].models[0].params.nHeads = 3), /model\.dense\.nHeads: must divide dModel/],
+      [(x) => (x.seeds = 'zero'), /suite\.seeds: must be an array of integers/],
+    ];
+    for (const [mutate, re] of variants) {
+      const copy = JSON.parse(JSON.stringify(s));
+      mutate(copy);
+      const p = join(dir, 'bad.json');
+      writeFileSync(p, JSON.stringify(copy));
+      const r = cli('bench.ts', ['--suite', p, '--list']);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(re);
+    }
+  });
+
+  it('compare and leaderboard reject unreadable reports without writing anything', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tr-cmp-'));
+    writeFileSync(join(dir, 'bad.json'), 'not json');
+    const r = cli('compare.ts', [join(dir, 'bad.json'), join(dir, 'bad.json')]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/report .*bad\.json: not valid JSON/);
+    const l = cli('leaderboard.ts', [join(dir, 'missing.json'), '--out', join(dir, 'lb.html')]);
+    expect(l.code).toBe(2);
+    expect(existsSync(join(dir, 'lb.html'))).toBe(false);
+  });
+
+  it('--resume skips runs finished before an interruption', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tr-resume-'));
+    const suite = tinySuite(dir, 3);
+    const out = join(dir, 'out');
+    // Start the suite and kill it as soon as the first run's record is on disk.
+    const child = spawn(TSX, [join('scripts', 'bench.ts'), '--suite', suite, '--backend', 'native', '--out', out], { stdio: 'ignore' });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        const runs = existsSync(join(out, 'runs')) ? readdirSync(join(out, 'runs')).filter((f) => f.endsWith('.json')) : [];
+        if (runs.length >= 1) {
+          clearInterval(timer);
+          child.kill('SIGKILL');
+          resolve();
+        }
+      }, 50);
+      child.on('exit', () => {
+        clearInterval(timer);
+        resolve();
+      });
+      setTimeout(() => reject(new Error('no run finished in time')), 100_000);
+    });
+    const before = readdirSync(join(out, 'runs')).filter((f) => f.endsWith('.json'));
+    expect(before.length).toBeGreaterThanOrEqual(1);
+    expect(before.length).toBeLessThan(3);
+    const firstRecord = readFileSync(join(out, 'runs', before[0]!), 'utf8');
+    const r = cli('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out, '--resume']);
+    expect(r.code).toBe(0);
+    expect((r.err.match(/already done \(resumed\)/g) ?? []).length).toBe(before.length);
+    expect(readFileSync(join(out, 'runs', before[0]!), 'utf8')).toBe(firstRecord);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.records.length).toBe(3);
+    expect(existsSync(join(out, 'report.arrow'))).toBe(true);
+    expect(existsSync(join(out, 'leaderboard.html'))).toBe(true);
+  });
+});

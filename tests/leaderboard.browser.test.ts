@@ -1,0 +1,59 @@
+/**
+ * The leaderboard in a real headless Chromium (Debian's `chromium` + playwright-core): the tables hold
+ * the report's numbers, sorting works, the plots render; a screenshot is saved for humans.
+ */
+import { describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+import { renderLeaderboard } from '../reports/html.js';
+import { SCHEMA_VERSION, type Report } from '../reports/schema.js';
+import { fakeRecord } from './reports.test.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+describe('leaderboard in headless Chromium', () => {
+  it('shows the report numbers, sorts columns, draws plots', async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: run "apt-get install chromium" (as .ci/run does) or set CHROMIUM_PATH`);
+    const records = [
+      fakeRecord({ runId: 'r1', model: { name: 'dense', size: 'd64', params: { dModel: 64 }, parameterCount: 111 } }, 0.991),
+      fakeRecord({ runId: 'r2', model: { name: 'dense', size: 'd128', params: { dModel: 128 }, parameterCount: 222 } }, 0.5),
+      fakeRecord({
+        runId: 'r3', label: 'niah multikey L256 | dense d64 | lr 0.003 | seed 0',
+        task: { name: 'niah', params: { family: 'multikey', haystack: 'random', seqLen: 256, numNeedles: 4 } },
+      }, 0.97),
+    ];
+    records[2]!.metrics.niahGrid = [64, 128, 256].flatMap((length) => [0, 0.5, 1].map((depth) => ({ length, depth, score: depth === 1 ? 0.9 : 1, examples: 16 })));
+    const report: Report = { schemaVersion: SCHEMA_VERSION, suite: 'quick', createdAt: new Date().toISOString(), fingerprint: records[0]!.fingerprint, records };
+    const dir = mkdtempSync(join(tmpdir(), 'tr-lb-'));
+    const file = join(dir, 'leaderboard.html');
+    writeFileSync(file, renderLeaderboard([{ path: 'report.json', report }]));
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`file://${file}`);
+      const accCells = await page.locator('#runs-mqar tbody tr').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-run-id'), r.children[3]!.textContent]));
+      expect(accCells).toEqual([['r1', '0.9910'], ['r2', '0.5000']]);
+      // Sort by accuracy (ascending, then descending) in the best-per-model table.
+      const header = page.locator('#best-mqar th', { hasText: /^accuracy$/ });
+      await header.click();
+      const asc = await page.locator('#best-mqar tbody tr td:nth-child(7)').allTextContents();
+      expect(asc).toEqual(['0.5000', '0.9910']);
+      await header.click();
+      expect(await page.locator('#best-mqar tbody tr td:nth-child(7)').allTextContents()).toEqual(['0.9910', '0.5000']);
+      expect(await page.locator('svg[aria-label="MQAR accuracy vs d_model"] circle').count()).toBe(2);
+      expect(await page.locator('#task-niah svg rect[fill^="hsl"]').count()).toBe(9);
+      expect(await page.locator('details summary').first().textContent()).toContain('suite quick');
+      const shots = resolve('results', 'screenshots');
+      mkdirSync(shots, { recursive: true });
+      await page.screenshot({ path: join(shots, 'leaderboard.png'), fullPage: true });
+      expect(existsSync(join(shots, 'leaderboard.png'))).toBe(true);
+    } finally {
+      await browser.close();
+    }
+  });
+});

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tableFromIPC } from 'apache-arrow';
+import { writeReport } from '../reports/write.js';
+import { readReport, ReportError } from '../reports/read.js';
+import { compareReports } from '../reports/compare.js';
+import { SCHEMA_VERSION, type Report, type RunRecord } from '../reports/schema.js';
+import { fingerprint } from '../reports/fingerprint.js';
+import { renderLeaderboard } from '../reports/html.js';
+
+export function fakeRecord(over: Partial<RunRecord> = {}, acc = 0.99, latencyMs = 10): RunRecord {
+  const fp = fingerprint('native');
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    runId: 'abc123',
+    suite: 'quick',
+    label: 'mqar L64 kv8 V256 | dense d64 | lr 0.003 | seed 0',
+    task: { name: 'mqar', params: { inputSeqLen: 64, numKvPairs: 8, vocabSize: 256 } },
+    model: { name: 'dense', size: 'd64', params: { dModel: 64 }, parameterCount: 1234 },
+    train: {}, optimizer: { lr: 0.003 }, latencyConfig: {},
+    seed: 0, backend: 'native', fingerprint: fp, gitSha: fp.gitSha,
+    metrics: {
+      accuracy: acc, accuracyDenominator: 8000, exactMatch: 0.95, examples: 1000, finalTrainLoss: 0.01, bestValidAccuracy: 1,
+      trainSteps: 500, stoppedBy: 'perfect', trainSeconds: 10, trainTokensPerSec: 1000, peakMemoryBytes: 1e6,
+      latency: [{ batch: 1, length: 64, medianMs: latencyMs, p10Ms: latencyMs * 0.98, p90Ms: latencyMs * 1.02, samples: 50, tokensPerSec: 6400 / latencyMs }],
+      lossCurve: [[0, 5]], validCurve: [[100, 1]],
+    },
+    diagnostics: {}, fallbackKernels: { total: 0, byKernel: {} }, wallTimeSeconds: 12,
+    startedAt: new Date().toISOString(), finishedAt: new Date().toISOString(),
+    ...over,
+  };
+}
+
+function report(records: RunRecord[]): Report {
+  return { schemaVersion: SCHEMA_VERSION, suite: 'quick', createdAt: new Date().toISOString(), fingerprint: records[0]!.fingerprint, records };
+}
+
+describe('reports', () => {
+  it('round-trips JSON and writes an Arrow table with one row per run', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tr-rep-'));
+    const r = report([fakeRecord(), fakeRecord({ runId: 'def456', seed: 1 }, 0.5)]);
+    const paths = writeReport(join(dir, 'report.json'), r);
+    expect(readReport(paths.json)).toEqual(r);
+    const t = tableFromIPC(readFileSync(paths.arrow));
+    expect(t.numRows).toBe(2);
+    expect(t.getChild('accuracy')!.get(1)).toBe(0.5);
+    expect(t.getChild('run_id')!.get(0)).toBe('abc123');
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('refuses unreadable, corrupt and wrong-version reports with one clear error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tr-bad-'));
+    expect(() => readReport(join(dir, 'missing.json'))).toThrow(/cannot read \(ENOENT\)/);
+    writeFileSync(join(dir, 'corrupt.json'), '{"schemaVersion": 1, "records": [');
+    expect(() => readReport(join(dir, 'corrupt.json'))).toThrow(ReportError);
+    expect(() => readReport(join(dir, 'corrupt.json'))).toThrow(/not valid JSON/);
+    writeFileSync(join(dir, 'v99.json'), JSON.stringify({ schemaVersion: 99, records: [] }));
+    expect(() => readReport(join(dir, 'v99.json'))).toThrow(/schemaVersion must be 1, got 99/);
+    writeFileSync(join(dir, 'rec.json'), JSON.stringify({ schemaVersion: 1, records: [{ runId: 'x', seed: 0, backend: 'cpu', metrics: {} }] }));
+    expect(() => readReport(join(dir, 'rec.json'))).toThrow(/records\[0\]\.metrics\.accuracy: must be a number/);
+  });
+
+  it('compare flags a planted accuracy drop and a planted slowdown, and nothing on identical reports', () => {
+    const base = report([fakeRecord()]);
+    expect(compareReports(base, base).regressions).toBe(0);
+    const accDrop = compareReports(base, report([fakeRecord({}, 0.9)]));
+    expect(accDrop.regressions).toBe(1);
+    expect(accDrop.rows.find((r) => r.metric === 'accuracy')!.verdict).toBe('REGRESSION');
+    const slower = compareReports(base, report([fakeRecord({}, 0.99, 13)]));
+    expect(slower.rows.find((r) => r.metric.startsWith('latency'))!.verdict).toBe('REGRESSION');
+    // Within the noise threshold (10% here, spread is small): not a regression.
+    expect(compareReports(base, report([fakeRecord({}, 0.99, 10.5)])).regressions).toBe(0);
+  });
+
+  it('compare widens the latency threshold when measurements are noisy', () => {
+    const noisy = (ms: number) => {
+      const r = fakeRecord({}, 0.99, ms);
+      r.metrics.latency[0] = { ...r.metrics.latency[0]!, p10Ms: ms * 0.8, p90Ms: ms * 1.2 };
+      return r;
+    };
+    // Spread 0.4 -> threshold 1 + 3*0.4 = 2.2x: a 1.5x slowdown is noise.
+    expect(compareReports(report([noisy(10)]), report([noisy(15)])).regressions).toBe(0);
+    expect(compareReports(report([noisy(10)]), report([noisy(25)])).regressions).toBe(1);
+  });
+
+  it('the leaderboard is one self-contained file holding the report numbers', () => {
+    const html = renderLeaderboard([{ path: 'r.json', report: report([fakeRecord()]) }]);
+    expect(html).not.toMatch(/<script src=|<link /);
+    expect(html).toContain('0.9900');
+    expect(html).toContain('data-run-id="abc123"');
+  });
+});
