@@ -215,10 +215,16 @@ export class NiahTask implements SequenceTask {
     if (!this.trainLengths.includes(p.seqLen)) this.trainLengths.push(p.seqLen);
   }
 
+  /**
+   * A batch at a random training length. `batchSize` counts sequences of length seqLen: shorter
+   * sequences come proportionally more per batch (a constant token budget), so every step carries
+   * about the same compute and the short lengths give denser supervision.
+   */
   trainBatch(step: number, batchSize: number): TokenBatch {
     const rng = new Rng(Rng.derive(this.seed, `niah/train-len/${step}`));
     const L = this.trainLengths[rng.int(0, this.trainLengths.length)]!;
-    return generateNiah(this.p, batchSize, L, undefined, Rng.derive(this.seed, `niah/train/${step}`));
+    const n = Math.max(1, Math.floor((batchSize * this.seqLen) / L));
+    return generateNiah(this.p, n, L, undefined, Rng.derive(this.seed, `niah/train/${step}`));
   }
 
   validSet(n: number): TokenBatch {

@@ -1,0 +1,10 @@
+import { useBackend } from '../kernels/backend.js';
+import { NiahTask, parseNiahParams } from '../datasets/niah.js';
+import { buildModel } from '../models/registry.js';
+import { train } from '../suites/train.js';
+import { OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
+await useBackend('native');
+const task = new NiahTask(parseNiahParams({ family: 'multikey', seqLen: 256, numNeedles: 4, evalLengths: [64, 128, 256], ...JSON.parse(process.env.TASK ?? '{}') }), 0);
+const model = buildModel('dense', { dModel: 64, nLayers: 2, nHeads: 2, shortConv: 3, ...JSON.parse(process.env.MODEL ?? '{}') }, { vocabSize: task.vocabSize, maxLen: 256, seed: 0 });
+const t0 = performance.now();
+const r = train(model, task, { maxSteps: Number(process.argv[2] ?? 1000), batchSize: Number(process.env.BATCH ?? 16), evalEvery: 100, patience: 100, minDelta: 0.001, validExamples: 128 }, { ...OPTIMIZER_DEFAULTS, lr: Number(process.argv[3] ?? 3e-3), warmupSteps: 100 }, (p) => { if (p.validAccuracy !== undefined) console.log(p.step, p.loss.toFixed(3), p.validAccuracy, ((performance.now() - t0) / 1000).toFixed(0) + 's'); });
