@@ -1,3 +1,4 @@
+/** `npx tsx scripts/profile-step.ts [backend]`: per-kernel time of one training step of the dense baseline (tf.profile). */
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend, fallbackCounts } from '../kernels/backend.js';
 import { MqarTask, parseMqarParams } from '../datasets/mqar.js';
