@@ -81,13 +81,14 @@ describe('bench CLI', () => {
     const suite = tinySuite(dir, 3);
     const out = join(dir, 'out');
     // Start the suite and kill it as soon as the first run's record is on disk.
-    const child = spawn(TSX, [join('scripts', 'bench.ts'), '--suite', suite, '--backend', 'native', '--out', out], { stdio: 'ignore' });
+    // tsx runs the script in a child process: start a process group and kill all of it.
+    const child = spawn(TSX, [join('scripts', 'bench.ts'), '--suite', suite, '--backend', 'native', '--out', out], { stdio: 'ignore', detached: true });
     await new Promise<void>((resolve, reject) => {
       const timer = setInterval(() => {
         const runs = existsSync(join(out, 'runs')) ? readdirSync(join(out, 'runs')).filter((f) => f.endsWith('.json')) : [];
         if (runs.length >= 1) {
           clearInterval(timer);
-          child.kill('SIGKILL');
+          process.kill(-child.pid!, 'SIGKILL');
           resolve();
         }
       }, 50);

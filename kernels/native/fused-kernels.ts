@@ -3,6 +3,21 @@ import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeBackend } from './backend.js';
 import type { NativeKernelFn } from './kernels.js';
 import { size } from './kernel-util.js';
+import type { BlockLayout } from '../layout.js';
+
+/** Arguments shared by the fused block-sparse forward and backward calls. */
+function bsaArgs(q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | undefined, a: Record<string, unknown>) {
+  const l = a.layout as BlockLayout;
+  const [B, H, Lq, D] = q.shape as [number, number, number, number];
+  const Lk = k.shape[2]!;
+  const Dv = v.shape[3]!;
+  const kbB = kb ? kb.shape[0]! : 1;
+  const kbH = kb ? kb.shape[1]! : 1;
+  const strides = [kbB === 1 ? 0 : kbH * Lk, kbH === 1 ? 0 : Lk];
+  const shape = [B, H, Lq, Lk, D, Dv, l.Bq, l.Bk, l.H];
+  const layout = [l.rowPtr, l.colIdx, l.full, l.causal ? 1 : 0, Number.isFinite(l.window) ? l.window : -1, Number(a.scale)];
+  return { B, H, Lq, Lk, D, Dv, shape, layout, strides };
+}
 
 export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
   TrLayerNorm: ([x, g, bt], a, b) => {
@@ -22,6 +37,25 @@ export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
     const db = b.makeOutput([cols], 'float32');
     b.lib.tr_layernorm_bwd(b.buf(dy!), b.buf(x!), b.buf(g!), b.buf(mean!), b.buf(rstd!), b.buf(dx), b.buf(dg), b.buf(db), rows, cols);
     return [dx, dg, db];
+  },
+  BlockSparseAttention: ([q, k, v, kb], a, b) => {
+    const x = bsaArgs(q!, k!, v!, kb, a);
+    const out = b.makeOutput([x.B, x.H, x.Lq, x.Dv], 'float32');
+    const lse = b.makeOutput([x.B, x.H, x.Lq], 'float32');
+    b.lib.tr_bsa_fwd(b.buf(q!), b.buf(k!), b.buf(v!), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
+    return [out, lse];
+  },
+  BlockSparseAttentionGrad: (inputs, a, b) => {
+    // Inputs arrive in declaration order: dOut, q, k, v, out, lse, (keyBias).
+    const [dOut, q, k, v, out, lse, kb] = inputs;
+    const x = bsaArgs(q!, k!, v!, kb, a);
+    const dq = b.makeOutput(q!.shape, 'float32');
+    const dk = b.makeOutput(k!.shape, 'float32');
+    const dv = b.makeOutput(v!.shape, 'float32');
+    const dkb = b.makeOutput([x.B, x.H, x.Lk], 'float32');
+    b.lib.tr_bsa_bwd(b.buf(q!), b.buf(k!), b.buf(v!), kb ? b.buf(kb) : null, b.buf(out!), b.buf(lse!), b.buf(dOut!),
+      b.buf(dq), b.buf(dk), b.buf(dv), b.buf(dkb), ...x.shape, ...x.layout, ...x.strides);
+    return [dq, dk, dv, dkb];
   },
   TrGelu: ([x], _a, b) => {
     const y = b.makeOutput(x!.shape, 'float32');

@@ -1,0 +1,189 @@
+/**
+ * The shared block-sparse attention operator. Every model attends through `blockSparseAttention`:
+ * dense attention is the all-blocks layout, and sliding window, BigBird, Combiner and SeqBoat are
+ * layouts, so latency differences between models come from their layouts, not their code.
+ *
+ *   q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv], keyBias [B|1, H|1, Lk] (optional)
+ *   -> out [B,H,Lq,Dv], lse [B,H,Lq] (row log-sum-exp; -Infinity and zero output for empty rows)
+ *
+ * Implementations: `fused` (a backend kernel, `BlockSparseAttention`, with its gradient kernel),
+ * `generic` (gather the listed blocks, batched matmuls; any backend; tfjs autodiff), `reference`
+ * (dense scores masked by the expanded token mask; for tests). `lse` carries no gradient.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { hasKernel } from './backend.js';
+import { type BlockLayout, nBlocks, rowBlocks, tokenAllowed, tokenMask } from './layout.js';
+import { ParamError } from '../datasets/params.js';
+
+export type AttentionImpl = 'auto' | 'fused' | 'generic' | 'reference';
+
+export interface BlockSparseOptions {
+  scale?: number;
+  keyBias?: tf.Tensor3D;
+  impl?: AttentionImpl;
+}
+
+export interface BlockSparseResult {
+  out: tf.Tensor4D;
+  lse: tf.Tensor3D;
+}
+
+export const FUSED_KERNEL = 'BlockSparseAttention';
+export const FUSED_GRAD_KERNEL = 'BlockSparseAttentionGrad';
+
+function check(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, l: BlockLayout, kb?: tf.Tensor3D): void {
+  const [B, H, Lq] = q.shape;
+  if (k.shape[0] !== B || v.shape[0] !== B || k.shape[1] !== H || v.shape[1] !== H) throw new ParamError('blockSparseAttention.k', `q, k, v must share B and H; got ${q.shape}, ${k.shape}, ${v.shape}`);
+  if (k.shape[3] !== q.shape[3]) throw new ParamError('blockSparseAttention.k', `head dim of k (${k.shape[3]}) must equal q's (${q.shape[3]})`);
+  if (k.shape[2] !== v.shape[2]) throw new ParamError('blockSparseAttention.v', `v length (${v.shape[2]}) must equal k length (${k.shape[2]})`);
+  if (l.Lq !== Lq || l.Lk !== k.shape[2]) throw new ParamError('blockSparseAttention.layout', `layout is for Lq=${l.Lq}, Lk=${l.Lk} but q has ${Lq} and k has ${k.shape[2]}`);
+  if (l.H !== 1 && l.H !== H) throw new ParamError('blockSparseAttention.layout.H', `must be 1 or the number of heads (${H}), got ${l.H}`);
+  if (kb && (kb.rank !== 3 || kb.shape[2] !== l.Lk || (kb.shape[0] !== 1 && kb.shape[0] !== B) || (kb.shape[1] !== 1 && kb.shape[1] !== H))) {
+    throw new ParamError('blockSparseAttention.keyBias', `must have shape [B|1, H|1, Lk] = [${B}|1, ${H}|1, ${l.Lk}], got [${kb.shape}]`);
+  }
+}
+
+tf.registerGradient({
+  kernelName: FUSED_KERNEL,
+  // keyBias is optional, and tfjs clones every name in inputsToSave: save the inputs actually given.
+  saveAllInputs: true,
+  outputsToSave: [true, true],
+  gradFunc: (dys, saved, attrs) => {
+    const dOut = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor;
+    const [q, k, v, kbOrOut, ...rest] = saved as tf.Tensor[];
+    // keyBias is optional: saved is [q, k, v, (keyBias), out, lse].
+    const hasKb = rest.length === 2;
+    const kb = hasKb ? kbOrOut : undefined;
+    const [out, lse] = hasKb ? rest : [kbOrOut!, rest[0]!];
+    const inputs: Record<string, tf.Tensor> = { dOut, q: q!, k: k!, v: v!, out: out!, lse: lse! };
+    if (kb) inputs.keyBias = kb;
+    const [dq, dk, dv, dkb] = tf.engine().runKernel(FUSED_GRAD_KERNEL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    // Inputs are passed as an array [q, k, v, (keyBias)], so gradients are keyed by position.
+    const grads: Record<string, () => tf.Tensor> = { 0: () => dq!, 1: () => dk!, 2: () => dv! };
+    if (kb) {
+      grads[3] = () => {
+        const axes = [0, 1].filter((a) => kb.shape[a] === 1 && dkb!.shape[a] !== 1);
+        return axes.length ? tf.sum(dkb!, axes, true) : dkb!;
+      };
+    }
+    return grads;
+  },
+});
+
+export function blockSparseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layout: BlockLayout, o: BlockSparseOptions = {}): BlockSparseResult {
+  check(q, k, v, layout, o.keyBias);
+  const scale = o.scale ?? 1 / Math.sqrt(q.shape[3]);
+  const impl = o.impl ?? 'auto';
+  if (impl === 'fused' || (impl === 'auto' && hasKernel(FUSED_KERNEL))) {
+    if (!hasKernel(FUSED_KERNEL)) throw new ParamError('blockSparseAttention.impl', `"fused" needs a backend with a ${FUSED_KERNEL} kernel (native, cuda); this is ${tf.getBackend()}`);
+    const inputs = o.keyBias ? [q, k, v, o.keyBias] : [q, k, v];
+    const [out, lse] = tf.engine().runKernel(FUSED_KERNEL, inputs as unknown as tf.NamedTensorMap, { layout, scale } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    return { out: out as tf.Tensor4D, lse: lse as tf.Tensor3D };
+  }
+  return impl === 'reference' ? referenceAttention(q, k, v, layout, scale, o.keyBias) : genericAttention(q, k, v, layout, scale, o.keyBias);
+}
+
+const NEG = -1e30;
+
+/** Dense scores, layout expanded to a token mask. O(Lq*Lk) memory: tests only. */
+export function referenceAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, l: BlockLayout, scale: number, kb?: tf.Tensor3D): BlockSparseResult {
+  return tf.tidy(() => {
+    const masks = Array.from({ length: l.H }, (_, h) => tokenMask(l, h));
+    const flat = new Float32Array(l.H * l.Lq * l.Lk);
+    masks.forEach((m, h) => flat.set(m, h * l.Lq * l.Lk));
+    const allowed = tf.tensor3d(flat, [l.H, l.Lq, l.Lk]);
+    let s = tf.mul(tf.matMul(q, k, false, true), scale);
+    if (kb) s = tf.add(s, tf.expandDims(kb, 2));
+    s = tf.where(tf.cast(allowed, 'bool'), s, tf.fill(s.shape, NEG));
+    const rowAny = tf.greater(tf.sum(allowed, -1), 0); // [H, Lq]
+    const p = tf.mul(tf.softmax(s), tf.expandDims(tf.cast(rowAny, 'float32'), -1));
+    const lse = tf.where(tf.broadcastTo(rowAny, [q.shape[0], q.shape[1], l.Lq]), tf.logSumExp(s, -1), tf.fill([q.shape[0], q.shape[1], l.Lq], -Infinity));
+    return { out: tf.matMul(p, v) as tf.Tensor4D, lse: lse as tf.Tensor3D };
+  });
+}
+
+interface GenericPlan {
+  maxNnz: number;
+  /** [LH * nQ * maxNnz] block ids into the (nK+1)-block axis; nK is an all-zero padding block. */
+  idx: Int32Array;
+  /** [LH, nQ, Bq, maxNnz*Bk]: 0 allowed, NEG masked. */
+  bias: Float32Array;
+  /** [LH, nQ*Bq]: 1 when the row has any allowed key. */
+  rowAny: Float32Array;
+}
+
+const plans = new WeakMap<BlockLayout, GenericPlan>();
+
+function genericPlan(l: BlockLayout): GenericPlan {
+  const cached = plans.get(l);
+  if (cached) return cached;
+  const nQ = nBlocks(l.Lq, l.Bq), nK = nBlocks(l.Lk, l.Bk);
+  let maxNnz = 1;
+  for (let h = 0; h < l.H; h++) for (let i = 0; i < nQ; i++) maxNnz = Math.max(maxNnz, rowBlocks(l, h, i).length);
+  const M = maxNnz * l.Bk;
+  const idx = new Int32Array(l.H * nQ * maxNnz).fill(nK);
+  const bias = new Float32Array(l.H * nQ * l.Bq * M).fill(NEG);
+  const rowAny = new Float32Array(l.H * nQ * l.Bq);
+  for (let h = 0; h < l.H; h++) {
+    for (let i = 0; i < nQ; i++) {
+      rowBlocks(l, h, i).forEach((j, s) => {
+        idx[(h * nQ + i) * maxNnz + s] = j;
+        for (let r = 0; r < l.Bq; r++) {
+          for (let c = 0; c < l.Bk; c++) {
+            if (tokenAllowed(l, i * l.Bq + r, j * l.Bk + c)) {
+              bias[((h * nQ + i) * l.Bq + r) * M + s * l.Bk + c] = 0;
+              rowAny[h * nQ * l.Bq + i * l.Bq + r] = 1;
+            }
+          }
+        }
+      });
+    }
+  }
+  const plan = { maxNnz, idx, bias, rowAny };
+  plans.set(l, plan);
+  return plan;
+}
+
+/** Rows `idx` of the block axis of x [B, H, nK+1, W] -> [B, H, n, W] (per-head ids when idxHeads == H). */
+function gatherBlocks(x: tf.Tensor4D, idx: Int32Array, idxHeads: number): tf.Tensor4D {
+  const [B, H, nB, W] = x.shape;
+  const per = idx.length / idxHeads;
+  if (hasKernel('UnsortedSegmentSum')) {
+    const ids = new Int32Array(H * per);
+    for (let h = 0; h < H; h++) for (let t = 0; t < per; t++) ids[h * per + t] = h * nB + idx[(idxHeads === 1 ? 0 : h) * per + t]!;
+    const flat = tf.reshape(x, [B, H * nB, W]);
+    return tf.reshape(tf.gather(flat, tf.tensor1d(ids, 'int32'), 1), [B, H, per, W]);
+  }
+  // Backends without gather's gradient kernel (wasm): a one-hot selection matmul.
+  const sel = tf.oneHot(tf.tensor1d(idx, 'int32'), nB);
+  return tf.matMul(tf.reshape(tf.cast(sel, 'float32'), [1, idxHeads, per, nB]), x) as tf.Tensor4D;
+}
+
+/** Gather listed key/value blocks, batched matmuls, masked softmax. Memory grows with listed blocks. */
+export function genericAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, l: BlockLayout, scale: number, kb?: tf.Tensor3D): BlockSparseResult {
+  return tf.tidy(() => {
+    const [B, H, Lq, D] = q.shape;
+    const Dv = v.shape[3];
+    const nQ = nBlocks(l.Lq, l.Bq), nK = nBlocks(l.Lk, l.Bk);
+    const plan = genericPlan(l);
+    const M = plan.maxNnz * l.Bk;
+    const padK = (x: tf.Tensor4D, W: number) => tf.reshape(tf.pad(x, [[0, 0], [0, 0], [0, (nK + 1) * l.Bk - l.Lk], [0, 0]]), [B, H, nK + 1, l.Bk * W]);
+    const kg = tf.reshape(gatherBlocks(padK(k, D) as tf.Tensor4D, plan.idx, l.H), [B, H, nQ, M, D]);
+    const vg = tf.reshape(gatherBlocks(padK(v, Dv) as tf.Tensor4D, plan.idx, l.H), [B, H, nQ, M, Dv]);
+    const qb = tf.reshape(tf.pad(q, [[0, 0], [0, 0], [0, nQ * l.Bq - Lq], [0, 0]]), [B, H, nQ, l.Bq, D]);
+    let s = tf.add(tf.mul(tf.matMul(qb, kg, false, true), scale), tf.tensor4d(plan.bias, [l.H, nQ, l.Bq, M]));
+    if (kb) {
+      const kbB = kb.shape[0], kbH = kb.shape[1];
+      const kbp = tf.reshape(tf.pad(kb, [[0, 0], [0, 0], [0, (nK + 1) * l.Bk - l.Lk]]), [kbB, kbH, nK + 1, l.Bk]);
+      const full = tf.broadcastTo(kbp, [B, H, nK + 1, l.Bk]) as tf.Tensor4D;
+      s = tf.add(s, tf.reshape(gatherBlocks(full, plan.idx, l.H), [B, H, nQ, 1, M]));
+    }
+    const rowAny = tf.reshape(tf.tensor2d(plan.rowAny, [l.H, nQ * l.Bq]), [l.H, nQ, l.Bq, 1]);
+    const p = tf.mul(tf.softmax(s), rowAny);
+    const out = tf.slice(tf.reshape(tf.matMul(p, vg), [B, H, nQ * l.Bq, Dv]), [0, 0, 0, 0], [B, H, Lq, Dv]);
+    const lseAll = tf.reshape(tf.logSumExp(s, -1), [B, H, nQ * l.Bq]);
+    const any = tf.broadcastTo(tf.cast(tf.reshape(rowAny, [l.H, nQ * l.Bq]), 'bool'), [B, H, nQ * l.Bq]);
+    const lse = tf.slice(tf.where(any, lseAll, tf.fill(lseAll.shape, -Infinity)), [0, 0, 0], [B, H, Lq]);
+    return { out: out as tf.Tensor4D, lse: lse as tf.Tensor3D };
+  });
+}

@@ -1,0 +1,250 @@
+/**
+ * Block-sparse attention layouts in BSR form (see ../shared/spec/kernels.md): per head h and query
+ * block i, the sorted key blocks colIdx[rowPtr[h*(nQ+1)+i] .. rowPtr[h*(nQ+1)+i+1]). Each listed block
+ * is full (every pair allowed, no masking work) or partial (the token rule decides inside it).
+ * Token rule = causal (key <= query + (Lk - Lq)) AND window (|query - key| <= window, when set).
+ */
+import { Rng } from '../datasets/rng.js';
+import { ParamError } from '../datasets/params.js';
+
+export interface BlockLayout {
+  Lq: number;
+  Lk: number;
+  Bq: number;
+  Bk: number;
+  /** Heads the layout differs over; 1 = shared by all heads. */
+  H: number;
+  /** [H * (nQ + 1)] CSR offsets into colIdx (absolute). */
+  rowPtr: Int32Array;
+  /** Sorted key-block indices per (head, query block). */
+  colIdx: Int32Array;
+  /** Per listed block: 1 = full, 0 = partial (token rule applies). */
+  full: Uint8Array;
+  causal: boolean;
+  /** Token-level window |i - j| <= window (Infinity = none). */
+  window: number;
+}
+
+export const nBlocks = (L: number, B: number): number => Math.ceil(L / B);
+
+/** Token rule of a layout: may query i see key j (ignoring the block list)? */
+export function tokenAllowed(l: Pick<BlockLayout, 'Lq' | 'Lk' | 'causal' | 'window'>, i: number, j: number): boolean {
+  if (i >= l.Lq || j >= l.Lk) return false;
+  const qi = i + (l.Lk - l.Lq); // queries aligned to the end of the keys
+  if (l.causal && j > qi) return false;
+  return Math.abs(qi - j) <= l.window;
+}
+
+interface Shape {
+  Lq: number;
+  Lk: number;
+  Bq: number;
+  Bk: number;
+  causal?: boolean;
+  window?: number;
+}
+
+/** Build a layout from per-(head, query block) key-block sets; computes full flags and drops blocks the token rule empties. */
+export function fromBlockSets(s: Shape, sets: Set<number>[][]): BlockLayout {
+  const base = { Lq: s.Lq, Lk: s.Lk, Bq: s.Bq, Bk: s.Bk, causal: !!s.causal, window: s.window ?? Infinity };
+  const nQ = nBlocks(s.Lq, s.Bq);
+  const rowPtr = new Int32Array(sets.length * (nQ + 1));
+  const cols: number[] = [];
+  const full: number[] = [];
+  sets.forEach((perHead, h) => {
+    rowPtr[h * (nQ + 1)] = cols.length;
+    for (let i = 0; i < nQ; i++) {
+      for (const j of [...(perHead[i] ?? [])].sort((a, b) => a - b)) {
+        const kind = blockKind(base, i, j);
+        if (kind === 'empty') continue;
+        cols.push(j);
+        full.push(kind === 'full' ? 1 : 0);
+      }
+      rowPtr[h * (nQ + 1) + i + 1] = cols.length;
+    }
+  });
+  const layout = { ...base, H: sets.length, rowPtr, colIdx: Int32Array.from(cols), full: Uint8Array.from(full) };
+  validateLayout(layout);
+  return layout;
+}
+
+/** Keys query row i may see under the token rule: one interval [lo, hi] (empty when lo > hi). */
+function rowInterval(l: Pick<BlockLayout, 'Lq' | 'Lk' | 'causal' | 'window'>, i: number): [number, number] {
+  const qi = i + (l.Lk - l.Lq);
+  const lo = Number.isFinite(l.window) ? Math.max(0, qi - l.window) : 0;
+  let hi = l.causal ? qi : l.Lk - 1;
+  if (Number.isFinite(l.window)) hi = Math.min(hi, qi + l.window);
+  return [lo, Math.min(hi, l.Lk - 1)];
+}
+
+function blockKind(l: Pick<BlockLayout, 'Lq' | 'Lk' | 'Bq' | 'Bk' | 'causal' | 'window'>, i: number, j: number): 'full' | 'partial' | 'empty' {
+  const i0 = i * l.Bq, i1 = Math.min(l.Lq, i0 + l.Bq) - 1;
+  const j0 = j * l.Bk, j1 = Math.min(l.Lk, j0 + l.Bk) - 1;
+  let all = i1 - i0 + 1 === l.Bq && j1 - j0 + 1 === l.Bk; // padded blocks always need masking
+  let any = false;
+  for (let r = i0; r <= i1; r++) {
+    const [lo, hi] = rowInterval(l, r);
+    if (lo <= j1 && hi >= j0 && lo <= hi) any = true;
+    if (!(lo <= j0 && hi >= j1)) all = false;
+  }
+  if (!any) return 'empty';
+  return all ? 'full' : 'partial';
+}
+
+export function validateLayout(l: BlockLayout): void {
+  const nQ = nBlocks(l.Lq, l.Bq);
+  const nK = nBlocks(l.Lk, l.Bk);
+  for (const [f, v] of [['Lq', l.Lq], ['Lk', l.Lk], ['Bq', l.Bq], ['Bk', l.Bk], ['H', l.H]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new ParamError(`layout.${f}`, `must be a positive integer, got ${v}`);
+  }
+  if (l.rowPtr.length !== l.H * (nQ + 1)) {
+    throw new ParamError('layout.rowPtr', `must have H*(ceil(Lq/Bq)+1) = ${l.H * (nQ + 1)} entries, got ${l.rowPtr.length}`);
+  }
+  if (l.full.length !== l.colIdx.length) throw new ParamError('layout.full', `must have one flag per listed block (${l.colIdx.length}), got ${l.full.length}`);
+  for (let h = 0; h < l.H; h++) {
+    for (let i = 0; i < nQ; i++) {
+      const a = l.rowPtr[h * (nQ + 1) + i]!, b = l.rowPtr[h * (nQ + 1) + i + 1]!;
+      if (b < a || a < 0 || b > l.colIdx.length) throw new ParamError('layout.rowPtr', `offsets must be non-decreasing within [0, ${l.colIdx.length}] (head ${h}, block ${i})`);
+      for (let p = a; p < b; p++) {
+        const j = l.colIdx[p]!;
+        if (j < 0 || j >= nK) throw new ParamError('layout.colIdx', `key block ${j} out of range [0, ${nK}) (head ${h}, query block ${i})`);
+        if (p > a && j <= l.colIdx[p - 1]!) throw new ParamError('layout.colIdx', `must be sorted ascending without repeats (head ${h}, query block ${i})`);
+      }
+    }
+  }
+}
+
+/** Listed blocks / all blocks, averaged over heads. */
+export function density(l: BlockLayout): number {
+  return l.colIdx.length / (l.H * nBlocks(l.Lq, l.Bq) * nBlocks(l.Lk, l.Bk));
+}
+
+/** The listed key blocks of (head, query block). */
+export function rowBlocks(l: BlockLayout, h: number, i: number): number[] {
+  const nQ = nBlocks(l.Lq, l.Bq);
+  const hh = l.H === 1 ? 0 : h;
+  return Array.from(l.colIdx.subarray(l.rowPtr[hh * (nQ + 1) + i]!, l.rowPtr[hh * (nQ + 1) + i + 1]!));
+}
+
+function grid(s: Shape, H: number, f: (h: number, i: number, nK: number) => Iterable<number>): Set<number>[][] {
+  const nQ = nBlocks(s.Lq, s.Bq), nK = nBlocks(s.Lk, s.Bk);
+  return Array.from({ length: H }, (_, h) => Array.from({ length: nQ }, (_, i) => new Set([...f(h, i, nK)].filter((j) => j >= 0 && j < nK))));
+}
+
+const range = (a: number, b: number): number[] => Array.from({ length: Math.max(0, b - a) }, (_, k) => a + k);
+
+/** Every block (the token rule still applies: causal makes it the causal layout). */
+export function denseLayout(s: Shape): BlockLayout {
+  return fromBlockSets(s, grid(s, 1, (_h, _i, nK) => range(0, nK)));
+}
+
+export function causalLayout(s: Omit<Shape, 'causal'>): BlockLayout {
+  return denseLayout({ ...s, causal: true });
+}
+
+/** Token-level sliding window |i - j| <= w (causal: 0 <= i - j <= w). */
+export function slidingWindowLayout(s: Omit<Shape, 'window'>, w: number): BlockLayout {
+  const off = s.Lk - s.Lq;
+  return fromBlockSets({ ...s, window: w }, grid(s, 1, (_h, i) => {
+    const lo = Math.floor(Math.max(0, i * s.Bq + off - w) / s.Bk);
+    const hi = Math.floor((Math.min(s.Lq - 1, (i + 1) * s.Bq - 1) + off + (s.causal ? 0 : w)) / s.Bk);
+    return range(lo, hi + 1);
+  }));
+}
+
+/** Strided/dilated block pattern: key blocks j with (i - j) % stride == 0, plus the own block. */
+export function stridedLayout(s: Shape, stride: number): BlockLayout {
+  return fromBlockSets(s, grid(s, 1, (_h, i, nK) => range(0, nK).filter((j) => (i - j) % stride === 0 || j === i)));
+}
+
+/** The first `g` key blocks for every query block, and every key block for the first `g` query blocks. */
+export function globalLayout(s: Shape, g: number): BlockLayout {
+  return fromBlockSets(s, grid(s, 1, (_h, i, nK) => (i < g ? range(0, nK) : range(0, g))));
+}
+
+/** `r` random key blocks per query block (seeded; causal layouts draw from blocks <= the diagonal). */
+export function randomLayout(s: Shape, r: number, seed: number, heads = 1): BlockLayout {
+  const rng = new Rng(Rng.derive(seed, 'layout/random'));
+  const off = s.Lk - s.Lq;
+  return fromBlockSets(s, grid(s, heads, (_h, i, nK) => {
+    const hi = s.causal ? Math.min(nK, Math.floor((Math.min(s.Lq - 1, (i + 1) * s.Bq - 1) + off) / s.Bk) + 1) : nK;
+    return rng.sampleDistinct(0, hi, Math.min(r, hi));
+  }));
+}
+
+function combine(a: BlockLayout, b: BlockLayout, op: 'union' | 'intersection'): BlockLayout {
+  for (const f of ['Lq', 'Lk', 'Bq', 'Bk', ...(op === 'union' ? (['causal'] as const) : [])] as const) {
+    if (a[f] !== b[f]) throw new ParamError(`layout.${f}`, `${op} needs equal ${f}, got ${a[f]} and ${b[f]}`);
+  }
+  // Intersection ANDs the token rules: causal if either is.
+  const causal = a.causal || b.causal;
+  const H = Math.max(a.H, b.H);
+  const nQ = nBlocks(a.Lq, a.Bq);
+  const window = op === 'union' ? (a.window === b.window ? a.window : Infinity) : Math.min(a.window, b.window);
+  if (op === 'union' && a.window !== b.window && (Number.isFinite(a.window) || Number.isFinite(b.window))) {
+    // A union of different token windows is not expressible as one window rule: coarsen to blocks.
+    return unionCoarse(a, b);
+  }
+  const sets = Array.from({ length: H }, (_, h) => Array.from({ length: nQ }, (_, i) => {
+    const x = new Set(rowBlocks(a, h, i));
+    const y = new Set(rowBlocks(b, h, i));
+    return new Set(op === 'union' ? [...x, ...y] : [...x].filter((j) => y.has(j)));
+  }));
+  return fromBlockSets({ ...a, causal, window }, sets);
+}
+
+/** Union where the parts have different token windows: keep every block of both, windowed blocks become whole blocks. */
+function unionCoarse(a: BlockLayout, b: BlockLayout): BlockLayout {
+  const H = Math.max(a.H, b.H);
+  const nQ = nBlocks(a.Lq, a.Bq);
+  const sets = Array.from({ length: H }, (_, h) => Array.from({ length: nQ }, (_, i) => new Set([...rowBlocks(a, h, i), ...rowBlocks(b, h, i)])));
+  return fromBlockSets({ ...a, window: Infinity }, sets);
+}
+
+export const unionLayout = (a: BlockLayout, b: BlockLayout): BlockLayout => combine(a, b, 'union');
+export const intersectLayout = (a: BlockLayout, b: BlockLayout): BlockLayout => combine(a, b, 'intersection');
+
+/**
+ * BigBird: sliding window (in blocks: own block +- `windowBlocks`), `globalBlocks` global blocks,
+ * `randomBlocks` random blocks per row (seeded). All as whole blocks, as BigBird's block version does.
+ */
+export function bigBirdLayout(s: Omit<Shape, 'window'>, o: { windowBlocks: number; globalBlocks: number; randomBlocks: number; seed: number }): BlockLayout {
+  const win = fromBlockSets(s, grid(s, 1, (_h, i) => range(i - o.windowBlocks, i + o.windowBlocks + 1)));
+  return unionLayout(unionLayout(win, globalLayout(s, o.globalBlocks)), randomLayout(s, o.randomBlocks, o.seed));
+}
+
+/** Coarsen a token mask [Lq, Lk] (row-major, 1 = allowed) into blocks: a block is listed if any pair is allowed. */
+export function fromTokenMask(s: Omit<Shape, 'causal' | 'window'>, mask: Uint8Array): BlockLayout {
+  if (mask.length !== s.Lq * s.Lk) throw new ParamError('layout.mask', `must have Lq*Lk = ${s.Lq * s.Lk} entries, got ${mask.length}`);
+  return fromBlockSets(s, grid(s, 1, (_h, i, nK) => range(0, nK).filter((j) => {
+    for (let a = i * s.Bq; a < Math.min(s.Lq, (i + 1) * s.Bq); a++) for (let b = j * s.Bk; b < Math.min(s.Lk, (j + 1) * s.Bk); b++) if (mask[a * s.Lk + b]) return true;
+    return false;
+  })));
+}
+
+/** The layout as a token mask for head h (1 = allowed): what the reference implementation uses. */
+export function tokenMask(l: BlockLayout, h = 0): Uint8Array {
+  const m = new Uint8Array(l.Lq * l.Lk);
+  const nQ = nBlocks(l.Lq, l.Bq);
+  for (let i = 0; i < nQ; i++) {
+    for (const j of rowBlocks(l, h, i)) {
+      for (let a = i * l.Bq; a < Math.min(l.Lq, (i + 1) * l.Bq); a++) {
+        for (let b = j * l.Bk; b < Math.min(l.Lk, (j + 1) * l.Bk); b++) if (tokenAllowed(l, a, b)) m[a * l.Lk + b] = 1;
+      }
+    }
+  }
+  return m;
+}
+
+/** Per-head layouts stacked into one layout with H heads. */
+export function stackHeads(layouts: BlockLayout[]): BlockLayout {
+  const a = layouts[0]!;
+  const nQ = nBlocks(a.Lq, a.Bq);
+  const sets = layouts.flatMap((l) => Array.from({ length: l.H }, (_, h) => Array.from({ length: nQ }, (_, i) => new Set(rowBlocks(l, h, i)))));
+  for (const l of layouts) {
+    if (l.causal !== a.causal || l.window !== a.window || l.Lq !== a.Lq || l.Lk !== a.Lk || l.Bq !== a.Bq || l.Bk !== a.Bk) {
+      throw new ParamError('layout', 'stacked heads need the same Lq, Lk, Bq, Bk, causal flag and window');
+    }
+  }
+  return fromBlockSets(a, sets);
+}

@@ -1,0 +1,142 @@
+/**
+ * The shared block-sparse operator: layouts (exact index lists, density, validation) and values +
+ * gradients of the generic and fused implementations against the dense masked reference.
+ * Error bounds: outputs and lse within 2e-4 absolute + 2e-4 relative; gradients (dq, dk, dv,
+ * dKeyBias) within 1e-3 absolute + 1e-3 relative (float32, different summation orders, fast exp).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../kernels/backend.js';
+import {
+  bigBirdLayout, causalLayout, denseLayout, density, fromBlockSets, fromTokenMask, globalLayout, intersectLayout, randomLayout,
+  rowBlocks, slidingWindowLayout, stackHeads, stridedLayout, tokenMask, unionLayout, validateLayout, type BlockLayout,
+} from '../kernels/layout.js';
+import { blockSparseAttention, referenceAttention } from '../kernels/block-sparse.js';
+import { Rng } from '../datasets/rng.js';
+
+const rows = (l: BlockLayout, h = 0) => Array.from({ length: Math.ceil(l.Lq / l.Bq) }, (_, i) => rowBlocks(l, h, i));
+
+describe('layouts', () => {
+  const s = { Lq: 8, Lk: 8, Bq: 2, Bk: 2 };
+  it('dense and causal', () => {
+    expect(rows(denseLayout(s))).toEqual([[0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3]]);
+    const c = causalLayout(s);
+    expect(rows(c)).toEqual([[0], [0, 1], [0, 1, 2], [0, 1, 2, 3]]);
+    expect(Array.from(c.full)).toEqual([0, 1, 0, 1, 1, 0, 1, 1, 1, 0]); // diagonal blocks are partial
+    expect(density(c)).toBeCloseTo(10 / 16);
+  });
+  it('sliding window (token level, causal)', () => {
+    const w = slidingWindowLayout({ ...s, causal: true }, 2);
+    expect(rows(w)).toEqual([[0], [0, 1], [1, 2], [2, 3]]);
+    const m = tokenMask(w);
+    expect(Array.from(m.subarray(5 * 8, 6 * 8))).toEqual([0, 0, 0, 1, 1, 1, 0, 0]);
+    expect(Array.from(w.full)).toEqual([0, 0, 0, 0, 0, 0, 0]);
+  });
+  it('strided, global, random, union, intersection, bigbird, token-mask coarsening', () => {
+    expect(rows(stridedLayout(s, 2))).toEqual([[0, 2], [1, 3], [0, 2], [1, 3]]);
+    expect(rows(globalLayout(s, 1))).toEqual([[0, 1, 2, 3], [0], [0], [0]]);
+    const r = randomLayout(s, 2, 5);
+    expect(rows(r).every((x) => x.length === 2)).toBe(true);
+    expect(rows(randomLayout(s, 2, 5))).toEqual(rows(r));
+    expect(rows(unionLayout(stridedLayout(s, 2), globalLayout(s, 1)))).toEqual([[0, 1, 2, 3], [0, 1, 3], [0, 2], [0, 1, 3]]);
+    expect(rows(intersectLayout(stridedLayout(s, 2), causalLayout(s)))).toEqual([[0], [1], [0, 2], [1, 3]]);
+    const bb = bigBirdLayout({ Lq: 12, Lk: 12, Bq: 2, Bk: 2 }, { windowBlocks: 1, globalBlocks: 1, randomBlocks: 1, seed: 3 });
+    for (const [i, x] of rows(bb).entries()) {
+      for (const j of [i - 1, i, i + 1, 0].filter((j) => j >= 0 && j < 6)) expect(x).toContain(j);
+    }
+    const mask = new Uint8Array(64);
+    mask[0 * 8 + 7] = 1;
+    mask[5 * 8 + 2] = 1;
+    expect(rows(fromTokenMask(s, mask))).toEqual([[3], [], [1], []]);
+  });
+  it('non-multiple lengths, Lq != Lk, per-head layouts', () => {
+    const l = causalLayout({ Lq: 5, Lk: 7, Bq: 2, Bk: 3 });
+    // off = Lk - Lq = 2: query row 1 sees keys 0..3, so query block 0 already reaches key block 1.
+    expect(rows(l)).toEqual([[0, 1], [0, 1], [0, 1, 2]]);
+    const ph = stackHeads([causalLayout(s), stridedLayout({ ...s, causal: true }, 2)]);
+    expect(ph.H).toBe(2);
+    expect(rows(ph, 0)).toEqual([[0], [0, 1], [0, 1, 2], [0, 1, 2, 3]]);
+    expect(rows(ph, 1)).toEqual([[0], [1], [0, 2], [1, 3]]);
+    expect(() => stackHeads([causalLayout(s), denseLayout(s)])).toThrow(/layout: stacked heads need/);
+  });
+  it('validation names the field', () => {
+    const ok = denseLayout(s);
+    expect(() => validateLayout({ ...ok, colIdx: Int32Array.from([1, 0, ...ok.colIdx.subarray(2)]) })).toThrow(/layout\.colIdx: must be sorted/);
+    expect(() => validateLayout({ ...ok, colIdx: Int32Array.from([9, ...ok.colIdx.subarray(1)]) })).toThrow(/layout\.colIdx: key block 9 out of range \[0, 4\)/);
+    expect(() => validateLayout({ ...ok, rowPtr: ok.rowPtr.subarray(1) })).toThrow(/layout\.rowPtr: must have/);
+  });
+});
+
+function rand(rng: Rng, shape: number[]): tf.Tensor {
+  return tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()), shape);
+}
+
+function close(a: tf.Tensor, b: tf.Tensor, atol: number, rtol: number, what: string): void {
+  const x = a.dataSync(), y = b.dataSync();
+  expect(a.shape, what).toEqual(b.shape);
+  for (let i = 0; i < x.length; i++) {
+    if (y[i] === -Infinity) expect(x[i], `${what}[${i}]`).toBe(-Infinity);
+    else expect(Math.abs(x[i]! - y[i]!), `${what}[${i}] ${x[i]} vs ${y[i]}`).toBeLessThanOrEqual(atol + rtol * Math.abs(y[i]!));
+  }
+}
+
+interface Case { name: string; B: number; H: number; Lq: number; Lk: number; D: number; layout: BlockLayout; keyBias?: number[] }
+
+function cases(): Case[] {
+  const c = (Lq: number, Lk: number, Bq: number, Bk: number) => ({ Lq, Lk, Bq, Bk });
+  const emptyRows = fromBlockSets(c(8, 8, 4, 4), [[new Set([0]), new Set()]]);
+  return [
+    { name: 'dense', B: 2, H: 2, Lq: 16, Lk: 16, D: 8, layout: denseLayout(c(16, 16, 4, 4)) },
+    { name: 'causal', B: 1, H: 2, Lq: 16, Lk: 16, D: 8, layout: causalLayout(c(16, 16, 4, 4)) },
+    { name: 'window', B: 1, H: 2, Lq: 24, Lk: 24, D: 4, layout: slidingWindowLayout({ ...c(24, 24, 4, 4), causal: true }, 5) },
+    { name: 'bigbird', B: 1, H: 1, Lq: 32, Lk: 32, D: 8, layout: bigBirdLayout(c(32, 32, 4, 4), { windowBlocks: 1, globalBlocks: 1, randomBlocks: 1, seed: 1 }) },
+    { name: 'per-head', B: 1, H: 2, Lq: 16, Lk: 16, D: 8, layout: stackHeads([causalLayout(c(16, 16, 4, 4)), stridedLayout({ ...c(16, 16, 4, 4), causal: true }, 2)]) },
+    { name: 'empty rows', B: 1, H: 1, Lq: 8, Lk: 8, D: 4, layout: emptyRows },
+    { name: 'single block', B: 1, H: 1, Lq: 3, Lk: 3, D: 4, layout: causalLayout(c(3, 3, 4, 4)) },
+    { name: 'non-multiple, Lq != Lk', B: 2, H: 1, Lq: 7, Lk: 13, D: 6, layout: causalLayout(c(7, 13, 3, 4)) },
+    { name: 'keyBias', B: 2, H: 2, Lq: 12, Lk: 12, D: 4, layout: causalLayout(c(12, 12, 4, 4)), keyBias: [1, 2, 12] },
+  ];
+}
+
+async function checkImpl(impl: 'fused' | 'generic'): Promise<void> {
+  const rng = new Rng(9);
+  for (const cs of cases()) {
+    const q = rand(rng, [cs.B, cs.H, cs.Lq, cs.D]) as tf.Tensor4D;
+    const k = rand(rng, [cs.B, cs.H, cs.Lk, cs.D]) as tf.Tensor4D;
+    const v = rand(rng, [cs.B, cs.H, cs.Lk, cs.D + 1]) as tf.Tensor4D;
+    const kb = cs.keyBias ? (rand(rng, cs.keyBias) as tf.Tensor3D) : undefined;
+    const w = rand(rng, [cs.B, cs.H, cs.Lq, cs.D + 1]); // a random cotangent
+    const scale = 0.7;
+    const ref = referenceAttention(q, k, v, cs.layout, scale, kb);
+    const got = blockSparseAttention(q, k, v, cs.layout, { scale, keyBias: kb, impl });
+    close(got.out, ref.out, 2e-4, 2e-4, `${cs.name} ${impl} out`);
+    close(got.lse, ref.lse, 2e-4, 2e-4, `${cs.name} ${impl} lse`);
+    const loss = (f: (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, kb?: tf.Tensor3D) => tf.Tensor4D) =>
+      tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(xs[0] as tf.Tensor4D, xs[1] as tf.Tensor4D, xs[2] as tf.Tensor4D, xs[3] as tf.Tensor3D | undefined), w)));
+    const args = kb ? [q, k, v, kb] : [q, k, v];
+    const gRef = loss((a, b, c, d) => referenceAttention(a, b, c, cs.layout, scale, d).out)(args);
+    const gGot = loss((a, b, c, d) => blockSparseAttention(a, b, c, cs.layout, { scale, keyBias: d, impl }).out)(args);
+    gGot.forEach((g, i) => close(g, gRef[i]!, 1e-3, 1e-3, `${cs.name} ${impl} grad ${['dq', 'dk', 'dv', 'dKeyBias'][i]}`));
+    // Empty rows give zeros, never NaN.
+    expect(Array.from(got.out.dataSync()).some(Number.isNaN)).toBe(false);
+  }
+}
+
+describe('blockSparseAttention on native', () => {
+  beforeAll(async () => {
+    expect(await useBackend('native')).toBe('native');
+  });
+  it('fused kernel: values and gradients match the reference', async () => {
+    await checkImpl('fused');
+  });
+  it('generic path: values and gradients match the reference', async () => {
+    await checkImpl('generic');
+  });
+});
+
+describe('blockSparseAttention on wasm', () => {
+  it('generic path (no gather gradient kernel: one-hot selection): values and gradients match', async () => {
+    expect(await useBackend('wasm')).toBe('wasm');
+    await checkImpl('generic');
+  });
+});
