@@ -1,40 +1,73 @@
 /**
- * The attention operator every model calls. This is the dense path (all pairs, optionally causal);
- * the shared block-sparse operator replaces its body without changing the call sites.
+ * How models attend: a layout spec (dense, window, BigBird, ...) resolved to a block layout for the
+ * sequence length at hand (cached), then the shared block-sparse operator. No model contains an
+ * attention loop of its own.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { AttentionOptions } from './types.js';
+import { bigBirdLayout, causalLayout, denseLayout, slidingWindowLayout, type BlockLayout } from './layout.js';
+import { blockSparseAttention } from './block-sparse.js';
+import { ParamError, enumParam, intParam, rejectUnknown } from '../datasets/params.js';
 
-const causalBiasCache = new Map<string, tf.Tensor2D>();
+export const LAYOUT_KINDS = ['dense', 'window', 'bigbird'] as const;
+export type LayoutKind = (typeof LAYOUT_KINDS)[number];
 
-/** [Lq, Lk] additive mask: 0 where key j <= query i (aligned at the end), -1e9 elsewhere. */
-function causalBias(Lq: number, Lk: number): tf.Tensor2D {
-  const key = `${tf.getBackend()}:${Lq}x${Lk}`;
-  let t = causalBiasCache.get(key);
-  if (!t || t.isDisposed) {
-    const m = new Float32Array(Lq * Lk);
-    const off = Lk - Lq;
-    for (let i = 0; i < Lq; i++) for (let j = 0; j < Lk; j++) m[i * Lk + j] = j <= i + off ? 0 : -1e9;
-    t = tf.keep(tf.tensor2d(m, [Lq, Lk]));
-    causalBiasCache.set(key, t);
+export interface LayoutSpec {
+  kind: LayoutKind;
+  /** Block size (Bq = Bk); sequences shorter than a block use one block. */
+  block: number;
+  /** window: token window |i - j| <= window. */
+  window: number;
+  /** bigbird: neighbouring blocks each side, global blocks, random blocks per row. */
+  windowBlocks: number;
+  globalBlocks: number;
+  randomBlocks: number;
+  seed: number;
+}
+
+export const LAYOUT_DEFAULTS: LayoutSpec = { kind: 'dense', block: 64, window: 16, windowBlocks: 1, globalBlocks: 1, randomBlocks: 1, seed: 0 };
+
+export function parseLayoutSpec(where: string, given: Record<string, unknown>): LayoutSpec {
+  rejectUnknown(where, given, Object.keys(LAYOUT_DEFAULTS));
+  const g = { ...LAYOUT_DEFAULTS, ...given };
+  return {
+    kind: enumParam(where, 'kind', g.kind, LAYOUT_KINDS),
+    block: intParam(where, 'block', g.block, 1, 4096),
+    window: intParam(where, 'window', g.window, 0),
+    windowBlocks: intParam(where, 'windowBlocks', g.windowBlocks, 0),
+    globalBlocks: intParam(where, 'globalBlocks', g.globalBlocks, 0),
+    randomBlocks: intParam(where, 'randomBlocks', g.randomBlocks, 0),
+    seed: intParam(where, 'seed', g.seed, 0),
+  };
+}
+
+const cache = new Map<string, BlockLayout>();
+
+/** The causal block layout of a spec at sequence length L. */
+export function layoutFor(spec: LayoutSpec, L: number, causal = true): BlockLayout {
+  const key = `${JSON.stringify(spec)}:${L}:${causal}`;
+  let l = cache.get(key);
+  if (!l) {
+    const B = Math.min(spec.block, L);
+    const s = { Lq: L, Lk: L, Bq: B, Bk: B, causal };
+    switch (spec.kind) {
+      case 'dense':
+        l = causal ? causalLayout(s) : denseLayout(s);
+        break;
+      case 'window':
+        l = slidingWindowLayout(s, spec.window);
+        break;
+      case 'bigbird':
+        l = bigBirdLayout(s, spec);
+        break;
+      default:
+        throw new ParamError('attention.kind', `unknown layout ${JSON.stringify(spec.kind)}; allowed: ${LAYOUT_KINDS.join(', ')}`);
+    }
+    cache.set(key, l);
   }
-  return t;
+  return l;
 }
 
-/** Drop cached constants (e.g. after a backend switch). */
-export function clearAttentionCache(): void {
-  for (const t of causalBiasCache.values()) t.dispose();
-  causalBiasCache.clear();
-}
-
-/** q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv] -> [B,H,Lq,Dv]. */
-export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, opts: AttentionOptions): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [, , Lq, D] = q.shape;
-    const Lk = k.shape[2];
-    const scale = opts.scale ?? 1 / Math.sqrt(D);
-    let scores = tf.mul(tf.matMul(q, k, false, true), scale) as tf.Tensor4D;
-    if (opts.causal) scores = tf.add(scores, causalBias(Lq, Lk));
-    return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D;
-  });
+/** q [B,H,L,D], k, v -> [B,H,L,Dv] under the spec's causal layout. */
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, spec: LayoutSpec = LAYOUT_DEFAULTS): tf.Tensor4D {
+  return blockSparseAttention(q, k, v, layoutFor(spec, q.shape[2])).out;
 }

@@ -1,10 +1,32 @@
 /** Models by the names suites and reports use. */
-import { Transformer, parseTransformerConfig } from './transformer.js';
+import { Transformer, parseTransformerConfig, TRANSFORMER_DEFAULTS } from './transformer.js';
 import type { ModelContext, ModelFactory, SequenceModel } from './types.js';
 import { ParamError } from '../datasets/params.js';
+import { parseLayoutSpec, type LayoutKind } from '../kernels/attention.js';
 
-const MODELS: Record<string, ModelFactory> = {
-  dense: (params, ctx) => new Transformer('dense', parseTransformerConfig('model.dense', params), ctx),
+/**
+ * Transformers that differ only in their attention layout: `attention` holds the layout parameters
+ * (see kernels/attention.ts), everything else is the transformer's.
+ */
+function transformer(kind: LayoutKind): { parse(where: string, p: Record<string, unknown>): void; build: ModelFactory } {
+  const split = (where: string, p: Record<string, unknown>) => {
+    const { attention = {}, ...rest } = p;
+    const layout = parseLayoutSpec(`${where}.attention`, { ...(attention as Record<string, unknown>), kind });
+    return { config: parseTransformerConfig(where, rest), layout };
+  };
+  return {
+    parse: (where, p) => void split(where, p),
+    build: (p, ctx) => {
+      const { config, layout } = split(`model.${kind}`, p);
+      return new Transformer(kind, config, ctx, layout);
+    },
+  };
+}
+
+const MODELS: Record<string, ReturnType<typeof transformer>> = {
+  dense: transformer('dense'),
+  window: transformer('window'),
+  bigbird: transformer('bigbird'),
 };
 
 export function modelNames(): string[] {
@@ -12,13 +34,16 @@ export function modelNames(): string[] {
 }
 
 export function buildModel(name: string, params: Record<string, unknown>, ctx: ModelContext): SequenceModel {
-  const f = MODELS[name];
-  if (!f) throw new ParamError('model', `unknown model ${JSON.stringify(name)}; allowed: ${modelNames().join(', ')}`);
-  return f(params, ctx);
+  const m = MODELS[name];
+  if (!m) throw new ParamError('model', `unknown model ${JSON.stringify(name)}; allowed: ${modelNames().join(', ')}`);
+  return m.build(params, ctx);
 }
 
 /** Validate a model config without allocating weights (for --list and suite validation). */
 export function checkModel(name: string, params: Record<string, unknown>): void {
-  if (!MODELS[name]) throw new ParamError('model', `unknown model ${JSON.stringify(name)}; allowed: ${modelNames().join(', ')}`);
-  if (name === 'dense') parseTransformerConfig(`model.${name}`, params);
+  const m = MODELS[name];
+  if (!m) throw new ParamError('model', `unknown model ${JSON.stringify(name)}; allowed: ${modelNames().join(', ')}`);
+  m.parse(`model.${name}`, params);
 }
+
+export { TRANSFORMER_DEFAULTS };

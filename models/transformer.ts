@@ -4,7 +4,7 @@
  * pairs attend is the `attention` config (dense here; sparse layouts plug in through the operator).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { attention } from '../kernels/attention.js';
+import { attention, type LayoutSpec } from '../kernels/attention.js';
 import { causalDepthwiseConv, gatherRows, gelu, layerNorm, rope } from '../kernels/ops.js';
 import { ParamFactory, uniquePrefix } from './init.js';
 import type { ModelContext, SequenceModel } from './types.js';
@@ -50,8 +50,8 @@ interface Block {
   w2: tf.Variable; b2: tf.Variable;
 }
 
-/** Multi-head attention over [B, L, d] through the shared operator. */
-export type MixerFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => tf.Tensor4D;
+/** The attention of a block: q, k, v [B, H, L, Dh] -> [B, H, L, Dh]. */
+type MixerFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => tf.Tensor4D;
 
 export class Transformer implements SequenceModel {
   readonly maxLen: number;
@@ -63,16 +63,17 @@ export class Transformer implements SequenceModel {
   private readonly lnfb: tf.Variable;
   private readonly wout: tf.Variable | undefined;
   private readonly all: tf.Variable[];
+  private readonly mix: MixerFn;
 
   constructor(
     readonly name: string,
     readonly c: TransformerConfig,
     ctx: ModelContext,
-    private readonly mix: MixerFn = (q, k, v) => attention(q, k, v, { causal: true }),
-    extraConfig: Record<string, unknown> = {},
+    private readonly layout?: LayoutSpec,
   ) {
+    this.mix = (q, k, v) => attention(q, k, v, layout);
     this.maxLen = ctx.maxLen;
-    this.config = { ...c, ...extraConfig };
+    this.config = { ...c, ...(layout ? { attention: layout } : {}) };
     const f = new ParamFactory(ctx.seed);
     const p = uniquePrefix(name);
     const d = c.dModel;
