@@ -12,6 +12,7 @@ import { batchLoss, train } from '../suites/train.js';
 import { AdamW, OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
 import { evaluate } from '../suites/evaluate.js';
 import { nativeKernelNames } from '../kernels/native/kernels.js';
+import { FUSED_KERNELS } from '../kernels/native/fused-kernels.js';
 
 /** Kernels one training step + evaluation of the dense baseline runs (profiled with tf.profile). */
 const TRAINING_STEP_KERNELS = [
@@ -54,7 +55,8 @@ describe('a dense-baseline training step', () => {
     expect(nat.fallbacks).toEqual({});
     expect(nat.kernels.filter((k) => !TRAINING_STEP_KERNELS.includes(k))).toEqual([]);
     expect(TRAINING_STEP_KERNELS.filter((k) => !nat.kernels.includes(k))).toEqual([]);
-    for (const k of nat.kernels) expect(nativeKernelNames().concat(['TrGelu', 'TrGeluGrad', 'TrLayerNorm', 'TrLayerNormGrad'])).toContain(k);
+    const fused = Object.keys(FUSED_KERNELS);
+    for (const k of nat.kernels) expect(nativeKernelNames().concat(fused)).toContain(k);
   });
 
   it('same seed and backend give identical training results', async () => {
