@@ -44,7 +44,7 @@ export function compareReports(base: Report, next: Report, o: CompareOptions = C
       continue;
     }
     seen.add(b.runId);
-    rows.push(accuracyRow(b, n, o));
+    if (b.metrics.accuracy !== null && n.metrics.accuracy !== null) rows.push(accuracyRow(b, n, o));
     rows.push(...latencyRows(b, n, o));
   }
   for (const n of next.records) {
@@ -54,7 +54,7 @@ export function compareReports(base: Report, next: Report, o: CompareOptions = C
 }
 
 function accuracyRow(b: RunRecord, n: RunRecord, o: CompareOptions): CompareRow {
-  const d = n.metrics.accuracy - b.metrics.accuracy;
+  const d = n.metrics.accuracy! - b.metrics.accuracy!;
   const verdict = d < -o.accTolerance ? 'REGRESSION' : d > o.accTolerance ? 'improved' : 'ok';
   return {
     runId: b.runId, label: b.label, metric: 'accuracy', base: b.metrics.accuracy, next: n.metrics.accuracy,

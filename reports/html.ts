@@ -46,7 +46,7 @@ export function bestRows(records: RunRecord[]): BestRow[] {
       const lat = rs[0]!.metrics.latency.find((l) => l.batch === 1);
       const row: BestRow = {
         task, model, size, backend, lr, params: rs[0]!.model.parameterCount, seeds: rs.length, records: rs,
-        accuracy: mean((r) => r.metrics.accuracy), exactMatch: mean((r) => r.metrics.exactMatch),
+        accuracy: mean((r) => r.metrics.accuracy ?? NaN), exactMatch: mean((r) => r.metrics.exactMatch),
         latencyMs: lat ? mean((r) => r.metrics.latency.find((l) => l.batch === 1 && l.length === lat.length)?.medianMs ?? NaN) : null,
       };
       if (!best || row.accuracy > best.accuracy) best = row;
@@ -78,10 +78,10 @@ function mqarPlots(records: RunRecord[]): string {
     const kl = `${r.model.name} d${d} kv${r.task.params.numKvPairs}`;
     if (!Number.isNaN(d)) {
       if (!byD.has(kd)) byD.set(kd, new Map());
-      byD.get(kd)!.set(d, Math.max(byD.get(kd)!.get(d) ?? 0, r.metrics.accuracy));
+      byD.get(kd)!.set(d, Math.max(byD.get(kd)!.get(d) ?? 0, r.metrics.accuracy ?? 0));
     }
     if (!byL.has(kl)) byL.set(kl, new Map());
-    byL.get(kl)!.set(L, Math.max(byL.get(kl)!.get(L) ?? 0, r.metrics.accuracy));
+    byL.get(kl)!.set(L, Math.max(byL.get(kl)!.get(L) ?? 0, r.metrics.accuracy ?? 0));
   }
   const toSeries = (m: Map<string, Map<number, number>>): Series[] => [...m].map(([name, pts]) => ({ name, points: [...pts] }));
   plots.push(linePlot({ title: 'MQAR accuracy vs d_model', xLabel: 'd_model', yLabel: 'accuracy', series: toSeries(byD), logX: true, yMin: 0, yMax: 1 }));
@@ -97,7 +97,7 @@ function niahPlots(records: RunRecord[]): string {
       const depths = [...new Set(grid.map((c) => c.depth))].sort((a, b) => a - b);
       const lengths = [...new Set(grid.map((c) => c.length))].sort((a, b) => a - b);
       return heatmap({
-        title: `${r.model.name} ${r.model.size} (seed ${r.seed}, ${r.backend}): score ${r.metrics.accuracy.toFixed(3)}`,
+        title: `${r.model.name} ${r.model.size} (seed ${r.seed}, ${r.backend}): score ${(r.metrics.accuracy ?? NaN).toFixed(3)}`,
         rows: depths, cols: lengths, rowLabel: 'depth', colLabel: 'length',
         value: (d, l) => grid.find((c) => c.depth === d && c.length === l)?.score,
       });
@@ -148,9 +148,48 @@ th,td{border:1px solid #ccc;padding:3px 8px}th{background:#f3f3f3;cursor:pointer
 th[data-dir=desc]::after{content:' ▼'}td.n{text-align:right;font-variant-numeric:tabular-nums}.plots{display:flex;flex-wrap:wrap;gap:12px}
 .plot .t{font-weight:600;font-size:13px}.plot .k{font-size:11px}.plot .ax{stroke:#333}.plot .g{stroke:#eee}h2{margin-top:32px}`;
 
+/** The kernels suite: operator latency tables and plots. */
+function kernelsSection(rs: RunRecord[]): string {
+  const rows = rs.filter((r) => r.metrics.kernel);
+  const tableHtml = table('kernels', ['case', 'backend', 'impl', 'pass', 'layout', 'L', 'density', 'median ms', 'p10 ms', 'p90 ms', 'GFLOP/s', 'speedup vs dense'],
+    rows.map((r) => {
+      const k = r.metrics.kernel!;
+      const l = r.metrics.latency[0]!;
+      return { attrs: `data-run-id="${r.runId}"`, cells: [r.label, r.backend, k.impl, k.pass, k.layout, Number(r.task.params.L), k.density, l.medianMs, l.p10Ms, l.p90Ms, k.gflops, k.speedupVsDense ?? NaN] };
+    }));
+  const byKey = (f: (r: RunRecord) => string, x: (r: RunRecord) => number) => {
+    const m = new Map<string, [number, number][]>();
+    for (const r of rows) {
+      const key = f(r);
+      if (!m.has(key)) m.set(key, []);
+      m.get(key)!.push([x(r), r.metrics.latency[0]!.medianMs]);
+    }
+    return [...m].map(([name, points]) => ({ name, points }));
+  };
+  const sweepL = Math.max(...rows.filter((r) => r.metrics.kernel!.layout === 'random').map((r) => Number(r.task.params.L)), 0);
+  const atSweep = rows.filter((r) => Number(r.task.params.L) === sweepL);
+  const densityPlot = atSweep.length
+    ? linePlot({
+        title: `Operator latency vs density (L=${sweepL})`, xLabel: 'density (listed / all blocks)', yLabel: 'ms',
+        series: byKey((r) => `${r.metrics.kernel!.impl} ${r.metrics.kernel!.pass === 'forward' ? 'fwd' : 'fwd+bwd'} ${r.backend}`, (r) => r.metrics.kernel!.density).filter((s) => atSweep.length)
+          .map((s) => ({ ...s, points: s.points.filter((p) => atSweep.some((r) => r.metrics.kernel!.density === p[0] && r.metrics.latency[0]!.medianMs === p[1])) })),
+        logY: true,
+      })
+    : '';
+  const lengthPlot = linePlot({
+    title: 'Operator latency vs length (forward)', xLabel: 'sequence length', yLabel: 'ms',
+    series: byKey((r) => `${r.metrics.kernel!.layout} ${r.metrics.kernel!.impl} ${r.backend}`, (r) => Number(r.task.params.L))
+      .filter((s) => !s.name.startsWith('random'))
+      .map((s) => ({ ...s, points: s.points.filter((p) => rows.some((r) => r.metrics.kernel!.pass === 'forward' && r.metrics.latency[0]!.medianMs === p[1])) })),
+    logX: true, logY: true,
+  });
+  return `<section id="task-attention-op"><h2>kernels: the shared block-sparse operator</h2><div class="plots">${densityPlot}${lengthPlot}</div>${tableHtml}</section>`;
+}
+
 export function renderLeaderboard(reports: { path: string; report: Report }[]): string {
   const records = reports.flatMap((r) => r.report.records);
-  const tasks = [...new Set(records.map((r) => r.task.name))].sort();
+  const tasks = [...new Set(records.map((r) => r.task.name))].filter((t) => t !== 'attention-op').sort();
+  const kernelRecords = records.filter((r) => r.task.name === 'attention-op');
   const sections = tasks.map((t) => {
     const rs = records.filter((r) => r.task.name === t);
     const best = bestRows(rs);
@@ -159,7 +198,7 @@ export function renderLeaderboard(reports: { path: string; report: Report }[]): 
     const runs = table(`runs-${t}`, ['run', 'seed', 'backend', 'accuracy', 'denominator', 'exact match', 'steps', 'train tok/s', 'wall s', 'fallbacks'],
       rs.map((r) => ({
         attrs: `data-run-id="${r.runId}"`,
-        cells: [r.label, r.seed, r.backend, r.metrics.accuracy, r.metrics.accuracyDenominator, r.metrics.exactMatch, r.metrics.trainSteps, r.metrics.trainTokensPerSec, r.wallTimeSeconds, r.fallbackKernels.total],
+        cells: [r.label, r.seed, r.backend, r.metrics.accuracy ?? NaN, r.metrics.accuracyDenominator, r.metrics.exactMatch, r.metrics.trainSteps, r.metrics.trainTokensPerSec, r.wallTimeSeconds, r.fallbackKernels.total],
       })));
     const plots = t === 'mqar' ? mqarPlots(rs) : t === 'niah' ? niahPlots(rs) : '';
     return `<section id="task-${t}"><h2>${esc(t)}</h2><h3>Best per model and size</h3>${bestTable}${plots}${latencyPlots(rs)}<h3>All runs</h3>${runs}</section>`;
@@ -167,6 +206,7 @@ export function renderLeaderboard(reports: { path: string; report: Report }[]): 
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tabrecall leaderboard</title><style>${CSS}</style></head><body>
 <h1>tabrecall leaderboard</h1><p>${records.length} runs from ${reports.length} report(s). Click a column header to sort.</p>
 ${sections.join('\n')}
+${kernelRecords.length ? kernelsSection(kernelRecords) : ''}
 <h2>Environment</h2>${fingerprints(reports)}
 <script>${SORT_JS}</script></body></html>`;
 }

@@ -30,7 +30,7 @@ export function checkRecord(rec: unknown, where: string): RunRecord {
   need(typeof x.runId === 'string', 'runId', 'must be a string');
   need(typeof x.seed === 'number', 'seed', 'must be a number');
   need(typeof x.backend === 'string', 'backend', 'must be a string');
-  need(!!x.metrics && typeof x.metrics.accuracy === 'number', 'metrics.accuracy', 'must be a number');
+  need(!!x.metrics && (typeof x.metrics.accuracy === 'number' || x.metrics.accuracy === null), 'metrics.accuracy', 'must be a number or null');
   need(Array.isArray(x.metrics?.latency), 'metrics.latency', 'must be an array');
   return x as RunRecord;
 }

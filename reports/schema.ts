@@ -37,9 +37,24 @@ export interface NiahCellRecord {
   examples: number;
 }
 
+/** A kernel-suite measurement: one operator call pattern on one backend. */
+export interface KernelMetrics {
+  /** Layout builder name (dense, window, bigbird, random). */
+  layout: string;
+  impl: string;
+  pass: 'forward' | 'forward+backward';
+  /** Listed blocks / all blocks. */
+  density: number;
+  /** Effective FLOPs per call: 4*B*H*Lq*Lk*D*density forward, x3.5 with the backward (FlashAttention's 2.5x). */
+  flops: number;
+  gflops: number;
+  /** Dense-layout median / this median, same backend, impl, pass and L (null for dense itself or when dense was not run). */
+  speedupVsDense: number | null;
+}
+
 export interface Metrics {
-  /** Fraction of labelled test positions predicted right (MQAR) or exact-match score (NIAH). */
-  accuracy: number;
+  /** Fraction of labelled test positions predicted right (MQAR) or exact-match score (NIAH); null for kernel records. */
+  accuracy: number | null;
   /** Labelled positions behind `accuracy` (MQAR) or examples (NIAH). */
   accuracyDenominator: number;
   /** Fraction of test examples whose every labelled position is right. */
@@ -58,6 +73,7 @@ export interface Metrics {
   extrapolationScore?: number | null;
   lossCurve: [number, number][];
   validCurve: [number, number][];
+  kernel?: KernelMetrics;
 }
 
 export interface RunRecord {

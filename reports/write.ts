@@ -34,7 +34,7 @@ export function reportToArrow(report: Report): Uint8Array {
     seed: Int32Array.from(r, (x) => x.seed),
     backend: r.map((x) => x.backend),
     git_sha: r.map((x) => x.gitSha),
-    accuracy: Float64Array.from(r, (x) => x.metrics.accuracy),
+    accuracy: Float64Array.from(r, (x) => x.metrics.accuracy ?? NaN),
     accuracy_denominator: Float64Array.from(r, (x) => x.metrics.accuracyDenominator),
     exact_match: Float64Array.from(r, (x) => x.metrics.exactMatch),
     final_train_loss: Float64Array.from(r, (x) => x.metrics.finalTrainLoss),

@@ -3,6 +3,8 @@ import { join, resolve } from 'node:path';
 import { args, main, UsageError } from './cli.js';
 import { expandSuite, loadSuite, runLabel, runId, suiteNames } from '../suites/grid.js';
 import { runSuite } from '../suites/runner.js';
+import { kernelCases, kernelCaseId, kernelCaseLabel, runKernelsSuite, KERNELS_DEFAULTS } from '../suites/kernels.js';
+import type { SuiteFile } from '../suites/types.js';
 import { useBackend, backendInfo, BACKEND_NAMES } from '../kernels/backend.js';
 import { fingerprint } from '../reports/fingerprint.js';
 import { renderLeaderboard } from '../reports/html.js';
@@ -43,6 +45,7 @@ main(async () => {
   if (!(BACKEND_NAMES as readonly string[]).includes(o.backend!)) {
     throw new UsageError(`--backend: unknown backend ${JSON.stringify(o.backend)}; allowed: ${BACKEND_NAMES.join(', ')}`);
   }
+  if (suite.kind === 'kernels') return runKernels(suite, filter, o);
   // Expand with the requested name first so --list works without initialising a backend.
   const planned = expandSuite(suite, seeds, o.backend!).filter((c) => !filter || filter.test(runLabel(c)));
   if (o.list) {
@@ -71,7 +74,7 @@ main(async () => {
     },
     runEnd: (i, n, r, skipped) => {
       if (tty) process.stderr.write('\n');
-      process.stderr.write(`[run ${i + 1}/${n}] ${skipped ? 'already done (resumed)' : 'done'}: accuracy ${r.metrics.accuracy.toFixed(4)} in ${r.metrics.trainSteps} steps, ${r.wallTimeSeconds.toFixed(1)} s\n`);
+      process.stderr.write(`[run ${i + 1}/${n}] ${skipped ? 'already done (resumed)' : 'done'}: ${r.metrics.kernel ? `${fmt(r.metrics.latency[0]?.medianMs, 2)} ms, ${fmt(r.metrics.kernel.gflops, 1)} GFLOP/s` : `accuracy ${fmt(r.metrics.accuracy, 4)} in ${r.metrics.trainSteps} steps`}, ${r.wallTimeSeconds.toFixed(1)} s\n`);
     },
   });
   const html = join(outDir, 'leaderboard.html');
@@ -89,3 +92,47 @@ main(async () => {
   console.log(`report:      ${paths.json}\n             ${paths.arrow}\nleaderboard: ${html}`);
   return 0;
 });
+
+/** The kernels suite: --backend auto measures every backend the suite lists that works here. */
+async function runKernels(suite: SuiteFile, filter: RegExp | undefined, o: { backend?: string; out?: string; resume?: boolean; list?: boolean }): Promise<number> {
+  const c = { ...KERNELS_DEFAULTS, ...suite.kernels! };
+  let backends = o.backend === 'auto' ? c.backends : [o.backend!];
+  if (!o.list) {
+    const ok: string[] = [];
+    for (const b of backends) {
+      try {
+        await useBackend(b);
+        ok.push(b);
+      } catch (e) {
+        if (o.backend !== 'auto') throw e;
+        process.stderr.write(`kernels: skipping backend ${b} (${(e as Error).message})\n`);
+      }
+    }
+    backends = ok;
+  }
+  const cases = kernelCases(c, backends).filter((k) => !filter || filter.test(kernelCaseLabel(k)));
+  if (o.list) {
+    console.log(formatTable(['run id', 'case'], cases.map((k) => [kernelCaseId(suite.name, c, k), kernelCaseLabel(k)])));
+    console.log(`\n${cases.length} cases in suite ${suite.name}`);
+    return 0;
+  }
+  if (cases.length === 0) throw new UsageError(`--filter: no case of suite ${suite.name} matches`);
+  const outDir = resolve(o.out ?? join('results', suite.name));
+  const fp = fingerprint(backends.join('+'), backendInfo());
+  process.stderr.write(`tabrecall: suite ${suite.name}, ${cases.length} cases on ${backends.join(', ')}, out ${outDir}\n`);
+  const t0 = performance.now();
+  const { report, paths } = await runKernelsSuite(suite.name, c, cases, { outDir, resume: !!o.resume, fingerprint: fp }, {
+    start: (i, n, label) => process.stderr.write(`[case ${i + 1}/${n}] ${label} ... `),
+    end: (_i, _n, r, skipped) => process.stderr.write(skipped ? `[resumed] ${r.label}\n` : `${fmt(r.metrics.latency[0]!.medianMs, 2)} ms, ${fmt(r.metrics.kernel!.gflops, 1)} GFLOP/s\n`),
+  });
+  const html = join(outDir, 'leaderboard.html');
+  writeAtomic(html, renderLeaderboard([{ path: paths.json, report }]));
+  console.log(formatTable(['case', 'density', 'median ms', 'p10', 'p90', 'GFLOP/s', 'vs dense'], report.records.map((r) => {
+    const k = r.metrics.kernel!;
+    const l = r.metrics.latency[0]!;
+    return [r.label, fmt(k.density, 3), fmt(l.medianMs, 3), fmt(l.p10Ms, 3), fmt(l.p90Ms, 3), fmt(k.gflops, 1), k.speedupVsDense === null ? '-' : `${fmt(k.speedupVsDense, 2)}x`];
+  })));
+  console.log(`\nsuite ${suite.name}: ${report.records.length} cases in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`report:      ${paths.json}\n             ${paths.arrow}\nleaderboard: ${html}`);
+  return 0;
+}

@@ -40,6 +40,11 @@ export function validateSuite(raw: unknown, where: string): SuiteFile {
   if (!s || typeof s !== 'object') throw new ParamError('suite', `${where}: must be a JSON object`);
   if (typeof s.name !== 'string') throw new ParamError('suite.name', 'must be a string');
   if (!Array.isArray(s.seeds) || !s.seeds.every((x) => Number.isInteger(x))) throw new ParamError('suite.seeds', 'must be an array of integers');
+  if (s.kind !== undefined && s.kind !== 'train' && s.kind !== 'kernels') throw new ParamError('suite.kind', `must be one of train, kernels; got ${JSON.stringify(s.kind)}`);
+  if (s.kind === 'kernels') {
+    if (!s.kernels || typeof s.kernels !== 'object') throw new ParamError('suite.kernels', 'a kernels suite needs a "kernels" object');
+    return { description: '', entries: [], ...s } as SuiteFile;
+  }
   if (!Array.isArray(s.entries) || s.entries.length === 0) throw new ParamError('suite.entries', 'must be a non-empty array');
   s.entries.forEach((e, i) => {
     if (!taskNames().includes(e.task)) throw new ParamError(`suite.entries[${i}].task`, `unknown task ${JSON.stringify(e.task)}; allowed: ${taskNames().join(', ')}`);

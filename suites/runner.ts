@@ -109,7 +109,7 @@ export function recordPath(outDir: string, id: string): string {
   return join(outDir, 'runs', `${id}.json`);
 }
 
-function loadRecord(path: string): RunRecord | undefined {
+export function loadRecord(path: string): RunRecord | undefined {
   try {
     return checkRecord(JSON.parse(readFileSync(path, 'utf8')), path);
   } catch {
@@ -153,4 +153,9 @@ export async function runSuite(
   }
   if (records.length && runs.length) paths = emit();
   return { report: { schemaVersion: SCHEMA_VERSION, suite, createdAt: new Date().toISOString(), fingerprint: opts.fingerprint, records }, paths };
+}
+
+/** One report for a finished list of records (after every run, so an interruption loses nothing). */
+export function emitReport(outDir: string, suite: string, fp: Fingerprint, records: RunRecord[]): { json: string; arrow: string } {
+  return writeReport(join(outDir, 'report.json'), { schemaVersion: SCHEMA_VERSION, suite, createdAt: new Date().toISOString(), fingerprint: fp, records });
 }

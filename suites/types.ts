@@ -17,8 +17,11 @@ export interface SuiteEntry {
 export interface SuiteFile {
   name: string;
   description: string;
+  /** 'train' (default): task x model runs; 'kernels': operator latency (see suites/kernels.ts). */
+  kind?: 'train' | 'kernels';
   seeds: number[];
   entries: SuiteEntry[];
+  kernels?: import('./kernels.js').KernelsConfig;
 }
 
 /** A fully expanded run: everything that determines its result (its hash is the run id). */

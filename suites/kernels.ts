@@ -1,0 +1,219 @@
+/**
+ * The `kernels` suite: latency of the shared operator itself, forward and forward+backward, per
+ * layout (dense, window, BigBird), sequence length, implementation (fused, generic) and backend,
+ * plus a density sweep (random block layouts at one length). Effective GFLOP/s counts only allowed
+ * blocks: 4*B*H*Lq*Lk*D*density per forward, 3.5x that with the backward (FlashAttention's convention).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Bench } from 'tinybench';
+import { createHash } from 'node:crypto';
+import { bigBirdLayout, denseLayout, density, randomLayout, slidingWindowLayout, unionLayout, type BlockLayout } from '../kernels/layout.js';
+import { blockSparseAttention, FUSED_KERNEL, type AttentionImpl } from '../kernels/block-sparse.js';
+import { hasKernel, useBackend } from '../kernels/backend.js';
+import { quantile } from './latency.js';
+import { canonical } from './grid.js';
+import { Rng } from '../datasets/rng.js';
+import { SCHEMA_VERSION, type Fingerprint, type RunRecord } from '../reports/schema.js';
+import { ParamError } from '../datasets/params.js';
+import { existsSync } from 'node:fs';
+import { emitReport, loadRecord, recordPath } from './runner.js';
+import { writeAtomic } from '../reports/write.js';
+import type { Report } from '../reports/schema.js';
+
+export interface KernelsConfig {
+  backends: string[];
+  B: number;
+  H: number;
+  D: number;
+  block: number;
+  lengths: number[];
+  /** Longest L per backend (wasm is slow). */
+  maxLength: Record<string, number>;
+  window: number;
+  bigbird: { windowBlocks: number; globalBlocks: number; randomBlocks: number };
+  densitySweep: { length: number; randomBlocks: number[] };
+  impls: ('fused' | 'generic')[];
+  passes: ('forward' | 'forward+backward')[];
+  timeMs: number;
+  minSamples: number;
+  /** Skip the generic path above this estimate of its working set. */
+  genericMaxBytes: number;
+}
+
+export interface KernelCase {
+  backend: string;
+  impl: 'fused' | 'generic';
+  pass: 'forward' | 'forward+backward';
+  layoutName: string;
+  layoutParams: Record<string, unknown>;
+  L: number;
+  layout: BlockLayout;
+}
+
+function layoutsAt(c: KernelsConfig, L: number): { name: string; params: Record<string, unknown>; layout: BlockLayout }[] {
+  const s = { Lq: L, Lk: L, Bq: c.block, Bk: c.block };
+  return [
+    { name: 'dense', params: {}, layout: denseLayout(s) },
+    { name: 'window', params: { window: c.window }, layout: slidingWindowLayout(s, c.window) },
+    { name: 'bigbird', params: { ...c.bigbird }, layout: bigBirdLayout(s, { ...c.bigbird, seed: 0 }) },
+  ];
+}
+
+function sweepLayouts(c: KernelsConfig): { name: string; params: Record<string, unknown>; layout: BlockLayout }[] {
+  const L = c.densitySweep.length;
+  const s = { Lq: L, Lk: L, Bq: c.block, Bk: c.block };
+  const own = slidingWindowLayout(s, 0); // each query block's own diagonal block
+  return c.densitySweep.randomBlocks.map((r) => ({
+    name: 'random',
+    params: { randomBlocks: r },
+    layout: unionLayout(randomLayout(s, r, 0), { ...own, window: Infinity, full: new Uint8Array(own.full.length).fill(1) }),
+  }));
+}
+
+/** Working set of the generic path (gathered K/V + scores), to skip what would not fit. */
+function genericBytes(c: KernelsConfig, l: BlockLayout, pass: string): number {
+  const nQ = Math.ceil(l.Lq / l.Bq);
+  let maxNnz = 1;
+  for (let i = 0; i < nQ; i++) maxNnz = Math.max(maxNnz, l.rowPtr[i + 1]! - l.rowPtr[i]!);
+  const M = maxNnz * l.Bk;
+  const bytes = 4 * c.B * c.H * nQ * (l.Bq * M * 2 + M * c.D * 2);
+  return pass === 'forward' ? bytes : bytes * 3;
+}
+
+export function kernelCases(c: KernelsConfig, backends: string[]): KernelCase[] {
+  const cases: KernelCase[] = [];
+  for (const backend of backends) {
+    const maxL = c.maxLength[backend] ?? Infinity;
+    const lists = [
+      ...c.lengths.filter((L) => L <= maxL).flatMap((L) => layoutsAt(c, L).map((x) => ({ ...x, L }))),
+      ...(c.densitySweep.length <= maxL ? sweepLayouts(c).map((x) => ({ ...x, L: c.densitySweep.length })) : []),
+    ];
+    for (const x of lists) {
+      for (const impl of c.impls) {
+        for (const pass of c.passes) {
+          if (impl === 'generic' && genericBytes(c, x.layout, pass) > c.genericMaxBytes) continue;
+          cases.push({ backend, impl, pass, layoutName: x.name, layoutParams: x.params, L: x.L, layout: x.layout });
+        }
+      }
+    }
+  }
+  return cases;
+}
+
+export function kernelCaseId(suite: string, c: KernelsConfig, k: KernelCase): string {
+  const cfg = { suite, B: c.B, H: c.H, D: c.D, block: c.block, backend: k.backend, impl: k.impl, pass: k.pass, layout: k.layoutName, params: k.layoutParams, L: k.L };
+  return createHash('sha256').update(canonical(cfg)).digest('hex').slice(0, 16);
+}
+
+export function kernelCaseLabel(k: KernelCase): string {
+  const p = Object.entries(k.layoutParams).map(([a, b]) => `${a}=${typeof b === 'object' ? JSON.stringify(b) : b}`).join(' ');
+  return `attention ${k.pass} | ${k.layoutName}${p ? ` ${p}` : ''} L${k.L} | ${k.impl} | ${k.backend}`;
+}
+
+/** Measure one case on the active backend. */
+export async function measureKernelCase(suite: string, c: KernelsConfig, k: KernelCase, fp: Fingerprint): Promise<RunRecord> {
+  if (tf.getBackend() !== k.backend) await useBackend(k.backend);
+  if (k.impl === 'fused' && !hasKernel(FUSED_KERNEL)) throw new ParamError('kernels.impls', `backend ${k.backend} has no fused kernel`);
+  const t0 = performance.now();
+  const rng = new Rng(7);
+  const mk = () => tf.tensor4d(Float32Array.from({ length: c.B * c.H * k.L * c.D }, () => rng.normal()), [c.B, c.H, k.L, c.D]);
+  const q = mk(), kk = mk(), v = mk(), w = mk();
+  const impl: AttentionImpl = k.impl;
+  const grad = tf.grads((a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(blockSparseAttention(a as tf.Tensor4D, b as tf.Tensor4D, cc as tf.Tensor4D, k.layout, { impl }).out, w)));
+  const call = k.pass === 'forward'
+    ? () => {
+        const r = blockSparseAttention(q, kk, v, k.layout, { impl });
+        r.out.dataSync();
+        tf.dispose([r.out, r.lse]);
+      }
+    : () => {
+        const gs = grad([q, kk, v]);
+        gs[0]!.dataSync();
+        tf.dispose(gs);
+      };
+  const bench = new Bench({ time: c.timeMs, iterations: c.minSamples, warmup: true, warmupIterations: 2, warmupTime: 0, retainSamples: true });
+  bench.add(kernelCaseLabel(k), call);
+  await bench.run();
+  tf.dispose([q, kk, v, w]);
+  const samples = [...((bench.tasks[0]!.result as { latency?: { samples?: number[] } }).latency?.samples ?? [])].sort((a, b) => a - b);
+  if (samples.length === 0) throw new Error(`kernels: no samples for ${kernelCaseLabel(k)}`);
+  const median = quantile(samples, 0.5);
+  const dens = density(k.layout);
+  const flops = 4 * c.B * c.H * k.L * k.L * c.D * dens * (k.pass === 'forward' ? 1 : 3.5);
+  const now = new Date().toISOString();
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    runId: kernelCaseId(suite, c, k),
+    suite,
+    label: kernelCaseLabel(k),
+    task: { name: 'attention-op', params: { B: c.B, H: c.H, L: k.L, D: c.D, block: c.block } },
+    model: { name: k.layoutName, size: `L${k.L}`, params: k.layoutParams, parameterCount: 0 },
+    train: {}, optimizer: {}, latencyConfig: { timeMs: c.timeMs, minSamples: c.minSamples },
+    seed: 0, backend: k.backend, fingerprint: fp, gitSha: fp.gitSha,
+    metrics: {
+      accuracy: null, accuracyDenominator: 0, exactMatch: 0, examples: 0, finalTrainLoss: NaN, bestValidAccuracy: NaN, trainSteps: 0,
+      stoppedBy: 'n/a', trainSeconds: 0, trainTokensPerSec: 0, peakMemoryBytes: 0, lossCurve: [], validCurve: [],
+      latency: [{ batch: c.B, length: k.L, medianMs: median, p10Ms: quantile(samples, 0.1), p90Ms: quantile(samples, 0.9), samples: samples.length, tokensPerSec: (c.B * k.L) / (median / 1000) }],
+      kernel: { layout: k.layoutName, impl: k.impl, pass: k.pass, density: dens, flops, gflops: flops / (median / 1000) / 1e9, speedupVsDense: null },
+    },
+    diagnostics: {}, fallbackKernels: { total: 0, byKernel: {} },
+    wallTimeSeconds: (performance.now() - t0) / 1000, startedAt: now, finishedAt: now,
+  };
+}
+
+/** Fill speedupVsDense from the dense records of the same backend, impl, pass and L. */
+export function addSpeedups(records: RunRecord[]): void {
+  for (const r of records) {
+    const k = r.metrics.kernel;
+    if (!k || k.layout === 'dense') continue;
+    const dense = records.find((d) => d.metrics.kernel?.layout === 'dense' && d.backend === r.backend && d.metrics.kernel.impl === k.impl
+      && d.metrics.kernel.pass === k.pass && d.task.params.L === r.task.params.L);
+    k.speedupVsDense = dense ? dense.metrics.latency[0]!.medianMs / r.metrics.latency[0]!.medianMs : null;
+  }
+}
+
+export interface KernelEvents {
+  start(i: number, n: number, label: string): void;
+  end(i: number, n: number, r: RunRecord, skipped: boolean): void;
+}
+
+/** Run every case (resumable, one record file per case), then compute speedups over dense. */
+export async function runKernelsSuite(suite: string, c: KernelsConfig, cases: KernelCase[], opts: { outDir: string; resume: boolean; fingerprint: Fingerprint }, ev: KernelEvents): Promise<{ report: Report; paths: { json: string; arrow: string } }> {
+  const records: RunRecord[] = [];
+  let paths = { json: '', arrow: '' };
+  for (let i = 0; i < cases.length; i++) {
+    const k = cases[i]!;
+    const path = recordPath(opts.outDir, kernelCaseId(suite, c, k));
+    const done = opts.resume && existsSync(path) ? loadRecord(path) : undefined;
+    if (done) {
+      records.push(done);
+      ev.end(i, cases.length, done, true);
+      continue;
+    }
+    ev.start(i, cases.length, kernelCaseLabel(k));
+    const r = await measureKernelCase(suite, c, k, opts.fingerprint);
+    writeAtomic(path, JSON.stringify(r, null, 1));
+    records.push(r);
+    addSpeedups(records);
+    paths = emitReport(opts.outDir, suite, opts.fingerprint, records);
+    ev.end(i, cases.length, r, false);
+  }
+  addSpeedups(records);
+  if (records.length) paths = emitReport(opts.outDir, suite, opts.fingerprint, records);
+  return { report: { schemaVersion: SCHEMA_VERSION, suite, createdAt: new Date().toISOString(), fingerprint: opts.fingerprint, records }, paths };
+}
+
+export const KERNELS_DEFAULTS: KernelsConfig = {
+  backends: ['native', 'wasm'],
+  B: 1, H: 4, D: 64, block: 64,
+  lengths: [512, 1024, 2048, 4096, 8192],
+  maxLength: { wasm: 1024 },
+  window: 256,
+  bigbird: { windowBlocks: 1, globalBlocks: 1, randomBlocks: 2 },
+  densitySweep: { length: 4096, randomBlocks: [1, 3, 7, 15, 31, 63] },
+  impls: ['fused', 'generic'],
+  passes: ['forward', 'forward+backward'],
+  timeMs: 400,
+  minSamples: 5,
+  genericMaxBytes: 3e9,
+};
