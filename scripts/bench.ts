@@ -5,7 +5,8 @@ import { expandSuite, loadSuite, runLabel, runId, suiteNames } from '../suites/g
 import { runSuite } from '../suites/runner.js';
 import { kernelCases, kernelCaseId, kernelCaseLabel, runKernelsSuite, KERNELS_DEFAULTS } from '../suites/kernels.js';
 import type { SuiteFile } from '../suites/types.js';
-import { useBackend, backendInfo, BACKEND_NAMES } from '../kernels/backend.js';
+import { useBackend, backendInfo, hasKernel, BACKEND_NAMES } from '../kernels/backend.js';
+import { FUSED_KERNEL } from '../kernels/block-sparse.js';
 import { fingerprint } from '../reports/fingerprint.js';
 import { renderLeaderboard } from '../reports/html.js';
 import { writeAtomic } from '../reports/write.js';
@@ -97,12 +98,15 @@ main(async () => {
 async function runKernels(suite: SuiteFile, filter: RegExp | undefined, o: { backend?: string; out?: string; resume?: boolean; list?: boolean }): Promise<number> {
   const c = { ...KERNELS_DEFAULTS, ...suite.kernels! };
   let backends = o.backend === 'auto' ? c.backends : [o.backend!];
+  const fusedOn = new Set<string>(backends.filter((b) => b === 'native' || b === 'cuda'));
   if (!o.list) {
     const ok: string[] = [];
+    fusedOn.clear();
     for (const b of backends) {
       try {
         await useBackend(b);
         ok.push(b);
+        if (hasKernel(FUSED_KERNEL)) fusedOn.add(b);
       } catch (e) {
         if (o.backend !== 'auto') throw e;
         process.stderr.write(`kernels: skipping backend ${b} (${(e as Error).message})\n`);
@@ -110,7 +114,7 @@ async function runKernels(suite: SuiteFile, filter: RegExp | undefined, o: { bac
     }
     backends = ok;
   }
-  const cases = kernelCases(c, backends).filter((k) => !filter || filter.test(kernelCaseLabel(k)));
+  const cases = kernelCases(c, backends, fusedOn).filter((k) => !filter || filter.test(kernelCaseLabel(k)));
   if (o.list) {
     console.log(formatTable(['run id', 'case'], cases.map((k) => [kernelCaseId(suite.name, c, k), kernelCaseLabel(k)])));
     console.log(`\n${cases.length} cases in suite ${suite.name}`);

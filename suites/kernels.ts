@@ -80,7 +80,8 @@ function genericBytes(c: KernelsConfig, l: BlockLayout, pass: string): number {
   return pass === 'forward' ? bytes : bytes * 3;
 }
 
-export function kernelCases(c: KernelsConfig, backends: string[]): KernelCase[] {
+/** All cases; `fusedOn` lists the backends that have a fused kernel (others run generic only). */
+export function kernelCases(c: KernelsConfig, backends: string[], fusedOn: Set<string> = new Set(backends)): KernelCase[] {
   const cases: KernelCase[] = [];
   for (const backend of backends) {
     const maxL = c.maxLength[backend] ?? Infinity;
@@ -92,6 +93,7 @@ export function kernelCases(c: KernelsConfig, backends: string[]): KernelCase[] 
       for (const impl of c.impls) {
         for (const pass of c.passes) {
           if (impl === 'generic' && genericBytes(c, x.layout, pass) > c.genericMaxBytes) continue;
+          if (impl === 'fused' && !fusedOn.has(backend)) continue;
           cases.push({ backend, impl, pass, layoutName: x.name, layoutParams: x.params, L: x.L, layout: x.layout });
         }
       }
