@@ -167,7 +167,8 @@ function kernelsSection(rs: RunRecord[]): string {
     return [...m].map(([name, points]) => ({ name, points }));
   };
   const sweepL = Math.max(...rows.filter((r) => r.metrics.kernel!.layout === 'random').map((r) => Number(r.task.params.L)), 0);
-  const atSweep = rows.filter((r) => Number(r.task.params.L) === sweepL);
+  // The sweep: random block layouts plus the dense layout (density 1) at the sweep length.
+  const atSweep = rows.filter((r) => Number(r.task.params.L) === sweepL && ['random', 'dense'].includes(r.metrics.kernel!.layout));
   const densityPlot = atSweep.length
     ? linePlot({
         title: `Operator latency vs density (L=${sweepL})`, xLabel: 'density (listed / all blocks)', yLabel: 'ms',

@@ -21,7 +21,7 @@ function short(x: number): string {
 }
 
 export function linePlot(o: { title: string; xLabel: string; yLabel: string; series: Series[]; logX?: boolean; logY?: boolean; yMin?: number; yMax?: number }): string {
-  const W = 460, H = 280, L = 60, R = 130, T = 30, B = 45;
+  const W = 560, H = 300, L = 60, R = 200, T = 30, B = 45;
   const all = o.series.flatMap((s) => s.points);
   if (all.length === 0) return '';
   const fx = (x: number) => (o.logX ? Math.log2(x) : x);
