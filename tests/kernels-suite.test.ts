@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { useBackend } from '../kernels/backend.js';
+import { addSpeedups, kernelCases, measureKernelCase, KERNELS_DEFAULTS } from '../suites/kernels.js';
+import { fingerprint } from '../reports/fingerprint.js';
+import { renderLeaderboard } from '../reports/html.js';
+import { SCHEMA_VERSION } from '../reports/schema.js';
+import { validateSuite } from '../suites/grid.js';
+
+const tiny = {
+  ...KERNELS_DEFAULTS, backends: ['native'], B: 1, H: 2, D: 16, block: 16, lengths: [64], window: 16,
+  bigbird: { windowBlocks: 1, globalBlocks: 1, randomBlocks: 1 }, densitySweep: { length: 64, randomBlocks: [1] },
+  timeMs: 5, minSamples: 3,
+};
+
+describe('kernels suite', () => {
+  it('expands cases per layout, impl and pass; skips fused where a backend has none', () => {
+    const all = kernelCases(tiny, ['native', 'wasm'], new Set(['native']));
+    expect(all.filter((c) => c.backend === 'wasm' && c.impl === 'fused')).toEqual([]);
+    expect(new Set(all.map((c) => c.layoutName))).toEqual(new Set(['dense', 'window', 'bigbird', 'random']));
+    expect(all.filter((c) => c.backend === 'native').length).toBe(4 * 2 * 2);
+  });
+
+  it('measures records with effective FLOPs and speedups over dense, and the leaderboard plots them', async () => {
+    await useBackend('native');
+    const fp = fingerprint('native');
+    const cases = kernelCases(tiny, ['native']).filter((c) => c.impl === 'fused' && c.pass === 'forward');
+    const records = [];
+    for (const c of cases) records.push(await measureKernelCase('t', tiny, c, fp));
+    addSpeedups(records);
+    const dense = records.find((r) => r.metrics.kernel!.layout === 'dense')!;
+    const win = records.find((r) => r.metrics.kernel!.layout === 'window')!;
+    expect(dense.metrics.kernel!.density).toBe(1);
+    expect(dense.metrics.kernel!.flops).toBe(4 * 1 * 2 * 64 * 64 * 16);
+    expect(win.metrics.kernel!.density).toBeLessThan(1);
+    expect(win.metrics.kernel!.speedupVsDense).toBeCloseTo(dense.metrics.latency[0]!.medianMs / win.metrics.latency[0]!.medianMs, 10);
+    expect(records.every((r) => r.metrics.accuracy === null && r.metrics.latency[0]!.samples >= 3)).toBe(true);
+    const html = renderLeaderboard([{ path: 'k.json', report: { schemaVersion: SCHEMA_VERSION, suite: 't', createdAt: '', fingerprint: fp, records } }]);
+    expect(html).toContain('Operator latency vs density');
+    expect(html).toContain(`data-run-id="${win.runId}"`);
+  });
+
+  it('suite files must say which kind they are', () => {
+    expect(() => validateSuite({ name: 'x', seeds: [0], kind: 'bogus', entries: [] }, 'x')).toThrow(/suite\.kind: must be one of train, kernels/);
+    expect(() => validateSuite({ name: 'x', seeds: [0], kind: 'kernels', entries: [] }, 'x')).toThrow(/suite\.kernels: a kernels suite needs/);
+  });
+});
