@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Bench } from 'tinybench';
 import type { SequenceModel } from '../models/types.js';
 import { Rng } from '../datasets/rng.js';
+import type { LatencyRecord } from '../reports/schema.js';
 
 export interface LatencyConfig {
   batches: number[];
@@ -17,15 +18,8 @@ export interface LatencyConfig {
   warmupIterations: number;
 }
 
-export interface LatencySample {
-  batch: number;
-  length: number;
-  medianMs: number;
-  p10Ms: number;
-  p90Ms: number;
-  samples: number;
-  tokensPerSec: number;
-}
+/** One measured shape; the report schema's type, so records carry it unchanged. */
+export type LatencySample = LatencyRecord;
 
 export function quantile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return NaN;
