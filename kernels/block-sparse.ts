@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { hasKernel } from './backend.js';
-import { type BlockLayout, nBlocks, rowBlocks, tokenAllowed, tokenMask } from './layout.js';
+import { type BlockLayout, nBlocks, pairAllowed, tokenMask } from './layout.js';
 import { ParamError } from '../datasets/params.js';
 
 export type AttentionImpl = 'auto' | 'fused' | 'generic' | 'reference';
@@ -119,18 +119,19 @@ function genericPlan(l: BlockLayout): GenericPlan {
   if (cached) return cached;
   const nQ = nBlocks(l.Lq, l.Bq), nK = nBlocks(l.Lk, l.Bk);
   let maxNnz = 1;
-  for (let h = 0; h < l.H; h++) for (let i = 0; i < nQ; i++) maxNnz = Math.max(maxNnz, rowBlocks(l, h, i).length);
+  for (let h = 0; h < l.H; h++) for (let i = 0; i < nQ; i++) maxNnz = Math.max(maxNnz, l.rowPtr[h * (nQ + 1) + i + 1]! - l.rowPtr[h * (nQ + 1) + i]!);
   const M = maxNnz * l.Bk;
   const idx = new Int32Array(l.H * nQ * maxNnz).fill(nK);
   const bias = new Float32Array(l.H * nQ * l.Bq * M).fill(NEG);
   const rowAny = new Float32Array(l.H * nQ * l.Bq);
   for (let h = 0; h < l.H; h++) {
     for (let i = 0; i < nQ; i++) {
-      rowBlocks(l, h, i).forEach((j, s) => {
+      const p0 = l.rowPtr[h * (nQ + 1) + i]!;
+      Array.from(l.colIdx.subarray(p0, l.rowPtr[h * (nQ + 1) + i + 1]!)).forEach((j, s) => {
         idx[(h * nQ + i) * maxNnz + s] = j;
         for (let r = 0; r < l.Bq; r++) {
           for (let c = 0; c < l.Bk; c++) {
-            if (tokenAllowed(l, i * l.Bq + r, j * l.Bk + c)) {
+            if (pairAllowed(l, p0 + s, i * l.Bq + r, j * l.Bk + c)) {
               bias[((h * nQ + i) * l.Bq + r) * M + s * l.Bk + c] = 0;
               rowAny[h * nQ * l.Bq + i * l.Bq + r] = 1;
             }

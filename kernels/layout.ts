@@ -23,6 +23,12 @@ export interface BlockLayout {
   causal: boolean;
   /** Token-level window |i - j| <= window (Infinity = none). */
   window: number;
+  /**
+   * Optional explicit token masks of the listed blocks, Bq*Bk bits (row-major) per listed block:
+   * inside partial blocks a pair is allowed when the token rule AND its bit allow it. For patterns
+   * no interval rule expresses (Combiner's "summaries of earlier segments only").
+   */
+  mask?: Uint8Array;
 }
 
 export const nBlocks = (L: number, B: number): number => Math.ceil(L / B);
@@ -91,6 +97,53 @@ function blockKind(l: Pick<BlockLayout, 'Lq' | 'Lk' | 'Bq' | 'Bk' | 'causal' | '
   return all ? 'full' : 'partial';
 }
 
+/** May query i see key j inside listed block p (token rule, and the block's bit mask if any)? */
+export function pairAllowed(l: BlockLayout, p: number, i: number, j: number): boolean {
+  if (!tokenAllowed(l, i, j)) return false;
+  if (!l.mask || l.full[p]) return true;
+  return l.mask[p * l.Bq * l.Bk + (i % l.Bq) * l.Bk + (j % l.Bk)] === 1;
+}
+
+/**
+ * A layout from candidate blocks and a token predicate (h, i, j): blocks where the predicate allows
+ * nothing are dropped, blocks where it allows everything are full, the rest carry a bit mask.
+ */
+export function fromPredicate(s: Omit<Shape, 'causal' | 'window'>, sets: Set<number>[][], allowed: (h: number, i: number, j: number) => boolean): BlockLayout {
+  const nQ = nBlocks(s.Lq, s.Bq);
+  const rowPtr = new Int32Array(sets.length * (nQ + 1));
+  const cols: number[] = [];
+  const full: number[] = [];
+  const masks: Uint8Array[] = [];
+  sets.forEach((perHead, h) => {
+    rowPtr[h * (nQ + 1)] = cols.length;
+    for (let i = 0; i < nQ; i++) {
+      for (const j of [...(perHead[i] ?? [])].sort((a, b) => a - b)) {
+        const bits = new Uint8Array(s.Bq * s.Bk);
+        let n = 0;
+        for (let r = 0; r < s.Bq; r++) {
+          for (let c = 0; c < s.Bk; c++) {
+            const qi = i * s.Bq + r, kj = j * s.Bk + c;
+            if (qi < s.Lq && kj < s.Lk && allowed(h, qi, kj)) {
+              bits[r * s.Bk + c] = 1;
+              n++;
+            }
+          }
+        }
+        if (n === 0) continue;
+        cols.push(j);
+        full.push(n === s.Bq * s.Bk ? 1 : 0);
+        masks.push(bits);
+      }
+      rowPtr[h * (nQ + 1) + i + 1] = cols.length;
+    }
+  });
+  const mask = new Uint8Array(masks.length * s.Bq * s.Bk);
+  masks.forEach((m, p) => mask.set(m, p * s.Bq * s.Bk));
+  const layout: BlockLayout = { ...s, causal: false, window: Infinity, H: sets.length, rowPtr, colIdx: Int32Array.from(cols), full: Uint8Array.from(full), mask };
+  validateLayout(layout);
+  return layout;
+}
+
 export function validateLayout(l: BlockLayout): void {
   const nQ = nBlocks(l.Lq, l.Bq);
   const nK = nBlocks(l.Lk, l.Bk);
@@ -101,6 +154,9 @@ export function validateLayout(l: BlockLayout): void {
     throw new ParamError('layout.rowPtr', `must have H*(ceil(Lq/Bq)+1) = ${l.H * (nQ + 1)} entries, got ${l.rowPtr.length}`);
   }
   if (l.full.length !== l.colIdx.length) throw new ParamError('layout.full', `must have one flag per listed block (${l.colIdx.length}), got ${l.full.length}`);
+  if (l.mask && l.mask.length !== l.colIdx.length * l.Bq * l.Bk) {
+    throw new ParamError('layout.mask', `must have Bq*Bk bits per listed block (${l.colIdx.length * l.Bq * l.Bk}), got ${l.mask.length}`);
+  }
   for (let h = 0; h < l.H; h++) {
     for (let i = 0; i < nQ; i++) {
       const a = l.rowPtr[h * (nQ + 1) + i]!, b = l.rowPtr[h * (nQ + 1) + i + 1]!;
@@ -173,6 +229,7 @@ export function randomLayout(s: Shape, r: number, seed: number, heads = 1): Bloc
 }
 
 function combine(a: BlockLayout, b: BlockLayout, op: 'union' | 'intersection'): BlockLayout {
+  if (a.mask || b.mask) throw new ParamError('layout.mask', `${op} of layouts with bit masks is not supported; build the combined predicate with fromPredicate`);
   for (const f of ['Lq', 'Lk', 'Bq', 'Bk', ...(op === 'union' ? (['causal'] as const) : [])] as const) {
     if (a[f] !== b[f]) throw new ParamError(`layout.${f}`, `${op} needs equal ${f}, got ${a[f]} and ${b[f]}`);
   }
@@ -226,10 +283,12 @@ export function fromTokenMask(s: Omit<Shape, 'causal' | 'window'>, mask: Uint8Ar
 export function tokenMask(l: BlockLayout, h = 0): Uint8Array {
   const m = new Uint8Array(l.Lq * l.Lk);
   const nQ = nBlocks(l.Lq, l.Bq);
+  const hh = l.H === 1 ? 0 : h;
   for (let i = 0; i < nQ; i++) {
-    for (const j of rowBlocks(l, h, i)) {
+    for (let p = l.rowPtr[hh * (nQ + 1) + i]!; p < l.rowPtr[hh * (nQ + 1) + i + 1]!; p++) {
+      const j = l.colIdx[p]!;
       for (let a = i * l.Bq; a < Math.min(l.Lq, (i + 1) * l.Bq); a++) {
-        for (let b = j * l.Bk; b < Math.min(l.Lk, (j + 1) * l.Bk); b++) if (tokenAllowed(l, a, b)) m[a * l.Lk + b] = 1;
+        for (let b = j * l.Bk; b < Math.min(l.Lk, (j + 1) * l.Bk); b++) if (pairAllowed(l, p, a, b)) m[a * l.Lk + b] = 1;
       }
     }
   }
@@ -239,6 +298,7 @@ export function tokenMask(l: BlockLayout, h = 0): Uint8Array {
 /** Per-head layouts stacked into one layout with H heads. */
 export function stackHeads(layouts: BlockLayout[]): BlockLayout {
   const a = layouts[0]!;
+  if (layouts.some((l) => l.mask)) throw new ParamError('layout.mask', 'stacking layouts with bit masks is not supported; use fromPredicate with a per-head predicate');
   const nQ = nBlocks(a.Lq, a.Bq);
   const sets = layouts.flatMap((l) => Array.from({ length: l.H }, (_, h) => Array.from({ length: nQ }, (_, i) => new Set(rowBlocks(l, h, i)))));
   for (const l of layouts) {
@@ -247,4 +307,41 @@ export function stackHeads(layouts: BlockLayout[]): BlockLayout {
     }
   }
   return fromBlockSets(a, sets);
+}
+
+/** Combiner's segment length for a sequence: the largest power of two <= sqrt(L) (divides L when L is a power of two). */
+export function combinerSegLen(L: number): number {
+  return 2 ** Math.floor(Math.log2(Math.sqrt(L)));
+}
+
+/**
+ * Combiner-Fixed's summary attention: query i (one pooled query per segment) over key block i (its
+ * own segment). Lq = L / segLen, Lk = L.
+ */
+export function segmentSummaryLayout(L: number, segLen: number): BlockLayout {
+  if (L % segLen !== 0) throw new ParamError('combiner.segLen', `must divide the sequence length ${L}, got ${segLen}`);
+  const nseg = L / segLen;
+  return fromBlockSets({ Lq: nseg, Lk: L, Bq: 1, Bk: segLen }, [Array.from({ length: nseg }, (_, i) => new Set([i]))]);
+}
+
+/**
+ * Combiner-Fixed's main layout over keys = L tokens ++ L/segLen segment summaries: each query sees
+ * its own segment directly (causal inside it when causal) and the summaries of the other segments
+ * (causal: strictly earlier ones), all in one softmax. Lq = L, Lk = L + L/segLen, blocks of segLen.
+ */
+export function combinerFixedLayout(L: number, segLen: number, causal: boolean): BlockLayout {
+  if (L % segLen !== 0) throw new ParamError('combiner.segLen', `must divide the sequence length ${L}, got ${segLen}`);
+  const nseg = L / segLen;
+  const summaryBlocks = Math.ceil(nseg / segLen);
+  const sets = [Array.from({ length: nseg }, (_, i) => {
+    const set = new Set([i]);
+    for (let b = 0; b < summaryBlocks; b++) set.add(nseg + b);
+    return set;
+  })];
+  return fromPredicate({ Lq: L, Lk: L + nseg, Bq: segLen, Bk: segLen }, sets, (_h, t, key) => {
+    const seg = Math.floor(t / segLen);
+    if (key < L) return Math.floor(key / segLen) === seg && (!causal || key <= t);
+    const m = key - L;
+    return causal ? m < seg : m !== seg;
+  });
 }

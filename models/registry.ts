@@ -3,6 +3,22 @@ import { Transformer, parseTransformerConfig, TRANSFORMER_DEFAULTS } from './tra
 import type { ModelContext, ModelFactory, SequenceModel } from './types.js';
 import { ParamError } from '../datasets/params.js';
 import { parseLayoutSpec, type LayoutKind } from '../kernels/attention.js';
+import { combinerFixedAttention, parseCombinerConfig } from './combiner.js';
+
+/** Combiner-Fixed: the transformer with Combiner's factorised attention (`combiner: {segLen, causal}`). */
+function combinerFixed(): ReturnType<typeof transformer> {
+  const split = (where: string, p: Record<string, unknown>) => {
+    const { combiner = {}, ...rest } = p;
+    return { config: parseTransformerConfig(where, rest), comb: parseCombinerConfig(`${where}.combiner`, combiner as Record<string, unknown>) };
+  };
+  return {
+    parse: (where, p) => void split(where, p),
+    build: (p, ctx) => {
+      const { config, comb } = split('model.combiner-fixed', p);
+      return new Transformer('combiner-fixed', config, ctx, undefined, { fn: (q, k, v) => combinerFixedAttention(q, k, v, comb), config: { combiner: comb } });
+    },
+  };
+}
 
 /**
  * Transformers that differ only in their attention layout: `attention` holds the layout parameters
@@ -27,6 +43,7 @@ const MODELS: Record<string, ReturnType<typeof transformer>> = {
   dense: transformer('dense'),
   window: transformer('window'),
   bigbird: transformer('bigbird'),
+  'combiner-fixed': combinerFixed(),
 };
 
 export function modelNames(): string[] {

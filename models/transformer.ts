@@ -51,7 +51,7 @@ interface Block {
 }
 
 /** The attention of a block: q, k, v [B, H, L, Dh] -> [B, H, L, Dh]. */
-type MixerFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => tf.Tensor4D;
+export type MixerFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => tf.Tensor4D;
 
 export class Transformer implements SequenceModel {
   readonly maxLen: number;
@@ -70,10 +70,11 @@ export class Transformer implements SequenceModel {
     readonly c: TransformerConfig,
     ctx: ModelContext,
     private readonly layout?: LayoutSpec,
+    mixer?: { fn: MixerFn; config: Record<string, unknown> },
   ) {
-    this.mix = (q, k, v) => attention(q, k, v, layout);
+    this.mix = mixer?.fn ?? ((q, k, v) => attention(q, k, v, layout));
     this.maxLen = ctx.maxLen;
-    this.config = { ...c, ...(layout ? { attention: layout } : {}) };
+    this.config = { ...c, ...(layout ? { attention: layout } : {}), ...(mixer ? mixer.config : {}) };
     const f = new ParamFactory(ctx.seed);
     const p = uniquePrefix(name);
     const d = c.dModel;

@@ -15,7 +15,7 @@ function bsaArgs(q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | u
   const kbH = kb ? kb.shape[1]! : 1;
   const strides = [kbB === 1 ? 0 : kbH * Lk, kbH === 1 ? 0 : Lk];
   const shape = [B, H, Lq, Lk, D, Dv, l.Bq, l.Bk, l.H];
-  const layout = [l.rowPtr, l.colIdx, l.full, l.causal ? 1 : 0, Number.isFinite(l.window) ? l.window : -1, Number(a.scale)];
+  const layout = [l.rowPtr, l.colIdx, l.full, l.mask ?? null, l.causal ? 1 : 0, Number.isFinite(l.window) ? l.window : -1, Number(a.scale)];
   return { B, H, Lq, Lk, D, Dv, shape, layout, strides };
 }
 

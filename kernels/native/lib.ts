@@ -35,8 +35,8 @@ const SIGNATURES = {
   tr_layernorm_bwd: ['void', [P, P, P, P, P, P, P, P, 'int64_t', 'int64_t']],
   tr_gelu_fwd: ['void', [P, P, 'int64_t']],
   tr_gelu_bwd: ['void', [P, P, P, 'int64_t']],
-  tr_bsa_fwd: ['void', [P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
-  tr_bsa_bwd: ['void', [P, P, P, P, P, P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
+  tr_bsa_fwd: ['void', [P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
+  tr_bsa_bwd: ['void', [P, P, P, P, P, P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
   tr_cumsum: ['void', ['int', P, P, 'int64_t', 'int64_t', 'int64_t', 'int', 'int']],
 } as const;
 

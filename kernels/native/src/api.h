@@ -40,8 +40,8 @@ TR_API void tr_gelu_bwd(const float* dy, const float* x, float* dx, int64_t n);
 TR_API void tr_cumsum(int dtype, const void* x, void* y, int64_t outer, int64_t len, int64_t inner, int exclusive, int reverse);
 TR_API void tr_bsa_fwd(const float* q, const float* k, const float* v, const float* kb, float* out, float* lse, int B, int H,
                        int Lq, int Lk, int D, int Dv, int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx,
-                       const uint8_t* full, int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh);
+                       const uint8_t* full, const uint8_t* mask, int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh);
 TR_API void tr_bsa_bwd(const float* q, const float* k, const float* v, const float* kb, const float* out, const float* lse,
                        const float* dout, float* dq, float* dk, float* dv, float* dkb, int B, int H, int Lq, int Lk, int D,
                        int Dv, int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx, const uint8_t* full,
-                       int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh);
+                       const uint8_t* mask, int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh);

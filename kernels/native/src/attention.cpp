@@ -61,7 +61,7 @@ struct Problem {
 
 // S = scale * Q K^T (+ key bias), masked outside each row's interval for partial blocks. s is [rows, Bk].
 void scores(const Problem& p, const float* q, const float* k, const float* kb, int i0, int rows, int j0, int cols, bool full,
-            float* s) {
+            const uint8_t* bits, float* s) {
   tile_gemm(false, true, rows, cols, p.D, p.scale, q + (int64_t)i0 * p.D, p.D, k + (int64_t)j0 * p.D, p.D, 0.0f, s, p.Bk);
   for (int r = 0; r < rows; r++) {
     float* sr = s + r * p.Bk;
@@ -76,6 +76,9 @@ void scores(const Problem& p, const float* q, const float* k, const float* kb, i
       for (int c = std::max(c_hi + 1, c_lo); c < cols; c++) sr[c] = -INFINITY;
       if (c_hi < c_lo)
         for (int c = 0; c < cols; c++) sr[c] = -INFINITY;
+      if (bits)  // the block's explicit token mask (layout.mask)
+        for (int c = 0; c < cols; c++)
+          if (!bits[r * p.Bk + c]) sr[c] = -INFINITY;
     }
   }
 }
@@ -83,7 +86,7 @@ void scores(const Problem& p, const float* q, const float* k, const float* kb, i
 
 TR_API void tr_bsa_fwd(const float* q, const float* k, const float* v, const float* kb, float* out, float* lse, int B, int H,
                        int Lq, int Lk, int D, int Dv, int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx,
-                       const uint8_t* full, int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh) {
+                       const uint8_t* full, const uint8_t* mask, int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh) {
   const Problem p{B, H, Lq, Lk, D, Dv, Bq, Bk, LH, row_ptr, col_idx, full, causal != 0, window, scale};
   const int nQ = p.nQ();
   const int64_t tasks = (int64_t)B * H * nQ;
@@ -109,7 +112,7 @@ TR_API void tr_bsa_fwd(const float* q, const float* k, const float* v, const flo
       for (int32_t pidx = a; pidx < e; pidx++) {
         const int j = col_idx[pidx];
         const int j0 = j * Bk, cols = std::min(Bk, Lk - j0);
-        scores(p, qb, kbh, kbias, i0, rows, j0, cols, full[pidx] != 0, s.data());
+        scores(p, qb, kbh, kbias, i0, rows, j0, cols, full[pidx] != 0, mask ? mask + (int64_t)pidx * Bq * Bk : nullptr, s.data());
         // Online softmax: rescale the running sums to the new row maximum, P overwrites S.
         for (int r = 0; r < rows; r++) {
           float* sr = s.data() + r * Bk;
@@ -148,7 +151,7 @@ TR_API void tr_bsa_fwd(const float* q, const float* k, const float* v, const flo
 TR_API void tr_bsa_bwd(const float* q, const float* k, const float* v, const float* kb, const float* out, const float* lse,
                        const float* dout, float* dq, float* dk, float* dv, float* dkb, int B, int H, int Lq, int Lk, int D,
                        int Dv, int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx, const uint8_t* full,
-                       int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh) {
+                       const uint8_t* mask, int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh) {
   const Problem p{B, H, Lq, Lk, D, Dv, Bq, Bk, LH, row_ptr, col_idx, full, causal != 0, window, scale};
   const int nQ = p.nQ();
   // One task per (batch, head): dK and dV of a head are accumulated by one thread, so no atomics.
@@ -186,7 +189,7 @@ TR_API void tr_bsa_bwd(const float* q, const float* k, const float* v, const flo
         for (int32_t pidx = a; pidx < e; pidx++) {
           const int j = col_idx[pidx];
           const int j0 = j * Bk, cols = std::min(Bk, Lk - j0);
-          scores(p, qb, kbh, kbias, i0, rows, j0, cols, full[pidx] != 0, s.data());
+          scores(p, qb, kbh, kbias, i0, rows, j0, cols, full[pidx] != 0, mask ? mask + (int64_t)pidx * Bq * Bk : nullptr, s.data());
           for (int r = 0; r < rows; r++) {  // P = exp(S - lse)
             const float L = lse[bh * Lq + i0 + r];
             float* sr = s.data() + r * Bk;
