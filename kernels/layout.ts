@@ -345,3 +345,33 @@ export function combinerFixedLayout(L: number, segLen: number, causal: boolean):
     return causal ? m < seg : m !== seg;
   });
 }
+
+/**
+ * Combiner-Axial, step 1, over the column-major order of an nrow x ncol grid: position (r, c) attends
+ * to its column's other rows: strictly earlier ones when causal, all others when not.
+ */
+export function axialColumnLayout(nrow: number, ncol: number, causal: boolean): BlockLayout {
+  const L = nrow * ncol;
+  const sets = [Array.from({ length: ncol }, (_, c) => new Set([c]))];
+  return fromPredicate({ Lq: L, Lk: L, Bq: nrow, Bk: nrow }, sets, (_h, i, j) => {
+    const r = i % nrow, rj = j % nrow;
+    return causal ? rj < r : rj !== r;
+  });
+}
+
+/**
+ * Combiner-Axial, step 2: queries (row-major) over keys = L tokens ++ L column summaries (row-major,
+ * summary (r, c) = column c over the rows step 1 let (r, c) see). A query sees its row directly
+ * (causal: up to itself) and its row's column summaries, in one softmax. Lq = L, Lk = 2L, blocks = rows.
+ */
+export function combinerAxialLayout(L: number, ncol: number, causal: boolean): BlockLayout {
+  if (L % ncol !== 0) throw new ParamError('combiner.segLen', `must divide the sequence length ${L}, got ${ncol}`);
+  const nrow = L / ncol;
+  const sets = [Array.from({ length: nrow }, (_, r) => new Set([r, nrow + r]))];
+  return fromPredicate({ Lq: L, Lk: 2 * L, Bq: ncol, Bk: ncol }, sets, (_h, i, j) => {
+    const r = Math.floor(i / ncol);
+    if (j < L) return Math.floor(j / ncol) === r && (!causal || j <= i);
+    // A summary exists when its column has rows to summarise for this row.
+    return Math.floor((j - L) / ncol) === r && (causal ? r > 0 : nrow > 1);
+  });
+}

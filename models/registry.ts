@@ -3,19 +3,20 @@ import { Transformer, parseTransformerConfig, TRANSFORMER_DEFAULTS } from './tra
 import type { ModelContext, ModelFactory, SequenceModel } from './types.js';
 import { ParamError } from '../datasets/params.js';
 import { parseLayoutSpec, type LayoutKind } from '../kernels/attention.js';
-import { combinerFixedAttention, parseCombinerConfig } from './combiner.js';
+import { combinerAttention, parseCombinerConfig } from './combiner.js';
 
-/** Combiner-Fixed: the transformer with Combiner's factorised attention (`combiner: {segLen, causal}`). */
-function combinerFixed(): ReturnType<typeof transformer> {
+/** Combiner: the transformer with Combiner's factorised attention (`combiner: {segLen, causal}`). */
+function combiner(variant: 'fixed' | 'axial'): ReturnType<typeof transformer> {
+  const name = `combiner-${variant}`;
   const split = (where: string, p: Record<string, unknown>) => {
     const { combiner = {}, ...rest } = p;
-    return { config: parseTransformerConfig(where, rest), comb: parseCombinerConfig(`${where}.combiner`, combiner as Record<string, unknown>) };
+    return { config: parseTransformerConfig(where, rest), comb: parseCombinerConfig(`${where}.combiner`, { ...(combiner as Record<string, unknown>), variant }) };
   };
   return {
     parse: (where, p) => void split(where, p),
     build: (p, ctx) => {
-      const { config, comb } = split('model.combiner-fixed', p);
-      return new Transformer('combiner-fixed', config, ctx, undefined, { fn: (q, k, v) => combinerFixedAttention(q, k, v, comb), config: { combiner: comb } });
+      const { config, comb } = split(`model.${name}`, p);
+      return new Transformer(name, config, ctx, undefined, { fn: (q, k, v) => combinerAttention(q, k, v, comb), config: { combiner: comb } });
     },
   };
 }
@@ -43,7 +44,8 @@ const MODELS: Record<string, ReturnType<typeof transformer>> = {
   dense: transformer('dense'),
   window: transformer('window'),
   bigbird: transformer('bigbird'),
-  'combiner-fixed': combinerFixed(),
+  'combiner-fixed': combiner('fixed'),
+  'combiner-axial': combiner('axial'),
 };
 
 export function modelNames(): string[] {

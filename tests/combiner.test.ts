@@ -4,9 +4,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../kernels/backend.js';
-import { combinerFixedAttention } from '../models/combiner.js';
+import { combinerAttention } from '../models/combiner.js';
 import { blockSparseAttention, referenceAttention } from '../kernels/block-sparse.js';
-import { causalLayout, combinerFixedLayout, denseLayout, rowBlocks, tokenMask } from '../kernels/layout.js';
+import { axialColumnLayout, causalLayout, combinerAxialLayout, combinerFixedLayout, denseLayout, rowBlocks, tokenMask } from '../kernels/layout.js';
 import { Rng } from '../datasets/rng.js';
 import { buildModel } from '../models/registry.js';
 
@@ -37,29 +37,45 @@ for (const backend of ['native', 'cpu']) {
       expect([...m.subarray(9 * 20, 10 * 20)].flatMap((x, j) => (x ? [j] : []))).toEqual([8, 9, 16, 17]);
     });
 
-    it('with the span = the whole sequence it equals dense attention (causal and bidirectional)', () => {
-      const [q, k, v] = [rand(rng, [2, 2, 16, 8]), rand(rng, [2, 2, 16, 8]), rand(rng, [2, 2, 16, 8])];
-      const s = 1 / Math.sqrt(8);
-      const c = combinerFixedAttention(q, k, v, { segLen: 16, causal: true });
-      expect(maxDiff(c, referenceAttention(q, k, v, causalLayout({ Lq: 16, Lk: 16, Bq: 16, Bk: 16 }), s).out)).toBeLessThanOrEqual(1);
-      const b = combinerFixedAttention(q, k, v, { segLen: 16, causal: false });
-      expect(maxDiff(b, referenceAttention(q, k, v, denseLayout({ Lq: 16, Lk: 16, Bq: 16, Bk: 16 }), s).out)).toBeLessThanOrEqual(1);
+    it('the axial layouts: the row directly + the row\'s column summaries; columns over earlier rows', () => {
+      const col = axialColumnLayout(4, 4, true); // column-major: query (c, r) -> keys (c, r' < r)
+      const m = tokenMask(col);
+      expect([...m.subarray(6 * 16, 7 * 16)].flatMap((x, j) => (x ? [j] : []))).toEqual([4, 5]);
+      const main = combinerAxialLayout(16, 4, true);
+      const mm = tokenMask(main);
+      expect([...mm.subarray(9 * 32, 10 * 32)].flatMap((x, j) => (x ? [j] : []))).toEqual([8, 9, 24, 25, 26, 27]);
+      expect([...mm.subarray(2 * 32, 3 * 32)].flatMap((x, j) => (x ? [j] : []))).toEqual([0, 1, 2]); // row 0: no summaries
     });
 
-    it('the causal variant never looks ahead: perturbing token t changes no output before t', () => {
+    for (const variant of ['fixed', 'axial'] as const) {
+      it(`${variant}: with the span = the whole sequence it equals dense attention (causal and bidirectional)`, () => {
+        const [q, k, v] = [rand(rng, [2, 2, 16, 8]), rand(rng, [2, 2, 16, 8]), rand(rng, [2, 2, 16, 8])];
+        const s = 1 / Math.sqrt(8);
+        const c = combinerAttention(q, k, v, { variant, segLen: 16, causal: true });
+        expect(maxDiff(c, referenceAttention(q, k, v, causalLayout({ Lq: 16, Lk: 16, Bq: 16, Bk: 16 }), s).out)).toBeLessThanOrEqual(1);
+        const b = combinerAttention(q, k, v, { variant, segLen: 16, causal: false });
+        expect(maxDiff(b, referenceAttention(q, k, v, denseLayout({ Lq: 16, Lk: 16, Bq: 16, Bk: 16 }), s).out)).toBeLessThanOrEqual(1);
+      });
+
+      it(`${variant}: the causal variant never looks ahead (perturbing token t changes no output before t)`, () => {
+        causalityCheck(variant);
+      });
+    }
+
+    function causalityCheck(variant: 'fixed' | 'axial') {
       const [q, k, v] = [rand(rng, [1, 2, 64, 8]), rand(rng, [1, 2, 64, 8]), rand(rng, [1, 2, 64, 8])];
-      const base = combinerFixedAttention(q, k, v, { segLen: 8, causal: true }).arraySync() as number[][][][];
+      const base = combinerAttention(q, k, v, { variant, segLen: 8, causal: true }).arraySync() as number[][][][];
       for (const t of [5, 8, 30, 63]) {
         const bump = tf.tidy(() => {
           const mask = tf.tensor4d(Float32Array.from({ length: 64 * 8 * 2 }, (_, i) => (Math.floor(i / 8) % 64 === t ? 10 : 0)), [1, 2, 64, 8]);
           return [tf.add(q, mask), tf.add(k, mask), tf.add(v, mask)] as tf.Tensor4D[];
         });
-        const out = combinerFixedAttention(bump[0]!, bump[1]!, bump[2]!, { segLen: 8, causal: true }).arraySync() as number[][][][];
+        const out = combinerAttention(bump[0]!, bump[1]!, bump[2]!, { variant, segLen: 8, causal: true }).arraySync() as number[][][][];
         for (let h = 0; h < 2; h++) for (let i = 0; i < t; i++) for (let d = 0; d < 8; d++) expect(out[0]![h]![i]![d]).toBeCloseTo(base[0]![h]![i]![d]!, 5);
         // ...and does change outputs from t on.
         expect(Math.abs(out[0]![0]![t]![0]! - base[0]![0]![t]![0]!)).toBeGreaterThan(0);
       }
-    });
+    }
 
     it('masked layouts: the operator (values and gradients) matches the reference', () => {
       const l = combinerFixedLayout(32, 8, true);
@@ -72,12 +88,14 @@ for (const backend of ['native', 'cpu']) {
       g1.forEach((g, i) => expect(maxDiff(g, g2[i]!) / 5).toBeLessThanOrEqual(1)); // gradients: 1e-3 + 1e-3 rel
     });
 
-    it('the combiner-fixed model runs forward', () => {
-      const m = buildModel('combiner-fixed', { dModel: 16, nLayers: 1, nHeads: 2, combiner: { segLen: 4 } }, { vocabSize: 32, maxLen: 16, seed: 0 });
+    it('the combiner models run forward', () => {
+      for (const name of ['combiner-fixed', 'combiner-axial']) {
+      const m = buildModel(name, { dModel: 16, nLayers: 1, nHeads: 2, combiner: { segLen: 4 } }, { vocabSize: 32, maxLen: 16, seed: 0 });
       const h = m.hidden(tf.tensor2d(Int32Array.from({ length: 32 }, (_, i) => i % 32), [2, 16], 'int32'));
       expect(h.shape).toEqual([2, 16, 16]);
       expect(Array.from(h.dataSync()).some(Number.isNaN)).toBe(false);
       m.dispose();
+      }
     });
   });
 }
