@@ -4,6 +4,7 @@ import type { ModelContext, ModelFactory, SequenceModel } from './types.js';
 import { ParamError } from '../datasets/params.js';
 import { parseLayoutSpec, type LayoutKind } from '../kernels/attention.js';
 import { combinerAttention, parseCombinerConfig } from './combiner.js';
+import { SeqBoat, parseSeqBoatConfig } from './seqboat.js';
 
 /** Combiner: the transformer with Combiner's factorised attention (`combiner: {segLen, causal}`). */
 function combiner(variant: 'fixed' | 'axial'): ReturnType<typeof transformer> {
@@ -46,6 +47,7 @@ const MODELS: Record<string, ReturnType<typeof transformer>> = {
   bigbird: transformer('bigbird'),
   'combiner-fixed': combiner('fixed'),
   'combiner-axial': combiner('axial'),
+  seqboat: { parse: (where, p) => void parseSeqBoatConfig(where, p), build: (p, ctx) => new SeqBoat(parseSeqBoatConfig('model.seqboat', p), ctx) },
 };
 
 export function modelNames(): string[] {

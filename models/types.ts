@@ -14,6 +14,8 @@ export interface SequenceModel {
   head(h: tf.Tensor2D): tf.Tensor2D;
   /** Extra per-run measurements the model wants reported (e.g. SeqBoat's activation rates). */
   diagnostics?(): Record<string, number[]>;
+  /** Start measuring diagnostics afresh (the runner calls it before the test evaluation). */
+  resetDiagnostics?(): void;
   dispose(): void;
 }
 

@@ -38,6 +38,7 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
     const tr = train(model, task, c.train, c.optimizer, onProgress);
     const peakMemoryBytes = await peakBytesOfStep(model, task, c.train.batchSize);
     const evalBatch = 64;
+    model.resetDiagnostics?.(); // diagnostics (e.g. SeqBoat's activation rates) describe the test data
     let m: Pick<Metrics, 'accuracy' | 'accuracyDenominator' | 'exactMatch' | 'examples' | 'niahGrid' | 'extrapolationScore'>;
     if (task instanceof MqarTask) {
       const ev = evaluate(model, task.testSet(), evalBatch);
@@ -53,6 +54,7 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
       const examples = inRange.reduce((s, x) => s + x.examples, 0);
       m = { accuracy: mean(inRange), accuracyDenominator: examples, exactMatch: mean(inRange), examples, niahGrid: cells, extrapolationScore: beyond.length ? mean(beyond) : null };
     }
+    const diagnostics = model.diagnostics?.() ?? {}; // before latency, which feeds random tokens
     const latency = await measureLatency(model, task.vocabSize, c.latency, c.seed);
     const fallbacks = fallbackCounts();
     return {
@@ -82,7 +84,7 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
         lossCurve: tr.lossCurve,
         validCurve: tr.validCurve,
       },
-      diagnostics: model.diagnostics?.() ?? {},
+      diagnostics,
       fallbackKernels: { total: Object.values(fallbacks).reduce((a, b) => a + b, 0), byKernel: fallbacks },
       wallTimeSeconds: (performance.now() - t0) / 1000,
       startedAt: startedAt.toISOString(),
