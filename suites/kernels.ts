@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Bench } from 'tinybench';
 import { createHash } from 'node:crypto';
-import { bigBirdLayout, denseLayout, density, randomLayout, slidingWindowLayout, unionLayout, type BlockLayout } from '../kernels/layout.js';
+import { bigBirdLayout, combinerAxialLayout, combinerFixedLayout, combinerSegLen, denseLayout, density, randomLayout, slidingWindowLayout, unionLayout, type BlockLayout } from '../kernels/layout.js';
+import { combinerAttention } from '../models/combiner.js';
 import { blockSparseAttention, FUSED_KERNEL, type AttentionImpl } from '../kernels/block-sparse.js';
 import { hasKernel, useBackend } from '../kernels/backend.js';
 import { quantile } from './latency.js';
@@ -38,6 +39,8 @@ export interface KernelsConfig {
   minSamples: number;
   /** Skip the generic path above this estimate of its working set. */
   genericMaxBytes: number;
+  /** Also measure Combiner-Fixed and Combiner-Axial (bidirectional, fused only) at each length. */
+  combiner?: boolean;
 }
 
 export interface KernelCase {
@@ -56,6 +59,12 @@ function layoutsAt(c: KernelsConfig, L: number): { name: string; params: Record<
     { name: 'dense', params: {}, layout: denseLayout(s) },
     { name: 'window', params: { window: c.window }, layout: slidingWindowLayout(s, c.window) },
     { name: 'bigbird', params: { ...c.bigbird }, layout: bigBirdLayout(s, { ...c.bigbird, seed: 0 }) },
+    // Combiner: two operator calls (summaries, then tokens ++ summaries); `layout` is the main call's.
+    ...(c.combiner ? (['fixed', 'axial'] as const).map((v) => ({
+      name: `combiner-${v}`,
+      params: { segLen: combinerSegLen(L) },
+      layout: v === 'fixed' ? combinerFixedLayout(L, combinerSegLen(L), false) : combinerAxialLayout(L, combinerSegLen(L), false),
+    })) : []),
   ];
 }
 
@@ -94,6 +103,7 @@ export function kernelCases(c: KernelsConfig, backends: string[], fusedOn: Set<s
         for (const pass of c.passes) {
           if (impl === 'generic' && genericBytes(c, x.layout, pass) > c.genericMaxBytes) continue;
           if (impl === 'fused' && !fusedOn.has(backend)) continue;
+          if (x.name.startsWith('combiner') && impl !== 'fused') continue;
           cases.push({ backend, impl, pass, layoutName: x.name, layoutParams: x.params, L: x.L, layout: x.layout });
         }
       }
@@ -121,12 +131,17 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
   const mk = () => tf.tensor4d(Float32Array.from({ length: c.B * c.H * k.L * c.D }, () => rng.normal()), [c.B, c.H, k.L, c.D]);
   const q = mk(), kk = mk(), v = mk(), w = mk();
   const impl: AttentionImpl = k.impl;
-  const grad = tf.grads((a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(blockSparseAttention(a as tf.Tensor4D, b as tf.Tensor4D, cc as tf.Tensor4D, k.layout, { impl }).out, w)));
+  const combiner = k.layoutName.startsWith('combiner-')
+    ? { variant: k.layoutName === 'combiner-fixed' ? ('fixed' as const) : ('axial' as const), segLen: Number(k.layoutParams.segLen), causal: false }
+    : undefined;
+  const attend = (a: tf.Tensor4D, b: tf.Tensor4D, cc: tf.Tensor4D) =>
+    combiner ? combinerAttention(a, b, cc, combiner) : blockSparseAttention(a, b, cc, k.layout, { impl }).out;
+  const grad = tf.grads((a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(attend(a as tf.Tensor4D, b as tf.Tensor4D, cc as tf.Tensor4D), w)));
   const call = k.pass === 'forward'
     ? () => {
-        const r = blockSparseAttention(q, kk, v, k.layout, { impl });
-        r.out.dataSync();
-        tf.dispose([r.out, r.lse]);
+        const r = attend(q, kk, v);
+        r.dataSync();
+        r.dispose();
       }
     : () => {
         const gs = grad([q, kk, v]);
@@ -218,4 +233,5 @@ export const KERNELS_DEFAULTS: KernelsConfig = {
   timeMs: 400,
   minSamples: 5,
   genericMaxBytes: 3e9,
+  combiner: true,
 };

@@ -16,8 +16,10 @@ describe('kernels suite', () => {
   it('expands cases per layout, impl and pass; skips fused where a backend has none', () => {
     const all = kernelCases(tiny, ['native', 'wasm'], new Set(['native']));
     expect(all.filter((c) => c.backend === 'wasm' && c.impl === 'fused')).toEqual([]);
-    expect(new Set(all.map((c) => c.layoutName))).toEqual(new Set(['dense', 'window', 'bigbird', 'random']));
-    expect(all.filter((c) => c.backend === 'native').length).toBe(4 * 2 * 2);
+    expect(new Set(all.map((c) => c.layoutName))).toEqual(new Set(['dense', 'window', 'bigbird', 'random', 'combiner-fixed', 'combiner-axial']));
+    // 4 layouts x (fused, generic) x 2 passes, + 2 Combiner variants x fused x 2 passes.
+    expect(all.filter((c) => c.backend === 'native').length).toBe(4 * 2 * 2 + 2 * 2);
+    expect(all.filter((c) => c.backend === 'wasm' && c.layoutName.startsWith('combiner'))).toEqual([]);
   });
 
   it('measures records with effective FLOPs and speedups over dense, and the leaderboard plots them', async () => {
