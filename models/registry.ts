@@ -1,5 +1,5 @@
 /** Models by the names suites and reports use. */
-import { Transformer, parseTransformerConfig, TRANSFORMER_DEFAULTS } from './transformer.js';
+import { Transformer, parseTransformerConfig } from './transformer.js';
 import type { ModelContext, ModelFactory, SequenceModel } from './types.js';
 import { ParamError } from '../datasets/params.js';
 import { parseLayoutSpec, type LayoutKind } from '../kernels/attention.js';
@@ -67,4 +67,3 @@ export function checkModel(name: string, params: Record<string, unknown>): void 
   m.parse(`model.${name}`, params);
 }
 
-export { TRANSFORMER_DEFAULTS };

@@ -17,5 +17,3 @@ const agg = new Map<string, [number, number]>();
 for (const k of info.kernels) { const a = agg.get(k.name) ?? [0, 0]; a[0] += k.kernelTimeMs as number; a[1]++; agg.set(k.name, a); }
 console.log([...agg].sort((a, b) => b[1][0] - a[1][0]).slice(0, 25).map(([n, [ms, c]]) => `${n} ${ms.toFixed(2)}ms x${c}`).join('\n'));
 console.log('kernels', info.kernels.length, 'fallbacks', JSON.stringify(fallbackCounts()));
-const mm = info.kernels.filter(k => k.name === 'Multiply').map(k => [JSON.stringify(k.inputShapes), (k.kernelTimeMs as number)] as const).sort((a, b) => b[1] - a[1]).slice(0, 8);
-console.log(mm.map(([s, t]) => `${s} ${t.toFixed(2)}`).join('\n'));
