@@ -2,7 +2,12 @@
 import type { Report, RunRecord } from './schema.js';
 import { esc, heatmap, linePlot, type Series } from './svg.js';
 
-const num = (x: number | null | undefined, d = 4) => (x === null || x === undefined || Number.isNaN(x) ? '' : x.toFixed(d));
+/** Integers as integers, large values to 0.1, the rest to 4 decimals (accuracies, ratios). */
+const num = (x: number | null | undefined) => {
+  if (x === null || x === undefined || Number.isNaN(x)) return '';
+  if (Number.isInteger(x)) return String(x);
+  return Math.abs(x) >= 1000 ? x.toFixed(1) : x.toFixed(4);
+};
 
 /** Task configuration without the knobs a leaderboard aggregates over. */
 function taskKey(r: RunRecord): string {

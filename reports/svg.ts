@@ -58,7 +58,7 @@ export function linePlot(o: { title: string; xLabel: string; yLabel: string; ser
 /** Heatmap of values in [0, 1]: rows and columns labelled, red (0) to green (1). */
 export function heatmap(o: { title: string; rows: number[]; cols: number[]; value: (r: number, c: number) => number | undefined; rowLabel: string; colLabel: string }): string {
   const cw = 30, ch = 22, L = 70, T = 40;
-  const W = L + o.cols.length * cw + 20;
+  const W = Math.max(L + o.cols.length * cw + 20, 8 * o.title.length + L);
   const H = T + o.rows.length * ch + 40;
   const parts: string[] = [`<text x="${L}" y="16" class="t">${esc(o.title)}</text>`];
   o.cols.forEach((c, j) => parts.push(`<text x="${L + j * cw + cw / 2}" y="${T - 6}" text-anchor="middle" class="k">${short(c)}</text>`));
