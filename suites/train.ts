@@ -74,7 +74,9 @@ export function train(
     tokens += b.n * b.seqLen;
     const lossT = tf.tidy(() => {
       const { value, grads } = tf.variableGrads(() => batchLoss(model, b), vars);
-      adamw.step(vars.map((v) => grads[v.name]!));
+      // Data-dependent models (SeqBoat with no active token in a batch) leave some variables out of
+      // the graph: their gradient is zero.
+      adamw.step(vars.map((v) => grads[v.name] ?? tf.zerosLike(v)));
       return value;
     });
     const logEvery = Math.max(1, Math.floor(budget.evalEvery / 4));

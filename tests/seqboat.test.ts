@@ -111,6 +111,21 @@ describe('SeqBoat', () => {
     m.dispose();
   });
 
+  it('a training step works when no token is active (unused attention parameters get zero gradients)', async () => {
+    const { train } = await import('../suites/train.js');
+    const { OPTIMIZER_DEFAULTS } = await import('../suites/optimizer.js');
+    const { MqarTask, parseMqarParams } = await import('../datasets/mqar.js');
+    const m = new SeqBoat(parseSeqBoatConfig('t', { dModel: 8, nLayers: 1, emaDim: 2, dQk: 4, dV: 8, chunk: 4 }), { vocabSize: 32, maxLen: 16, seed: 4 });
+    // Push every routing decision to "inactive".
+    const whx = m.variables().find((v) => v.name.includes('/bhx'))!;
+    whx.assign(tf.tensor1d(Float32Array.from({ length: whx.size }, (_, i) => (i === 0 ? 50 : i === 1 ? -50 : 0))));
+    const task = new MqarTask(parseMqarParams({ vocabSize: 32, inputSeqLen: 16, numKvPairs: 2, numTrainExamples: 64, numTestExamples: 8 }), 0);
+    const r = train(m, task, { maxSteps: 3, batchSize: 4, evalEvery: 3, patience: 5, minDelta: 0, validExamples: 8 }, OPTIMIZER_DEFAULTS);
+    expect(r.steps).toBe(3);
+    expect(m.diagnostics().activationRate![0]).toBe(0);
+    m.dispose();
+  });
+
   it('trains: gradients reach every parameter (the routing through P(active))', () => {
     const m = new SeqBoat(parseSeqBoatConfig('t', { dModel: 8, nLayers: 1, emaDim: 2, dQk: 4, dV: 8, chunk: 4, forceActive: true }), { vocabSize: 10, maxLen: 12, seed: 3 });
     const ids = tf.tensor2d(Int32Array.from({ length: 24 }, (_, i) => i % 10), [2, 12], 'int32');
