@@ -128,6 +128,12 @@ describe('native kernels match tfjs-cpu', () => {
     await same((t) => tf.tile(t, [2, 1, 3]), () => [randTensor(rng, [2, 3, 1])]);
     await same((t) => tf.pad(t, [[1, 0], [2, 3]], 0.5), () => [randTensor(rng, [2, 3])]);
     await same((t) => tf.reshape(t, [6, -1]), x);
+    await same((t) => tf.expandDims(t, 1), x);
+    await same((t) => tf.expandDims(t, -1), x);
+    await same(() => tf.range(0, 7, 1), () => []);
+    await same(() => tf.range(3, -4, -2), () => []);
+    await same(() => tf.range(0, 5, 1, 'int32'), () => []);
+    await same(() => tf.range(2, 2), () => []);
     await same((t) => tf.cast(t, 'int32'), () => [randTensor(rng, [3, 4])]);
     await same((t) => tf.cast(t, 'bool'), () => [randTensor(rng, [3, 4], 'int32')]);
     await same((t) => tf.cast(t, 'float32'), () => [randTensor(rng, [3, 4], 'bool')]);

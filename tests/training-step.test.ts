@@ -74,3 +74,27 @@ describe('a dense-baseline training step', () => {
     expect(b).toEqual(a);
   });
 });
+
+describe('every model trains on native without fallback kernels', () => {
+  it.each([
+    ['dense', {}], ['window', { attention: { block: 8, window: 8 } }], ['bigbird', { attention: { block: 8 } }],
+    ['combiner-fixed', { combiner: { segLen: 8 } }], ['combiner-axial', { combiner: { segLen: 8 } }],
+    ['seqboat', { dModel: 32, nLayers: 2, emaDim: 2, dQk: 8, dV: 16, chunk: 8 }],
+  ] as [string, Record<string, unknown>][])('%s', async (name, extra) => {
+    await useBackend('native');
+    const task = new MqarTask(params, 0);
+    const base = name === 'seqboat' ? {} : modelCfg;
+    const model = buildModel(name, { ...base, ...extra }, { vocabSize: 64, maxLen: 32, seed: 0 });
+    const opt = new AdamW(model.variables(), OPTIMIZER_DEFAULTS, 10);
+    resetFallbackCounts();
+    tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => batchLoss(model, task.trainBatch(0, 8)), model.variables());
+      opt.step(model.variables().map((v) => grads[v.name] ?? tf.zerosLike(v)));
+      expect(Number.isFinite(value.dataSync()[0]!)).toBe(true);
+    });
+    evaluate(model, task.testSet(), 16);
+    expect(fallbackCounts()).toEqual({});
+    opt.dispose();
+    model.dispose();
+  });
+});

@@ -180,6 +180,22 @@ function matmul([a, c]: TensorInfo[], attrs: NamedAttrMap, b: NativeBackend): Te
 const KERNELS: Record<string, Fn> = {
   Identity: ([x], _a, b) => share(b, x!, x!.shape),
   Reshape: ([x], a, b) => share(b, x!, tf.util.inferFromImplicitShape(a.shape as number[], size(x!.shape))),
+  ExpandDims: ([x], a, b) => {
+    const rank = x!.shape.length;
+    let dim = a.dim as number;
+    if (dim < 0) dim += rank + 1;
+    return share(b, x!, [...x!.shape.slice(0, dim), 1, ...x!.shape.slice(dim)]);
+  },
+  Range: (_i, a, b) => {
+    // A creation op: values computed here, written once (tfjs semantics: start + i * step, i < count).
+    const [start, stop, step] = [Number(a.start), Number(a.stop), Number(a.step)];
+    const dtype = (a.dtype as DataType) ?? 'float32';
+    const n = start === stop ? 0 : Math.max(0, Math.ceil(Math.abs((stop - start) / step)));
+    const out = b.makeOutput([n], dtype);
+    const v = b.buf(out);
+    for (let i = 0; i < n; i++) v[i] = start + i * step;
+    return out;
+  },
   Cast: ([x], a, b) => {
     const dtype = a.dtype as DataType;
     if (dtype === x!.dtype) return share(b, x!, x!.shape);
