@@ -71,15 +71,27 @@ export function emaKernel(e: EmaParams, L: number): tf.Tensor2D {
   });
 }
 
+const toeplitz = new Map<number, [Int32Array, Float32Array]>();
+
+/** Lag index t - s and lower-triangle mask of an L x L Toeplitz matrix (cached per length). */
+function toeplitzIndex(L: number): [Int32Array, Float32Array] {
+  let c = toeplitz.get(L);
+  if (!c) {
+    const lag = new Int32Array(L * L);
+    const mask = new Float32Array(L * L);
+    for (let t = 0; t < L; t++) for (let s = 0; s <= t; s++) (lag[t * L + s] = t - s), (mask[t * L + s] = 1);
+    toeplitz.set(L, (c = [lag, mask]));
+  }
+  return c;
+}
+
 /** Causal convolution of x [B, L, d] with the EMA kernel (a Toeplitz matmul per channel) + omega * x. */
 export function emaApply(x: tf.Tensor3D, e: EmaParams): tf.Tensor3D {
   return tf.tidy(() => {
     const [B, L, d] = x.shape;
     const k = emaKernel(e, L); // [d, L]
     // Toeplitz T[d, t, s] = k[d, t - s] for s <= t: gather kernel taps by lag, zero above the diagonal.
-    const lag = new Int32Array(L * L);
-    const mask = new Float32Array(L * L);
-    for (let t = 0; t < L; t++) for (let s = 0; s <= t; s++) (lag[t * L + s] = t - s), (mask[t * L + s] = 1);
+    const [lag, mask] = toeplitzIndex(L);
     const T = tf.mul(tf.reshape(tf.gather(k, tf.tensor1d(lag, 'int32'), 1), [d, L, L]), tf.tensor2d(mask, [L, L]));
     const xd = tf.transpose(x, [2, 1, 0]); // [d, L, B]
     const y = tf.transpose(tf.matMul(T, xd), [2, 1, 0]); // [B, L, d]

@@ -15,7 +15,7 @@ import { useBackend, backendInfo } from '../kernels/backend.js';
 import { loadLibrary } from '../kernels/native/lib.js';
 import { MqarTask, parseMqarParams } from '../datasets/mqar.js';
 import { buildModel } from '../models/registry.js';
-import { batchLoss } from '../suites/train.js';
+import { trainingStep } from '../suites/train.js';
 import { AdamW, OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
 import { quantile } from '../suites/latency.js';
 import { fingerprint } from '../reports/fingerprint.js';
@@ -74,13 +74,11 @@ async function stepBench(backend: string, minMs: number, minIters: number) {
   const model = buildModel('dense', { dModel: 64, nLayers: 2, nHeads: 2 }, { vocabSize: 256, maxLen: 64, seed: 0 });
   const opt = new AdamW(model.variables(), OPTIMIZER_DEFAULTS, 1000);
   let i = 0;
-  const step = () =>
-    tf.tidy(() => {
-      const b = task.trainBatch(i++, 32);
-      const { value, grads } = tf.variableGrads(() => batchLoss(model, b), model.variables());
-      opt.step(model.variables().map((v) => grads[v.name]!));
-      value.dataSync();
-    });
+  const step = () => {
+    const loss = trainingStep(model, opt, task.trainBatch(i++, 32));
+    loss.dataSync(); // wait for the result, as a training loop logging its loss does
+    loss.dispose();
+  };
   const t = timeIt(step, minMs, minIters);
   const info = backendInfo();
   opt.dispose();

@@ -49,6 +49,20 @@ export function batchLoss(model: SequenceModel, b: TokenBatch): tf.Scalar {
   return crossEntropy(model.head(rows), tf.tensor1d(pos.targets, 'int32'));
 }
 
+/**
+ * One optimisation step: loss at the batch's labelled positions, gradients, AdamW. Variables the
+ * step leaves out of the graph (SeqBoat with no active token) get a zero gradient. Returns the loss
+ * (the caller owns it).
+ */
+export function trainingStep(model: SequenceModel, adamw: AdamW, b: TokenBatch): tf.Scalar {
+  return tf.tidy(() => {
+    const vars = model.variables();
+    const { value, grads } = tf.variableGrads(() => batchLoss(model, b), vars);
+    adamw.step(vars.map((v) => grads[v.name] ?? tf.zerosLike(v)));
+    return value;
+  });
+}
+
 export function train(
   model: SequenceModel,
   task: SequenceTask & { validSet(n: number): TokenBatch },
@@ -72,13 +86,7 @@ export function train(
   for (; step < budget.maxSteps; step++) {
     const b = task.trainBatch(step, budget.batchSize);
     tokens += b.n * b.seqLen;
-    const lossT = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => batchLoss(model, b), vars);
-      // Data-dependent models (SeqBoat with no active token in a batch) leave some variables out of
-      // the graph: their gradient is zero.
-      adamw.step(vars.map((v) => grads[v.name] ?? tf.zerosLike(v)));
-      return value;
-    });
+    const lossT = trainingStep(model, adamw, b);
     const logEvery = Math.max(1, Math.floor(budget.evalEvery / 4));
     if (step % logEvery === 0 || step === budget.maxSteps - 1) {
       loss = lossT.dataSync()[0]!;

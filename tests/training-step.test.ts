@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend, fallbackCounts, resetFallbackCounts } from '../kernels/backend.js';
 import { MqarTask, parseMqarParams } from '../datasets/mqar.js';
 import { buildModel } from '../models/registry.js';
-import { batchLoss, train } from '../suites/train.js';
+import { train, trainingStep } from '../suites/train.js';
 import { AdamW, OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
 import { evaluate } from '../suites/evaluate.js';
 import { nativeKernelNames } from '../kernels/native/kernels.js';
@@ -34,8 +34,7 @@ async function oneStep(backend: string) {
   const b = task.trainBatch(0, 8);
   let loss = 0;
   const info = await tf.profile(() => {
-    const { value, grads } = tf.variableGrads(() => batchLoss(model, b), model.variables());
-    opt.step(model.variables().map((v) => grads[v.name]!));
+    const value = trainingStep(model, opt, b);
     loss = value.dataSync()[0]!;
     evaluate(model, task.testSet(), 16);
   });
@@ -87,11 +86,9 @@ describe('every model trains on native without fallback kernels', () => {
     const model = buildModel(name, { ...base, ...extra }, { vocabSize: 64, maxLen: 32, seed: 0 });
     const opt = new AdamW(model.variables(), OPTIMIZER_DEFAULTS, 10);
     resetFallbackCounts();
-    tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => batchLoss(model, task.trainBatch(0, 8)), model.variables());
-      opt.step(model.variables().map((v) => grads[v.name] ?? tf.zerosLike(v)));
-      expect(Number.isFinite(value.dataSync()[0]!)).toBe(true);
-    });
+    const loss = trainingStep(model, opt, task.trainBatch(0, 8));
+    expect(Number.isFinite(loss.dataSync()[0]!)).toBe(true);
+    loss.dispose();
     evaluate(model, task.testSet(), 16);
     expect(fallbackCounts()).toEqual({});
     opt.dispose();
