@@ -50,26 +50,37 @@ interface Shape {
   window?: number;
 }
 
-/** Build a layout from per-(head, query block) key-block sets; computes full flags and drops blocks the token rule empties. */
-export function fromBlockSets(s: Shape, sets: Set<number>[][]): BlockLayout {
-  const base = { Lq: s.Lq, Lk: s.Lk, Bq: s.Bq, Bk: s.Bk, causal: !!s.causal, window: s.window ?? Infinity };
-  const nQ = nBlocks(s.Lq, s.Bq);
+/** How a candidate block turns out: dropped, full, or partial (with its token bit mask if it has one). */
+type BlockClass = { kind: 'empty' } | { kind: 'full' | 'partial'; bits?: Uint8Array };
+
+/** The CSR assembly shared by the builders: sorted candidate blocks per (head, query block), classified. */
+function assemble(Lq: number, Bq: number, sets: Set<number>[][], classify: (h: number, i: number, j: number) => BlockClass) {
+  const nQ = nBlocks(Lq, Bq);
   const rowPtr = new Int32Array(sets.length * (nQ + 1));
   const cols: number[] = [];
   const full: number[] = [];
+  const masks: Uint8Array[] = [];
   sets.forEach((perHead, h) => {
     rowPtr[h * (nQ + 1)] = cols.length;
     for (let i = 0; i < nQ; i++) {
-      for (const j of [...(perHead[i] ?? [])].sort((a, b) => a - b)) {
-        const kind = blockKind(base, i, j);
-        if (kind === 'empty') continue;
+      for (const j of [...(perHead[i] ?? [])].sort((x, y) => x - y)) {
+        const c = classify(h, i, j);
+        if (c.kind === 'empty') continue;
         cols.push(j);
-        full.push(kind === 'full' ? 1 : 0);
+        full.push(c.kind === 'full' ? 1 : 0);
+        if (c.bits) masks.push(c.bits);
       }
       rowPtr[h * (nQ + 1) + i + 1] = cols.length;
     }
   });
-  const layout = { ...base, H: sets.length, rowPtr, colIdx: Int32Array.from(cols), full: Uint8Array.from(full) };
+  return { H: sets.length, rowPtr, colIdx: Int32Array.from(cols), full: Uint8Array.from(full), masks };
+}
+
+/** Build a layout from per-(head, query block) key-block sets; computes full flags and drops blocks the token rule empties. */
+export function fromBlockSets(s: Shape, sets: Set<number>[][]): BlockLayout {
+  const base = { Lq: s.Lq, Lk: s.Lk, Bq: s.Bq, Bk: s.Bk, causal: !!s.causal, window: s.window ?? Infinity };
+  const { H, rowPtr, colIdx, full } = assemble(s.Lq, s.Bq, sets, (_h, i, j) => ({ kind: blockKind(base, i, j) }));
+  const layout = { ...base, H, rowPtr, colIdx, full };
   validateLayout(layout);
   return layout;
 }
@@ -109,37 +120,23 @@ export function pairAllowed(l: BlockLayout, p: number, i: number, j: number): bo
  * nothing are dropped, blocks where it allows everything are full, the rest carry a bit mask.
  */
 export function fromPredicate(s: Omit<Shape, 'causal' | 'window'>, sets: Set<number>[][], allowed: (h: number, i: number, j: number) => boolean): BlockLayout {
-  const nQ = nBlocks(s.Lq, s.Bq);
-  const rowPtr = new Int32Array(sets.length * (nQ + 1));
-  const cols: number[] = [];
-  const full: number[] = [];
-  const masks: Uint8Array[] = [];
-  sets.forEach((perHead, h) => {
-    rowPtr[h * (nQ + 1)] = cols.length;
-    for (let i = 0; i < nQ; i++) {
-      for (const j of [...(perHead[i] ?? [])].sort((a, b) => a - b)) {
-        const bits = new Uint8Array(s.Bq * s.Bk);
-        let n = 0;
-        for (let r = 0; r < s.Bq; r++) {
-          for (let c = 0; c < s.Bk; c++) {
-            const qi = i * s.Bq + r, kj = j * s.Bk + c;
-            if (qi < s.Lq && kj < s.Lk && allowed(h, qi, kj)) {
-              bits[r * s.Bk + c] = 1;
-              n++;
-            }
-          }
+  const { masks, ...csr } = assemble(s.Lq, s.Bq, sets, (h, i, j) => {
+    const bits = new Uint8Array(s.Bq * s.Bk);
+    let n = 0;
+    for (let r = 0; r < s.Bq; r++) {
+      for (let c = 0; c < s.Bk; c++) {
+        const qi = i * s.Bq + r, kj = j * s.Bk + c;
+        if (qi < s.Lq && kj < s.Lk && allowed(h, qi, kj)) {
+          bits[r * s.Bk + c] = 1;
+          n++;
         }
-        if (n === 0) continue;
-        cols.push(j);
-        full.push(n === s.Bq * s.Bk ? 1 : 0);
-        masks.push(bits);
       }
-      rowPtr[h * (nQ + 1) + i + 1] = cols.length;
     }
+    return n === 0 ? { kind: 'empty' } : { kind: n === s.Bq * s.Bk ? 'full' : 'partial', bits };
   });
   const mask = new Uint8Array(masks.length * s.Bq * s.Bk);
   masks.forEach((m, p) => mask.set(m, p * s.Bq * s.Bk));
-  const layout: BlockLayout = { ...s, causal: false, window: Infinity, H: sets.length, rowPtr, colIdx: Int32Array.from(cols), full: Uint8Array.from(full), mask };
+  const layout: BlockLayout = { ...s, causal: false, window: Infinity, ...csr, mask };
   validateLayout(layout);
   return layout;
 }

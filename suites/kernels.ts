@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Bench } from 'tinybench';
 import { createHash } from 'node:crypto';
-import { bigBirdLayout, combinerAxialLayout, combinerFixedLayout, combinerSegLen, denseLayout, density, randomLayout, slidingWindowLayout, unionLayout, type BlockLayout } from '../kernels/layout.js';
+import { bigBirdLayout, fromBlockSets, combinerAxialLayout, combinerFixedLayout, combinerSegLen, denseLayout, density, randomLayout, slidingWindowLayout, unionLayout, type BlockLayout } from '../kernels/layout.js';
 import { combinerAttention } from '../models/combiner.js';
 import { blockSparseAttention, FUSED_KERNEL, type AttentionImpl } from '../kernels/block-sparse.js';
 import { hasKernel, useBackend } from '../kernels/backend.js';
@@ -71,11 +71,12 @@ function layoutsAt(c: KernelsConfig, L: number): { name: string; params: Record<
 function sweepLayouts(c: KernelsConfig): { name: string; params: Record<string, unknown>; layout: BlockLayout }[] {
   const L = c.densitySweep.length;
   const s = { Lq: L, Lk: L, Bq: c.block, Bk: c.block };
-  const own = slidingWindowLayout(s, 0); // each query block's own diagonal block
+  // Each query block's own diagonal block, so no row is empty, plus r random blocks.
+  const own = fromBlockSets(s, [Array.from({ length: Math.ceil(L / c.block) }, (_, i) => new Set([i]))]);
   return c.densitySweep.randomBlocks.map((r) => ({
     name: 'random',
     params: { randomBlocks: r },
-    layout: unionLayout(randomLayout(s, r, 0), { ...own, window: Infinity, full: new Uint8Array(own.full.length).fill(1) }),
+    layout: unionLayout(randomLayout(s, r, 0), own),
   }));
 }
 

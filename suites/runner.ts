@@ -8,13 +8,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunConfig } from './types.js';
 import { runId, runLabel } from './grid.js';
-import { train, type TrainProgress } from './train.js';
+import { batchLoss, train, type TrainProgress } from './train.js';
 import { evaluate } from './evaluate.js';
 import { measureLatency } from './latency.js';
 import { buildTask } from '../datasets/registry.js';
 import { MqarTask } from '../datasets/mqar.js';
 import { NiahTask } from '../datasets/niah.js';
-import { buildModel, } from '../models/registry.js';
+import { buildModel } from '../models/registry.js';
+import type { SequenceModel } from '../models/types.js';
+import type { TokenBatch } from '../datasets/types.js';
 import { parameterCount } from '../models/transformer.js';
 import { SCHEMA_VERSION, type Fingerprint, type Metrics, type Report, type RunRecord } from '../reports/schema.js';
 import { writeAtomic, writeReport } from '../reports/write.js';
@@ -96,8 +98,7 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
 }
 
 /** Peak tensor memory of one training step (forward + backward), measured by tfjs' profiler. */
-async function peakBytesOfStep(model: ReturnType<typeof buildModel>, task: { trainBatch(s: number, b: number): import('../datasets/types.js').TokenBatch }, batch: number): Promise<number> {
-  const { batchLoss } = await import('./train.js');
+async function peakBytesOfStep(model: SequenceModel, task: { trainBatch(s: number, b: number): TokenBatch }, batch: number): Promise<number> {
   const b = task.trainBatch(0, batch);
   const info = await tf.profile(() => {
     const { value, grads } = tf.variableGrads(() => batchLoss(model, b), model.variables());
