@@ -172,6 +172,47 @@ export function density(l: BlockLayout): number {
   return l.colIdx.length / (l.H * nBlocks(l.Lq, l.Bq) * nBlocks(l.Lk, l.Bk));
 }
 
+/** A layout's blocks by key block (CSC): what a backward pass parallel over key blocks walks. */
+export interface TransposedLayout {
+  /** [H * (nK + 1)] offsets into rowIdx/srcIdx. */
+  colPtr: Int32Array;
+  /** Query blocks that list the key block, ascending. */
+  rowIdx: Int32Array;
+  /** Index of the same block in colIdx/full/mask. */
+  srcIdx: Int32Array;
+}
+
+const transposed = new WeakMap<BlockLayout, TransposedLayout>();
+
+/** The CSC form of a layout (computed once per layout object). */
+export function transposeLayout(l: BlockLayout): TransposedLayout {
+  const hit = transposed.get(l);
+  if (hit) return hit;
+  const nQ = nBlocks(l.Lq, l.Bq), nK = nBlocks(l.Lk, l.Bk);
+  const colPtr = new Int32Array(l.H * (nK + 1));
+  const rowIdx = new Int32Array(l.colIdx.length);
+  const srcIdx = new Int32Array(l.colIdx.length);
+  for (let h = 0; h < l.H; h++) {
+    const base = h * (nK + 1);
+    const counts = new Int32Array(nK);
+    const r0 = l.rowPtr[h * (nQ + 1)]!, r1 = l.rowPtr[h * (nQ + 1) + nQ]!;
+    for (let p = r0; p < r1; p++) counts[l.colIdx[p]!]!++;
+    colPtr[base] = r0;
+    for (let j = 0; j < nK; j++) colPtr[base + j + 1] = colPtr[base + j]! + counts[j]!;
+    const next = colPtr.slice(base, base + nK);
+    for (let i = 0; i < nQ; i++) {
+      for (let p = l.rowPtr[h * (nQ + 1) + i]!; p < l.rowPtr[h * (nQ + 1) + i + 1]!; p++) {
+        const t = next[l.colIdx[p]!]!++;
+        rowIdx[t] = i;
+        srcIdx[t] = p;
+      }
+    }
+  }
+  const out = { colPtr, rowIdx, srcIdx };
+  transposed.set(l, out);
+  return out;
+}
+
 /** The listed key blocks of (head, query block). */
 export function rowBlocks(l: BlockLayout, h: number, i: number): number[] {
   const nQ = nBlocks(l.Lq, l.Bq);

@@ -32,7 +32,7 @@ export function fingerprint(backend: string, backendInfo: Record<string, string>
   } catch {
     /* bundled builds carry no package.json */
   }
-  const sha = process.env.TABRECALL_GIT_SHA ?? git(['rev-parse', 'HEAD']) ?? 'unknown';
+  const sha = process.env.TABRECALL_GIT_SHA ?? git(['rev-parse', 'HEAD']) ?? process.env.TABRECALL_BUNDLE_SHA ?? 'unknown';
   const dirty = process.env.TABRECALL_GIT_SHA ? false : (git(['status', '--porcelain', '--untracked-files=no']) ?? '') !== '';
   return {
     gitSha: sha,

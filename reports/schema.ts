@@ -42,6 +42,8 @@ export interface KernelMetrics {
   /** Layout builder name (dense, window, bigbird, random). */
   layout: string;
   impl: string;
+  /** Operand precision of the fused forward; absent = fp32. */
+  precision?: 'fp32' | 'bf16';
   pass: 'forward' | 'forward+backward';
   /** Listed blocks / all blocks. */
   density: number;

@@ -41,11 +41,16 @@ export interface KernelsConfig {
   genericMaxBytes: number;
   /** Also measure Combiner-Fixed and Combiner-Axial (bidirectional, fused only) at each length. */
   combiner?: boolean;
+  /** Tokens per call: B = batchTokens / L at each length (the anchor table's B*L = 16384); else B. */
+  batchTokens?: number;
+  /** Operand precisions of the fused forward ('bf16': tensor cores on cuda). Default ['fp32']. */
+  precisions?: ('fp32' | 'bf16')[];
 }
 
 export interface KernelCase {
   backend: string;
   impl: 'fused' | 'generic';
+  precision: 'fp32' | 'bf16';
   pass: 'forward' | 'forward+backward';
   layoutName: string;
   layoutParams: Record<string, unknown>;
@@ -86,7 +91,7 @@ function genericBytes(c: KernelsConfig, l: BlockLayout, pass: string): number {
   let maxNnz = 1;
   for (let i = 0; i < nQ; i++) maxNnz = Math.max(maxNnz, l.rowPtr[i + 1]! - l.rowPtr[i]!);
   const M = maxNnz * l.Bk;
-  const bytes = 4 * c.B * c.H * nQ * (l.Bq * M * 2 + M * c.D * 2);
+  const bytes = 4 * batchOf(c, l.Lq) * c.H * nQ * (l.Bq * M * 2 + M * c.D * 2);
   return pass === 'forward' ? bytes : bytes * 3;
 }
 
@@ -105,7 +110,11 @@ export function kernelCases(c: KernelsConfig, backends: string[], fusedOn: Set<s
           if (impl === 'generic' && genericBytes(c, x.layout, pass) > c.genericMaxBytes) continue;
           if (impl === 'fused' && !fusedOn.has(backend)) continue;
           if (x.name.startsWith('combiner') && impl !== 'fused') continue;
-          cases.push({ backend, impl, pass, layoutName: x.name, layoutParams: x.params, L: x.L, layout: x.layout });
+          for (const precision of c.precisions ?? ['fp32']) {
+            // bf16 is a forward path of the fused kernel on cuda (its gradient is fp32).
+            if (precision === 'bf16' && (impl !== 'fused' || pass !== 'forward' || backend !== 'cuda' || x.name.startsWith('combiner'))) continue;
+            cases.push({ backend, impl, precision, pass, layoutName: x.name, layoutParams: x.params, L: x.L, layout: x.layout });
+          }
         }
       }
     }
@@ -114,13 +123,52 @@ export function kernelCases(c: KernelsConfig, backends: string[], fusedOn: Set<s
 }
 
 export function kernelCaseId(suite: string, c: KernelsConfig, k: KernelCase): string {
-  const cfg = { suite, B: c.B, H: c.H, D: c.D, block: c.block, backend: k.backend, impl: k.impl, pass: k.pass, layout: k.layoutName, params: k.layoutParams, L: k.L };
+  // precision joins the id only when it is not fp32, so earlier fp32 records keep their ids.
+  const cfg = { suite, B: batchOf(c, k.L), H: c.H, D: c.D, block: c.block, backend: k.backend, impl: k.impl, pass: k.pass, layout: k.layoutName, params: k.layoutParams, L: k.L, ...(k.precision === 'bf16' ? { precision: 'bf16' } : {}) };
   return createHash('sha256').update(canonical(cfg)).digest('hex').slice(0, 16);
 }
 
 export function kernelCaseLabel(k: KernelCase): string {
   const p = Object.entries(k.layoutParams).map(([a, b]) => `${a}=${typeof b === 'object' ? JSON.stringify(b) : b}`).join(' ');
-  return `attention ${k.pass} | ${k.layoutName}${p ? ` ${p}` : ''} L${k.L} | ${k.impl} | ${k.backend}`;
+  return `attention ${k.pass} | ${k.layoutName}${p ? ` ${p}` : ''} L${k.L} | ${k.impl}${k.precision === 'bf16' ? ' bf16' : ''} | ${k.backend}`;
+}
+
+export const batchOf = (c: KernelsConfig, L: number): number => (c.batchTokens ? Math.max(1, Math.floor(c.batchTokens / L)) : c.B);
+
+/** Random inputs of the last shape measured, kept across cases (generating 4 x 16M normals takes seconds). */
+let inputs: { key: string; q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D; w: tf.Tensor4D } | undefined;
+
+function inputsFor(B: number, H: number, L: number, D: number, backend: string) {
+  const key = `${backend}:${B}x${H}x${L}x${D}`;
+  if (inputs?.key === key) return inputs;
+  if (inputs) tf.dispose([inputs.q, inputs.k, inputs.v, inputs.w]);
+  const rng = new Rng(7);
+  const mk = () => tf.tensor4d(Float32Array.from({ length: B * H * L * D }, () => rng.normal()), [B, H, L, D]);
+  inputs = { key, q: mk(), k: mk(), v: mk(), w: mk() };
+  return inputs;
+}
+
+interface DeviceTimer { tr_timer_start(): void; tr_timer_stop(): number }
+
+/**
+ * Per-call GPU time from CUDA events around `reps` back-to-back calls (the host only enqueues, so
+ * launch overhead overlaps the GPU work, as in a training loop). Samples until timeMs has passed
+ * and at least minSamples were taken.
+ */
+function deviceSamples(timer: DeviceTimer, call: () => void, timeMs: number, minSamples: number): number[] {
+  call();
+  timer.tr_timer_start();
+  call();
+  const first = timer.tr_timer_stop();
+  const reps = Math.max(1, Math.min(50, Math.floor(5 / Math.max(first, 1e-3))));
+  const out: number[] = [];
+  const t0 = performance.now();
+  while (out.length < minSamples || (performance.now() - t0 < timeMs && out.length < 200)) {
+    timer.tr_timer_start();
+    for (let r = 0; r < reps; r++) call();
+    out.push(timer.tr_timer_stop() / reps);
+  }
+  return out;
 }
 
 /** Measure one case on the active backend. */
@@ -128,15 +176,15 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
   if (tf.getBackend() !== k.backend) await useBackend(k.backend);
   if (k.impl === 'fused' && !hasKernel(FUSED_KERNEL)) throw new ParamError('kernels.impls', `backend ${k.backend} has no fused kernel`);
   const t0 = performance.now();
-  const rng = new Rng(7);
-  const mk = () => tf.tensor4d(Float32Array.from({ length: c.B * c.H * k.L * c.D }, () => rng.normal()), [c.B, c.H, k.L, c.D]);
-  const q = mk(), kk = mk(), v = mk(), w = mk();
+  const B = batchOf(c, k.L);
+  const { q, k: kk, v, w } = inputsFor(B, c.H, k.L, c.D, k.backend);
   const impl: AttentionImpl = k.impl;
+  const precision = k.precision;
   const combiner = k.layoutName.startsWith('combiner-')
     ? { variant: k.layoutName === 'combiner-fixed' ? ('fixed' as const) : ('axial' as const), segLen: Number(k.layoutParams.segLen), causal: false }
     : undefined;
   const attend = (a: tf.Tensor4D, b: tf.Tensor4D, cc: tf.Tensor4D) =>
-    combiner ? combinerAttention(a, b, cc, combiner) : blockSparseAttention(a, b, cc, k.layout, { impl }).out;
+    combiner ? combinerAttention(a, b, cc, combiner) : blockSparseAttention(a, b, cc, k.layout, { impl, precision }).out;
   const grad = tf.grads((a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(attend(a as tf.Tensor4D, b as tf.Tensor4D, cc as tf.Tensor4D), w)));
   const call = k.pass === 'forward'
     ? () => {
@@ -149,30 +197,37 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
         gs[0]!.dataSync();
         tf.dispose(gs);
       };
-  const bench = new Bench({ time: c.timeMs, iterations: c.minSamples, warmup: true, warmupIterations: 2, warmupTime: 0, retainSamples: true });
-  bench.add(kernelCaseLabel(k), call);
-  await bench.run();
-  tf.dispose([q, kk, v, w]);
-  const samples = [...((bench.tasks[0]!.result as { latency?: { samples?: number[] } }).latency?.samples ?? [])].sort((a, b) => a - b);
+  const timer = (tf.backend() as unknown as { lib?: Partial<DeviceTimer> }).lib;
+  let samples: number[];
+  if (k.backend === 'cuda' && timer?.tr_timer_start) {
+    // No host read per call on the GPU: results are disposed unread and timed with CUDA events.
+    const enqueue = k.pass === 'forward' ? () => attend(q, kk, v).dispose() : () => tf.dispose(grad([q, kk, v]));
+    samples = deviceSamples(timer as DeviceTimer, enqueue, c.timeMs, c.minSamples).sort((a, b) => a - b);
+  } else {
+    const bench = new Bench({ time: c.timeMs, iterations: c.minSamples, warmup: true, warmupIterations: 2, warmupTime: 0, retainSamples: true });
+    bench.add(kernelCaseLabel(k), call);
+    await bench.run();
+    samples = [...((bench.tasks[0]!.result as { latency?: { samples?: number[] } }).latency?.samples ?? [])].sort((a, b) => a - b);
+  }
   if (samples.length === 0) throw new Error(`kernels: no samples for ${kernelCaseLabel(k)}`);
   const median = quantile(samples, 0.5);
   const dens = density(k.layout);
-  const flops = 4 * c.B * c.H * k.L * k.L * c.D * dens * (k.pass === 'forward' ? 1 : 3.5);
+  const flops = 4 * B * c.H * k.L * k.L * c.D * dens * (k.pass === 'forward' ? 1 : 3.5);
   const now = new Date().toISOString();
   return {
     schemaVersion: SCHEMA_VERSION,
     runId: kernelCaseId(suite, c, k),
     suite,
     label: kernelCaseLabel(k),
-    task: { name: 'attention-op', params: { B: c.B, H: c.H, L: k.L, D: c.D, block: c.block } },
+    task: { name: 'attention-op', params: { B, H: c.H, L: k.L, D: c.D, block: c.block, ...(k.precision === 'bf16' ? { precision: 'bf16' } : {}) } },
     model: { name: k.layoutName, size: `L${k.L}`, params: k.layoutParams, parameterCount: 0 },
     train: {}, optimizer: {}, latencyConfig: { timeMs: c.timeMs, minSamples: c.minSamples },
     seed: 0, backend: k.backend, fingerprint: fp, gitSha: fp.gitSha,
     metrics: {
       accuracy: null, accuracyDenominator: 0, exactMatch: 0, examples: 0, finalTrainLoss: NaN, bestValidAccuracy: NaN, trainSteps: 0,
       stoppedBy: 'n/a', trainSeconds: 0, trainTokensPerSec: 0, peakMemoryBytes: 0, lossCurve: [], validCurve: [],
-      latency: [{ batch: c.B, length: k.L, medianMs: median, p10Ms: quantile(samples, 0.1), p90Ms: quantile(samples, 0.9), samples: samples.length, tokensPerSec: (c.B * k.L) / (median / 1000) }],
-      kernel: { layout: k.layoutName, impl: k.impl, pass: k.pass, density: dens, flops, gflops: flops / (median / 1000) / 1e9, speedupVsDense: null },
+      latency: [{ batch: B, length: k.L, medianMs: median, p10Ms: quantile(samples, 0.1), p90Ms: quantile(samples, 0.9), samples: samples.length, tokensPerSec: (B * k.L) / (median / 1000) }],
+      kernel: { layout: k.layoutName, impl: k.impl, ...(k.precision === 'bf16' ? { precision: 'bf16' } : {}), pass: k.pass, density: dens, flops, gflops: flops / (median / 1000) / 1e9, speedupVsDense: null },
     },
     diagnostics: {}, fallbackKernels: { total: 0, byKernel: {} },
     wallTimeSeconds: (performance.now() - t0) / 1000, startedAt: now, finishedAt: now,
@@ -185,7 +240,7 @@ export function addSpeedups(records: RunRecord[]): void {
     const k = r.metrics.kernel;
     if (!k || k.layout === 'dense') continue;
     const dense = records.find((d) => d.metrics.kernel?.layout === 'dense' && d.backend === r.backend && d.metrics.kernel.impl === k.impl
-      && d.metrics.kernel.pass === k.pass && d.task.params.L === r.task.params.L);
+      && d.metrics.kernel.pass === k.pass && d.task.params.L === r.task.params.L && (d.metrics.kernel.precision ?? 'fp32') === (k.precision ?? 'fp32'));
     k.speedupVsDense = dense ? dense.metrics.latency[0]!.medianMs / r.metrics.latency[0]!.medianMs : null;
   }
 }

@@ -9,10 +9,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../kernels/backend.js';
 import {
   bigBirdLayout, causalLayout, denseLayout, density, fromBlockSets, fromTokenMask, globalLayout, intersectLayout, randomLayout,
-  rowBlocks, slidingWindowLayout, stackHeads, stridedLayout, tokenMask, unionLayout, validateLayout, type BlockLayout,
+  fromPredicate, rowBlocks, slidingWindowLayout, stackHeads, stridedLayout, tokenMask, unionLayout, validateLayout, type BlockLayout,
 } from '../kernels/layout.js';
 import { blockSparseAttention, referenceAttention } from '../kernels/block-sparse.js';
 import { Rng } from '../datasets/rng.js';
+import { BACKEND } from './under-test.js';
 
 const rows = (l: BlockLayout, h = 0) => Array.from({ length: Math.ceil(l.Lq / l.Bq) }, (_, i) => rowBlocks(l, h, i));
 
@@ -122,9 +123,9 @@ async function checkImpl(impl: 'fused' | 'generic'): Promise<void> {
   }
 }
 
-describe('blockSparseAttention on native', () => {
+describe(`blockSparseAttention on ${BACKEND}`, () => {
   beforeAll(async () => {
-    expect(await useBackend('native')).toBe('native');
+    expect(await useBackend(BACKEND)).toBe(BACKEND);
   });
   it('fused kernel: values and gradients match the reference', async () => {
     await checkImpl('fused');
@@ -134,9 +135,50 @@ describe('blockSparseAttention on native', () => {
   });
 });
 
-describe('blockSparseAttention on wasm', () => {
+if (BACKEND === 'native') describe('blockSparseAttention on wasm', () => {
   it('generic path (no gather gradient kernel: one-hot selection): values and gradients match', async () => {
     expect(await useBackend('wasm')).toBe('wasm');
     await checkImpl('generic');
+  });
+});
+
+// The bf16 tensor-core forward (cuda; head dim 64, 64x64 blocks). Bound: relative Frobenius error
+// ||out - ref|| / ||ref|| <= 1e-2 (bf16 operands, fp32 accumulation), lse within 2e-2 absolute.
+if (BACKEND === 'cuda') describe('blockSparseAttention bf16 tensor-core forward on cuda', () => {
+  it('matches the fp32 reference on dense, causal, window, BigBird, per-head, keyBias, masked and ragged layouts', async () => {
+    expect(await useBackend('cuda')).toBe('cuda');
+    const rng = new Rng(21);
+    const s = (Lq: number, Lk: number) => ({ Lq, Lk, Bq: 64, Bk: 64 });
+    const masked = fromPredicate(s(256, 256), [[0, 1, 2, 3].map((i) => new Set([0, i]))], (_h, i, j) => (i * 7 + j * 3) % 5 !== 0 && j <= i);
+    const list: [string, BlockLayout, number, number, boolean][] = [
+      ['dense', denseLayout(s(256, 256)), 2, 256, false],
+      ['causal', causalLayout(s(320, 320)), 1, 320, false],
+      ['window', slidingWindowLayout({ ...s(512, 512), causal: false }, 100), 1, 512, false],
+      ['bigbird', bigBirdLayout(s(512, 512), { windowBlocks: 1, globalBlocks: 1, randomBlocks: 2, seed: 3 }), 2, 512, true],
+      ['per-head', stackHeads([causalLayout(s(256, 256)), denseLayout(s(256, 256))]), 1, 256, true],
+      ['masked', masked, 1, 256, false],
+      ['ragged', causalLayout(s(200, 200)), 2, 200, true],
+    ];
+    for (const [name, layout, B, L, bias] of list) {
+      const H = 2;
+      const q = rand(rng, [B, H, L, 64]) as tf.Tensor4D;
+      const k = rand(rng, [B, H, L, 64]) as tf.Tensor4D;
+      const v = rand(rng, [B, H, L, 64]) as tf.Tensor4D;
+      const kb = bias ? (rand(rng, [B, 1, L]) as tf.Tensor3D) : undefined;
+      const ref = referenceAttention(q, k, v, layout, 0.125, kb);
+      const got = blockSparseAttention(q, k, v, layout, { scale: 0.125, keyBias: kb, precision: 'bf16' });
+      const r = ref.out.dataSync(), g = got.out.dataSync();
+      let num = 0, den = 0;
+      for (let i = 0; i < r.length; i++) (num += (g[i]! - r[i]!) ** 2), (den += r[i]! ** 2);
+      expect(Math.sqrt(num / Math.max(den, 1e-30))).toBeLessThanOrEqual(1e-2);
+      const rl = ref.lse.dataSync(), gl = got.lse.dataSync();
+      for (let i = 0; i < rl.length; i++) {
+        if (!Number.isFinite(rl[i]!)) expect(gl[i]).toBe(rl[i]);
+        else expect(Math.abs(gl[i]! - rl[i]!)).toBeLessThanOrEqual(2e-2);
+      }
+      expect(Array.from(g).some(Number.isNaN)).toBe(false);
+      tf.dispose([q, k, v, ref.out, ref.lse, got.out, got.lse, ...(kb ? [kb] : [])]);
+      void name;
+    }
   });
 });

@@ -8,6 +8,7 @@ import { combinerAttention } from '../models/combiner.js';
 import { blockSparseAttention, referenceAttention } from '../kernels/block-sparse.js';
 import { axialColumnLayout, causalLayout, combinerAxialLayout, combinerFixedLayout, denseLayout, rowBlocks, tokenMask } from '../kernels/layout.js';
 import { Rng } from '../datasets/rng.js';
+import { BACKEND } from './under-test.js';
 import { buildModel } from '../models/registry.js';
 
 function rand(rng: Rng, shape: number[]): tf.Tensor4D {
@@ -21,7 +22,7 @@ function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
   return m;
 }
 
-for (const backend of ['native', 'cpu']) {
+for (const backend of [BACKEND, 'cpu']) {
   describe(`Combiner-Fixed on ${backend}`, () => {
     beforeAll(async () => {
       expect(await useBackend(backend)).toBe(backend);

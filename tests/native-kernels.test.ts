@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend, fallbackCounts, resetFallbackCounts } from '../kernels/backend.js';
 import { Rng } from '../datasets/rng.js';
 import { gelu, layerNorm } from '../kernels/fused.js';
+import { BACKEND } from './under-test.js';
 
 const RTOL = 1e-4;
 const ATOL = 1e-5;
@@ -25,7 +26,7 @@ async function same(f: (...xs: tf.Tensor[]) => tf.Tensor | tf.Tensor[], inputs: 
   const xsCpu = inputs();
   const outCpu = [f(...xsCpu)].flat();
   const want = outCpu.map((t) => ({ shape: t.shape, dtype: t.dtype, data: Array.from(t.dataSync()) }));
-  await tf.setBackend('native');
+  await tf.setBackend(BACKEND);
   const xsNat = xsCpu.map((t) => tf.tensor(want.length ? t.dataSync() : t.dataSync(), t.shape, t.dtype));
   const outNat = [f(...xsNat)].flat();
   expect(outNat.length).toBe(want.length);
@@ -42,10 +43,10 @@ async function same(f: (...xs: tf.Tensor[]) => tf.Tensor | tf.Tensor[], inputs: 
 }
 
 beforeAll(async () => {
-  expect(await useBackend('native')).toBe('native');
+  expect(await useBackend(BACKEND)).toBe(BACKEND);
 });
 
-describe('native kernels match tfjs-cpu', () => {
+describe(`${BACKEND} kernels match tfjs-cpu`, () => {
   const rng = new Rng(42);
   const unaryOps: [string, (x: tf.Tensor) => tf.Tensor, boolean][] = [
     ['neg', tf.neg, false], ['exp', tf.exp, false], ['log', tf.log, true], ['sqrt', tf.sqrt, true], ['rsqrt', tf.rsqrt, true],
@@ -175,7 +176,7 @@ describe('fused ops', () => {
 
 describe('fallback accounting', () => {
   it('counts kernels that run through tfjs-cpu', async () => {
-    await tf.setBackend('native');
+    await tf.setBackend(BACKEND);
     resetFallbackCounts();
     tf.tidy(() => tf.mirrorPad(tf.ones([2, 2]), [[1, 1], [1, 1]], 'reflect').dataSync());
     expect(fallbackCounts()).toEqual({ MirrorPad: 1 });

@@ -6,13 +6,14 @@ import { chunkLayout, compact, compactionIndex, emaApply, scatter, SeqBoat, pars
 import { referenceAttention } from '../kernels/block-sparse.js';
 import { rowBlocks } from '../kernels/layout.js';
 import { Rng } from '../datasets/rng.js';
+import { BACKEND } from './under-test.js';
 
 function rand(rng: Rng, shape: number[], scale = 1): tf.Tensor {
   return tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal() * scale), shape);
 }
 
 beforeAll(async () => {
-  expect(await useBackend('native')).toBe('native');
+  expect(await useBackend(BACKEND)).toBe(BACKEND);
 });
 
 describe('SeqBoat', () => {

@@ -1,17 +1,21 @@
 /**
  * `NativeBackend`: a tfjs KernelBackend over a shared library with the C ABI of kernels/native/src/api.h.
- * Data lives in host typed arrays handed to C by pointer (koffi, zero copy). Kernels the library does
- * not implement run the tfjs-cpu kernel through host copies, and every such fallback is counted.
+ * Storage is the one thing that differs between our two backends: `native` keeps tensors in host typed
+ * arrays handed to C by pointer (koffi, zero copy); `cuda` keeps device pointers and copies only on
+ * read/write. Kernels see neither: they pass `buf(t)` through. Kernels the library does not implement
+ * run the tfjs-cpu kernel through host copies, and every such fallback is counted.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { DataStorage, KernelBackend, type DataId, type BackendTimingInfo, type DataType, type TensorInfo } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import type { NativeLib } from './lib.js';
+import type { CudaLib, NativeLib } from './lib.js';
 
 type Values = Float32Array | Int32Array | Uint8Array;
 
 interface Data {
-  values: Values;
+  /** A typed array (native) or a device pointer (cuda). */
+  handle: unknown;
+  size: number;
   dtype: DataType;
   refCount: number;
   /** Allocated by us (poolable), not an array the user handed to tf.tensor(). */
@@ -27,63 +31,44 @@ export function allocValues(dtype: DataType, size: number): Values {
   throw new Error(`native backend: dtype ${dtype} is not supported (allowed: float32, int32, bool)`);
 }
 
-export class NativeBackend extends KernelBackend {
-  readonly data: DataStorage<Data>;
-  private readonly fallbacks = new Map<string, number>();
-  private cpu: MathBackendCPU | undefined;
-  private bytes = 0;
-  /** Caching allocator: freed buffers by dtype and length, reused before V8 allocates (and faults in) new ones. */
+const bytesOf = (dtype: DataType, size: number): number => (dtype === 'bool' ? size : 4 * size);
+
+function toValues(values: unknown, size: number, dtype: DataType): Values {
+  if (values == null) return allocValues(dtype, size);
+  if (dtype === 'string') throw new Error('native backend: string tensors are not supported');
+  const v = values as ArrayLike<number>;
+  if (dtype === 'float32' && v instanceof Float32Array) return v;
+  if (dtype === 'int32' && v instanceof Int32Array) return v;
+  if (dtype === 'bool' && v instanceof Uint8Array) return v;
+  const out = allocValues(dtype, size);
+  out.set(v as ArrayLike<number>);
+  return out;
+}
+
+/** Where tensor data lives. */
+export interface Storage {
+  readonly device: boolean;
+  /** Storage for `size` elements, contents undefined (kernels write every element of their outputs). */
+  alloc(dtype: DataType, size: number): unknown;
+  /** Storage holding these values (host storage may keep the array itself). */
+  fromHost(values: Values, dtype: DataType): unknown;
+  toHost(handle: unknown, dtype: DataType, size: number): Values;
+  free(handle: unknown, dtype: DataType, size: number): void;
+  /** A read-only array (layout indices) as the library takes it; cached for the array's lifetime. */
+  constant(arr: Int32Array | Uint8Array): unknown;
+  sync(): void;
+  dispose(): void;
+}
+
+/** Host typed arrays with a caching pool: freed buffers by dtype and length are reused before V8 allocates (and faults in) new ones. */
+export class HostStorage implements Storage {
+  readonly device = false;
   private readonly pool = new Map<string, Values[]>();
   private pooledBytes = 0;
   static readonly POOL_LIMIT_BYTES = 2 ** 30;
 
-  constructor(
-    readonly lib: NativeLib,
-    readonly backendName: string,
-  ) {
-    super();
-    this.data = new DataStorage(this, tf.engine());
-  }
-
-  // ---- storage -------------------------------------------------------------------------------
-  write(values: unknown, shape: number[], dtype: DataType): DataId {
-    const dataId = { id: NativeBackend.nextId++ };
-    this.put(dataId, this.toValues(values, tf.util.sizeFromShape(shape), dtype), dtype, 1);
-    return dataId;
-  }
-
-  move(dataId: DataId, values: unknown, shape: number[], dtype: DataType, refCount: number): void {
-    this.put(dataId, this.toValues(values, tf.util.sizeFromShape(shape), dtype), dtype, refCount);
-  }
-
-  private put(dataId: DataId, values: Values, dtype: DataType, refCount: number, owned = false): void {
-    this.bytes += values.byteLength;
-    this.data.set(dataId, { values, dtype, refCount, owned });
-  }
-
-  private toValues(values: unknown, size: number, dtype: DataType): Values {
-    if (values == null) return allocValues(dtype, size);
-    if (dtype === 'string') throw new Error('native backend: string tensors are not supported');
-    const v = values as ArrayLike<number>;
-    if (dtype === 'float32' && v instanceof Float32Array) return v;
-    if (dtype === 'int32' && v instanceof Int32Array) return v;
-    if (dtype === 'bool' && v instanceof Uint8Array) return v;
-    const out = allocValues(dtype, size);
-    out.set(v as ArrayLike<number>);
-    return out;
-  }
-
-  /** Output tensor of a kernel, storage allocated. */
-  makeOutput(shape: number[], dtype: DataType): TensorInfo {
-    const dataId = { id: NativeBackend.nextId++ };
-    this.put(dataId, this.alloc(dtype, tf.util.sizeFromShape(shape)), dtype, 1, true);
-    return { dataId, shape, dtype };
-  }
-
-  /** Uninitialised storage (kernels write every element of their outputs). */
-  private alloc(dtype: DataType, size: number): Values {
-    const list = this.pool.get(`${dtype}:${size}`);
-    const v = list?.pop();
+  alloc(dtype: DataType, size: number): Values {
+    const v = this.pool.get(`${dtype}:${size}`)?.pop();
     if (v) {
       this.pooledBytes -= v.byteLength;
       return v;
@@ -91,8 +76,17 @@ export class NativeBackend extends KernelBackend {
     return allocValues(dtype, size);
   }
 
-  private release(v: Values, dtype: DataType): void {
-    if (v.byteLength < 4096 || this.pooledBytes + v.byteLength > NativeBackend.POOL_LIMIT_BYTES) return;
+  fromHost(values: Values): Values {
+    return values;
+  }
+
+  toHost(handle: unknown): Values {
+    return (handle as Values).slice();
+  }
+
+  free(handle: unknown, dtype: DataType): void {
+    const v = handle as Values;
+    if (v.byteLength < 4096 || this.pooledBytes + v.byteLength > HostStorage.POOL_LIMIT_BYTES) return;
     const key = `${dtype}:${v.length}`;
     let list = this.pool.get(key);
     if (!list) this.pool.set(key, (list = []));
@@ -100,9 +94,136 @@ export class NativeBackend extends KernelBackend {
     this.pooledBytes += v.byteLength;
   }
 
+  constant(arr: Int32Array | Uint8Array): unknown {
+    return arr;
+  }
+
+  sync(): void {}
+
+  dispose(): void {
+    this.pool.clear();
+    this.pooledBytes = 0;
+  }
+}
+
+/**
+ * GPU memory through the cuda library (CUDA's stream-ordered caching pool). CUDA errors are kept by
+ * the library (first one wins) and thrown here at the next synchronization with the call that failed.
+ */
+export class DeviceStorage implements Storage {
+  readonly device = true;
+  private readonly constants = new WeakMap<object, unknown>();
+  private readonly finalizer = new FinalizationRegistry<unknown>((ptr) => this.lib.tr_free(ptr));
+
+  constructor(private readonly lib: CudaLib) {}
+
+  check(): void {
+    const e = String(this.lib.tr_error());
+    if (e) throw new Error(`cuda backend: ${e}`);
+  }
+
+  alloc(dtype: DataType, size: number): unknown {
+    const bytes = bytesOf(dtype, size);
+    if (bytes === 0) return null;
+    const p = this.lib.tr_malloc(bytes);
+    if (!p) {
+      this.check();
+      throw new Error(`cuda backend: could not allocate ${bytes} bytes`);
+    }
+    return p;
+  }
+
+  fromHost(values: Values, dtype: DataType): unknown {
+    const p = this.alloc(dtype, values.length);
+    if (p) this.lib.tr_h2d(p, values, values.byteLength);
+    return p;
+  }
+
+  toHost(handle: unknown, dtype: DataType, size: number): Values {
+    const out = allocValues(dtype, size);
+    if (size > 0) this.lib.tr_d2h(out, handle, out.byteLength);
+    this.check();
+    return out;
+  }
+
+  free(handle: unknown): void {
+    if (handle) this.lib.tr_free(handle);
+  }
+
+  constant(arr: Int32Array | Uint8Array): unknown {
+    let p = this.constants.get(arr);
+    if (p === undefined) {
+      p = this.fromHost(arr, arr instanceof Uint8Array ? 'bool' : 'int32');
+      this.constants.set(arr, p);
+      if (p) this.finalizer.register(arr, p);
+    }
+    return p;
+  }
+
+  sync(): void {
+    this.lib.tr_sync();
+    this.check();
+  }
+
+  dispose(): void {}
+}
+
+export class NativeBackend extends KernelBackend {
+  readonly data: DataStorage<Data>;
+  readonly storage: Storage;
+  private readonly fallbacks = new Map<string, number>();
+  private cpu: MathBackendCPU | undefined;
+  private bytes = 0;
+
+  constructor(
+    readonly lib: NativeLib,
+    readonly backendName: string,
+  ) {
+    super();
+    this.data = new DataStorage(this, tf.engine());
+    this.storage = lib.kind === 'cuda' ? new DeviceStorage(lib as CudaLib) : new HostStorage();
+  }
+
+  // ---- storage -------------------------------------------------------------------------------
+  write(values: unknown, shape: number[], dtype: DataType): DataId {
+    const dataId = { id: NativeBackend.nextId++ };
+    this.move(dataId, values, shape, dtype, 1);
+    return dataId;
+  }
+
+  move(dataId: DataId, values: unknown, shape: number[], dtype: DataType, refCount: number): void {
+    const size = tf.util.sizeFromShape(shape);
+    // No values means zeros (tfjs' contract), so both storages start from a host array here.
+    const handle = this.storage.fromHost(toValues(values, size, dtype), dtype);
+    this.put(dataId, handle, size, dtype, refCount, this.storage.device);
+  }
+
+  private put(dataId: DataId, handle: unknown, size: number, dtype: DataType, refCount: number, owned: boolean): void {
+    this.bytes += bytesOf(dtype, size);
+    this.data.set(dataId, { handle, size, dtype, refCount, owned });
+  }
+
+  /** Output tensor of a kernel, storage allocated. */
+  makeOutput(shape: number[], dtype: DataType): TensorInfo {
+    const dataId = { id: NativeBackend.nextId++ };
+    const size = tf.util.sizeFromShape(shape);
+    this.put(dataId, this.storage.alloc(dtype, size), size, dtype, 1, true);
+    return { dataId, shape, dtype };
+  }
+
+  /** A tensor holding values computed on the host (creation ops such as Range). */
+  fromValues(values: Values, shape: number[], dtype: DataType): TensorInfo {
+    return { dataId: this.write(values, shape, dtype), shape, dtype };
+  }
+
   /** The buffer of a tensor, as the C functions take it. */
-  buf(t: TensorInfo): Values {
-    return this.data.get(t.dataId).values;
+  buf(t: TensorInfo): unknown {
+    return this.data.get(t.dataId).handle;
+  }
+
+  /** A layout array as the C functions take it (uploaded once per array on cuda). */
+  constant(arr: Int32Array | Uint8Array): unknown {
+    return this.storage.constant(arr);
   }
 
   refCount(dataId: DataId): number {
@@ -122,15 +243,16 @@ export class NativeBackend extends KernelBackend {
     const d = this.data.get(dataId);
     d.refCount--;
     if (!force && d.refCount > 0) return false;
-    this.bytes -= d.values.byteLength;
+    this.bytes -= bytesOf(d.dtype, d.size);
     this.data.delete(dataId);
-    if (d.owned) this.release(d.values, d.dtype);
+    if (d.owned) this.storage.free(d.handle, d.dtype, d.size);
     return true;
   }
 
   /** A copy: the storage itself goes back to the pool when the tensor is disposed. */
   readSync(dataId: DataId): Values {
-    return this.data.get(dataId).values.slice();
+    const d = this.data.get(dataId);
+    return this.storage.toHost(d.handle, d.dtype, d.size);
   }
 
   async read(dataId: DataId): Promise<Values> {
@@ -152,6 +274,7 @@ export class NativeBackend extends KernelBackend {
   async time(f: () => void): Promise<BackendTimingInfo> {
     const t0 = performance.now();
     f();
+    this.storage.sync();
     return { kernelMs: performance.now() - t0 };
   }
 
@@ -165,8 +288,7 @@ export class NativeBackend extends KernelBackend {
 
   dispose(): void {
     this.cpu?.dispose();
-    this.pool.clear();
-    this.pooledBytes = 0;
+    this.storage.dispose();
   }
 
   info(): Record<string, string> {

@@ -3,10 +3,11 @@ import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeBackend } from './backend.js';
 import type { NativeKernelFn } from './kernels.js';
 import { size } from './kernel-util.js';
-import type { BlockLayout } from '../layout.js';
+import { transposeLayout, type BlockLayout } from '../layout.js';
+import type { CudaLib } from './lib.js';
 
 /** Arguments shared by the fused block-sparse forward and backward calls. */
-function bsaArgs(q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | undefined, a: Record<string, unknown>) {
+function bsaArgs(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | undefined, a: Record<string, unknown>) {
   const l = a.layout as BlockLayout;
   const [B, H, Lq, D] = q.shape as [number, number, number, number];
   const Lk = k.shape[2]!;
@@ -15,8 +16,28 @@ function bsaArgs(q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | u
   const kbH = kb ? kb.shape[1]! : 1;
   const strides = [kbB === 1 ? 0 : kbH * Lk, kbH === 1 ? 0 : Lk];
   const shape = [B, H, Lq, Lk, D, Dv, l.Bq, l.Bk, l.H];
-  const layout = [l.rowPtr, l.colIdx, l.full, l.mask ?? null, l.causal ? 1 : 0, Number.isFinite(l.window) ? l.window : -1, Number(a.scale)];
-  return { B, H, Lq, Lk, D, Dv, shape, layout, strides };
+  const layout = [b.constant(l.rowPtr), b.constant(l.colIdx), b.constant(l.full), l.mask ? b.constant(l.mask) : null, l.causal ? 1 : 0,
+    Number.isFinite(l.window) ? l.window : -1, Number(a.scale)];
+  return { B, H, Lq, Lk, D, Dv, shape, layout, strides, l };
+}
+
+/**
+ * The bf16 tensor-core forward (cuda, head dim 64, 64x64 blocks): q/k/v are converted to bf16 on the
+ * device on entry (tfjs has no bf16 dtype), the output and log-sum-exp stay fp32.
+ */
+function bf16Forward(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | undefined, x: ReturnType<typeof bsaArgs>,
+  out: TensorInfo, lse: TensorInfo): boolean {
+  const lib = b.lib as CudaLib;
+  if (lib.kind !== 'cuda' || !lib.tr_bsa_bf16_supported(x.D, x.Dv, x.l.Bq, x.l.Bk)) return false;
+  const half = [q, k, v].map((t) => {
+    const n = size(t.shape);
+    const h = b.makeOutput([Math.ceil(n / 2)], 'float32');  // n bf16 values in n/2 float32 slots
+    lib.tr_to_bf16(b.buf(t), b.buf(h), n);
+    return h;
+  });
+  lib.tr_bsa_fwd_bf16(b.buf(half[0]!), b.buf(half[1]!), b.buf(half[2]!), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
+  for (const h of half) b.disposeData(h.dataId);
+  return true;
 }
 
 export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
@@ -39,22 +60,30 @@ export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
     return [dx, dg, db];
   },
   BlockSparseAttention: ([q, k, v, kb], a, b) => {
-    const x = bsaArgs(q!, k!, v!, kb, a);
+    const x = bsaArgs(b, q!, k!, v!, kb, a);
     const out = b.makeOutput([x.B, x.H, x.Lq, x.Dv], 'float32');
     const lse = b.makeOutput([x.B, x.H, x.Lq], 'float32');
+    if (a.precision === 'bf16' && bf16Forward(b, q!, k!, v!, kb, x, out, lse)) return [out, lse];
     b.lib.tr_bsa_fwd(b.buf(q!), b.buf(k!), b.buf(v!), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
     return [out, lse];
   },
   BlockSparseAttentionGrad: (inputs, a, b) => {
     // Inputs arrive in declaration order: dOut, q, k, v, out, lse, (keyBias).
     const [dOut, q, k, v, out, lse, kb] = inputs;
-    const x = bsaArgs(q!, k!, v!, kb, a);
+    const x = bsaArgs(b, q!, k!, v!, kb, a);
     const dq = b.makeOutput(q!.shape, 'float32');
     const dk = b.makeOutput(k!.shape, 'float32');
     const dv = b.makeOutput(v!.shape, 'float32');
     const dkb = b.makeOutput([x.B, x.H, x.Lk], 'float32');
-    b.lib.tr_bsa_bwd(b.buf(q!), b.buf(k!), b.buf(v!), kb ? b.buf(kb) : null, b.buf(out!), b.buf(lse!), b.buf(dOut!),
-      b.buf(dq), b.buf(dk), b.buf(dv), b.buf(dkb), ...x.shape, ...x.layout, ...x.strides);
+    const args = [b.buf(q!), b.buf(k!), b.buf(v!), kb ? b.buf(kb) : null, b.buf(out!), b.buf(lse!), b.buf(dOut!),
+      b.buf(dq), b.buf(dk), b.buf(dv), b.buf(dkb), ...x.shape, ...x.layout, ...x.strides];
+    if (b.lib.kind === 'cuda') {
+      // The GPU backward runs over key blocks too, so it also takes the layout's CSC form.
+      const t = transposeLayout(x.l);
+      (b.lib as CudaLib).tr_bsa_bwd_t(...args, b.constant(t.colPtr), b.constant(t.rowIdx), b.constant(t.srcIdx));
+    } else {
+      b.lib.tr_bsa_bwd(...args);
+    }
     return [dq, dk, dv, dkb];
   },
   TrGelu: ([x], _a, b) => {

@@ -191,10 +191,9 @@ const KERNELS: Record<string, Fn> = {
     const [start, stop, step] = [Number(a.start), Number(a.stop), Number(a.step)];
     const dtype = (a.dtype as DataType) ?? 'float32';
     const n = start === stop ? 0 : Math.max(0, Math.ceil(Math.abs((stop - start) / step)));
-    const out = b.makeOutput([n], dtype);
-    const v = b.buf(out);
+    const v = dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
     for (let i = 0; i < n; i++) v[i] = start + i * step;
-    return out;
+    return b.fromValues(v, [n], dtype);
   },
   Cast: ([x], a, b) => {
     const dtype = a.dtype as DataType;

@@ -40,8 +40,30 @@ const SIGNATURES = {
   tr_cumsum: ['void', ['int', P, P, 'int64_t', 'int64_t', 'int64_t', 'int', 'int']],
 } as const;
 
+/** Functions only the cuda library has: device memory, errors, the transposed backward, bf16, timers. */
+const CUDA_SIGNATURES = {
+  tr_error: ['const char *', []],
+  tr_device_ok: ['int', []],
+  tr_malloc: [P, ['int64_t']],
+  tr_free: ['void', [P]],
+  tr_h2d: ['void', [P, P, 'int64_t']],
+  tr_d2h: ['void', [P, P, 'int64_t']],
+  tr_d2d: ['void', [P, P, 'int64_t']],
+  tr_sync: ['void', []],
+  tr_bsa_bwd_t: ['void', [P, P, P, P, P, P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t', P, P, P]],
+  tr_bsa_bf16_supported: ['int', ['int', 'int', 'int', 'int']],
+  tr_to_bf16: ['void', [P, P, 'int64_t']],
+  tr_bsa_fwd_bf16: ['void', [P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
+  tr_timer_start: ['void', []],
+  tr_timer_stop: ['float', []],
+} as const;
+
 type Fn = (...args: unknown[]) => unknown;
-export type NativeLib = { [K in keyof typeof SIGNATURES]: Fn } & { path: string };
+export type NativeLib = { [K in keyof typeof SIGNATURES]: Fn } & Partial<{ [K in keyof typeof CUDA_SIGNATURES]: Fn }> & {
+  path: string;
+  kind: 'native' | 'cuda';
+};
+export type CudaLib = NativeLib & { [K in keyof typeof CUDA_SIGNATURES]: Fn };
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -56,7 +78,8 @@ export function loadLibrary(kind: 'native' | 'cuda'): NativeLib | undefined {
   const path = libraryPath(kind);
   if (!existsSync(path)) return undefined;
   const lib = koffi.load(path);
-  const out: Record<string, unknown> = { path };
-  for (const [name, [ret, params]] of Object.entries(SIGNATURES)) out[name] = lib.func(name, ret, [...params]);
+  const out: Record<string, unknown> = { path, kind };
+  const sigs = kind === 'cuda' ? { ...SIGNATURES, ...CUDA_SIGNATURES } : SIGNATURES;
+  for (const [name, [ret, params]] of Object.entries(sigs)) out[name] = lib.func(name, ret, [...params]);
   return out as NativeLib;
 }

@@ -15,6 +15,7 @@ export async function registerNativeBackend(name: 'native' | 'cuda'): Promise<bo
   if (registered.has(name)) return true;
   const lib = loadLibrary(name);
   if (!lib) return false;
+  if (name === 'cuda' && !lib.tr_device_ok!()) throw new Error(`cuda backend: ${String(lib.tr_error!())}`);
   const threads = Number(process.env.TABRECALL_THREADS ?? 0);
   if (threads > 0) lib.tr_set_num_threads(threads);
   tf.registerBackend(name, () => new NativeBackend(lib, name), name === 'cuda' ? 4 : 3);

@@ -1,0 +1,250 @@
+// Block-sparse attention forward on tensor cores: bf16 q/k/v, fp32 accumulation, softmax statistics
+// and output; FlashAttention-2 tiling over the BSR layout. One CTA (4 warps, 16 query rows each) per
+// 64-row query block; 64-key blocks stream through shared memory double-buffered with cp.async;
+// S = QK^T and O += PV with mma.sync m16n8k16, P reused from the S accumulators in registers. Full
+// blocks skip the token rule. Shapes it takes: head dim 64, Bq = Bk = 64 (others use attention.cu).
+// Shared-memory rows are 128 bytes, swizzled by 16-byte chunk (chunk ^ row % 8): ldmatrix and
+// cp.async then touch 8 different bank groups.
+#include "common.cuh"
+#include <cuda_bf16.h>
+
+using namespace tr;
+
+namespace {
+constexpr int T = 64;  // rows of a query block, keys of a key block, head dim
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+__device__ __forceinline__ int swz(int row, int col) { return row * T + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7)); }
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// Rows [row0, row0+64) of a [len, 64] bf16 matrix into a swizzled tile; rows past len read as zeros.
+__device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat16* base, int row0, int len) {
+  for (int c = threadIdx.x; c < T * 8; c += blockDim.x) {
+    const int row = c >> 3, ch = c & 7;
+    const bool ok = row0 + row < len;
+    cp_async16(tile + swz(row, ch * 8), base + (int64_t)(ok ? row0 + row : 0) * T + ch * 8, ok);
+  }
+}
+
+struct Args {
+  int H, Lq, Lk, LH, nQ;
+  const int32_t *row_ptr, *col_idx;
+  const uint8_t *full, *mask;
+  int causal, window;
+  float scale;
+  int64_t kb_sb, kb_sh;
+};
+
+__global__ void __launch_bounds__(128) bsa_fwd_bf16_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                                      const float* kbias, float* out, float* lse) {
+  __shared__ __align__(128) __nv_bfloat16 Qs[T * T];
+  __shared__ __align__(128) __nv_bfloat16 Ks[2][T * T];
+  __shared__ __align__(128) __nv_bfloat16 Vs[2][T * T];
+  const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int i0 = i * T;
+  const __nv_bfloat16* qb = q + bh * p.Lq * T;
+  const __nv_bfloat16* kbh = k + bh * p.Lk * T;
+  const __nv_bfloat16* vbh = v + bh * p.Lk * T;
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+  const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
+
+  load_tile(Qs, qb, i0, p.Lq);
+  if (n > 0) {
+    const int j0 = p.col_idx[a] * T;
+    load_tile(Ks[0], kbh, j0, p.Lk);
+    load_tile(Vs[0], vbh, j0, p.Lk);
+  }
+  cp_commit();
+
+  float o[8][4];
+#pragma unroll
+  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
+  uint32_t qf[4][4];
+  const float sl2 = p.scale * kLog2e;
+  const int rowa = i0 + warp * 16 + g;  // this lane's two rows: rowa and rowa + 8
+
+  for (int it = 0; it < n; it++) {
+    const int pi = a + it, buf = it & 1;
+    if (it + 1 < n) {
+      const int j1 = p.col_idx[pi + 1] * T;
+      load_tile(Ks[buf ^ 1], kbh, j1, p.Lk);
+      load_tile(Vs[buf ^ 1], vbh, j1, p.Lk);
+      cp_commit();
+      cp_wait<1>();
+    } else {
+      cp_wait<0>();
+    }
+    __syncthreads();
+    if (it == 0) {
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++) ldsm_x4(qf[kk], &Qs[swz(warp * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)]);
+    }
+    float s[8][4];
+#pragma unroll
+    for (int x = 0; x < 8; x++) s[x][0] = s[x][1] = s[x][2] = s[x][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+#pragma unroll
+      for (int np = 0; np < 4; np++) {
+        uint32_t r[4];
+        ldsm_x4(r, &Ks[buf][swz(np * 16 + (lane & 7) + (lane >> 4) * 8, kk * 16 + ((lane >> 3) & 1) * 8)]);
+        mma(s[2 * np], qf[kk], r[0], r[1]);
+        mma(s[2 * np + 1], qf[kk], r[2], r[3]);
+      }
+    }
+    const int j0 = p.col_idx[pi] * T;
+    const bool full = p.full[pi] != 0 && j0 + T <= p.Lk;
+    const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T : nullptr;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int col = nt * 8 + 2 * t + (e & 1);
+        const int row = rowa + (e >> 1) * 8;
+        float x = s[nt][e] * sl2 + (kb ? kb[j0 + col] * kLog2e : 0.0f);
+        if (!full) {
+          const int c = j0 + col, qi = row + (p.Lk - p.Lq);
+          int lo = p.window >= 0 ? max(0, qi - p.window) : 0;
+          int hi = p.causal ? qi : p.Lk - 1;
+          if (p.window >= 0) hi = min(hi, qi + p.window);
+          if (c >= p.Lk || c < lo || c > hi || (bits && !bits[(row - i0) * T + col])) x = -INFINITY;
+        }
+        s[nt][e] = x;
+      }
+    }
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+      const float mnew = fmaxf(mrow[hf], mx);
+      const float corr = mnew == -INFINITY ? 1.0f : exp2f(mrow[hf] - mnew);
+      float sum = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < 8; nt++) {
+#pragma unroll
+        for (int e = 2 * hf; e < 2 * hf + 2; e++) {
+          const float pv = mnew == -INFINITY ? 0.0f : exp2f(s[nt][e] - mnew);
+          s[nt][e] = pv;
+          sum += pv;
+        }
+        o[nt][2 * hf] *= corr;
+        o[nt][2 * hf + 1] *= corr;
+      }
+      sum += __shfl_xor_sync(0xffffffff, sum, 1);
+      sum += __shfl_xor_sync(0xffffffff, sum, 2);
+      lrow[hf] = lrow[hf] * corr + sum;
+      mrow[hf] = mnew;
+    }
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+      const uint32_t pa[4] = {pack(s[2 * kk][0], s[2 * kk][1]), pack(s[2 * kk][2], s[2 * kk][3]), pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int np = 0; np < 4; np++) {
+        uint32_t r[4];
+        ldsm_x4_t(r, &Vs[buf][swz(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, np * 16 + (lane >> 4) * 8)]);
+        mma(o[2 * np], pa, r[0], r[1]);
+        mma(o[2 * np + 1], pa, r[2], r[3]);
+      }
+    }
+    __syncthreads();
+  }
+  cp_wait<0>();
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    const int row = rowa + hf * 8;
+    if (row >= p.Lq) continue;
+    const float inv = lrow[hf] > 0 ? 1.0f / lrow[hf] : 0.0f;  // empty rows give zeros
+    float* orow = out + (bh * p.Lq + row) * T;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+      *reinterpret_cast<float2*>(orow + nt * 8 + 2 * t) = make_float2(o[nt][2 * hf] * inv, o[nt][2 * hf + 1] * inv);
+    if (t == 0) lse[bh * p.Lq + row] = lrow[hf] > 0 ? mrow[hf] * kLn2 + logf(lrow[hf]) : -INFINITY;
+  }
+}
+
+__global__ void to_bf16_k(const float* x, __nv_bfloat16* y, int64_t n) {
+  GRID_STRIDE(i, n) y[i] = __float2bfloat16_rn(x[i]);
+}
+
+cudaEvent_t g_start = nullptr, g_stop = nullptr;
+}  // namespace
+
+// Whether the tensor-core path takes this shape.
+TR_API int tr_bsa_bf16_supported(int D, int Dv, int Bq, int Bk) { return D == T && Dv == T && Bq == T && Bk == T; }
+
+TR_API void tr_to_bf16(const float* x, void* y, int64_t n) {
+  if (n <= 0) return;
+  to_bf16_k<<<blocks_for(n), 256, 0, stream()>>>(x, (__nv_bfloat16*)y, n);
+  TR_LAUNCHED("to_bf16");
+}
+
+// Same arguments as tr_bsa_fwd, with q/k/v in bf16.
+TR_API void tr_bsa_fwd_bf16(const void* q, const void* k, const void* v, const float* kb, float* out, float* lse, int B, int H, int Lq,
+                            int Lk, int D, int Dv, int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx,
+                            const uint8_t* full, const uint8_t* mask, int causal, int window, float scale, int64_t kb_sb,
+                            int64_t kb_sh) {
+  if (!tr_bsa_bf16_supported(D, Dv, Bq, Bk)) {
+    set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "the tensor-core path takes head dim 64 and 64x64 blocks only");
+    return;
+  }
+  const int nQ = (Lq + T - 1) / T;
+  if (B * H * nQ == 0) return;
+  Args p{H, Lq, Lk, LH, nQ, row_ptr, col_idx, full, mask, causal, window, scale, kb_sb, kb_sh};
+  bsa_fwd_bf16_k<<<dim3(nQ, H, B), 128, 0, stream()>>>(p, (const __nv_bfloat16*)q, (const __nv_bfloat16*)k, (const __nv_bfloat16*)v, kb,
+                                                        out, lse);
+  TR_LAUNCHED("bsa_fwd_bf16");
+}
+
+// Device-side timing of whatever is enqueued between start and stop (milliseconds).
+TR_API void tr_timer_start() {
+  if (!g_start) {
+    TR_CUDA(cudaEventCreate(&g_start));
+    TR_CUDA(cudaEventCreate(&g_stop));
+  }
+  TR_CUDA(cudaEventRecord(g_start, stream()));
+}
+
+TR_API float tr_timer_stop() {
+  float ms = 0;
+  TR_CUDA(cudaEventRecord(g_stop, stream()));
+  TR_CUDA(cudaEventSynchronize(g_stop));
+  TR_CUDA(cudaEventElapsedTime(&ms, g_start, g_stop));
+  return ms;
+}

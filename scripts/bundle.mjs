@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// `npm run bundle [-- --out DIR]`: an offline folder (default dist/tabrecall) that runs with a bare
+// `node` on a host with no npm and no network, such as a lent GPU machine:
+//   bin/bench.mjs        the CLI (same flags as npm run bench), suites next to it
+//   bin/test-gpu.mjs     the kernel/operator/model tests on cuda (vitest-compatible shim)
+//   native/, cuda/       sources + build scripts of both libraries (built there: node native/build.mjs,
+//                        node cuda/build.mjs), found by the CLI at native/build and cuda/build
+//   node_modules/koffi   the FFI package (not bundlable: it ships a native addon)
+// The wasm backend is not carried (its .wasm loader does not survive bundling); the bundle's
+// backends are native and cuda.
+import { build } from 'esbuild';
+import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const i = process.argv.indexOf('--out');
+const out = i > 0 ? process.argv[i + 1] : join(root, 'dist', 'tabrecall');
+rmSync(out, { recursive: true, force: true });
+mkdirSync(join(out, 'bin'), { recursive: true });
+
+let sha = 'unknown';
+try {
+  sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root }).toString().trim();
+} catch {}
+
+await build({
+  entryPoints: { bench: join(root, 'scripts/bench.ts'), 'test-gpu': join(root, 'tests/offline/run-gpu-tests.ts') },
+  outdir: join(out, 'bin'),
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  external: ['koffi', '@tensorflow/tfjs-node', '@tensorflow/tfjs-backend-wasm', 'playwright-core'],
+  alias: { vitest: join(root, 'tests/offline/vitest-shim.ts') },
+  // Bundled CommonJS (tfjs) needs require() in an ES module.
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  define: { 'process.env.TABRECALL_BUNDLE_SHA': JSON.stringify(sha) },
+  logLevel: 'warning',
+});
+
+for (const f of readdirSync(join(root, 'suites')).filter((f) => f.endsWith('.json'))) cpSync(join(root, 'suites', f), join(out, 'bin', f));
+for (const lib of ['native', 'cuda']) {
+  mkdirSync(join(out, lib), { recursive: true });
+  cpSync(join(root, 'kernels', lib, 'src'), join(out, lib, 'src'), { recursive: true });
+  cpSync(join(root, 'kernels', lib, 'build.mjs'), join(out, lib, 'build.mjs'));
+}
+const nm = join(root, 'node_modules');
+cpSync(join(nm, 'koffi'), join(out, 'node_modules', 'koffi'), { recursive: true, filter: (p) => !p.includes('koffi/doc') && !p.includes('koffi/vendor') });
+for (const f of readdirSync(join(nm, '@koromix', 'koffi-linux-x64')).filter((f) => !f.startsWith('musl'))) cpSync(join(nm, '@koromix', 'koffi-linux-x64', f), join(out, 'node_modules', '@koromix', 'koffi-linux-x64', f), { recursive: true });
+writeFileSync(join(out, 'package.json'), JSON.stringify({ name: 'tabrecall-bundle', private: true, type: 'module', gitSha: sha }, null, 1));
+console.log(`tabrecall: offline bundle at ${out} (git ${sha.slice(0, 12)})`);
