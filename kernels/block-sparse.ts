@@ -22,11 +22,13 @@ export interface BlockSparseOptions {
   keyBias?: tf.Tensor3D;
   impl?: AttentionImpl;
   /**
-   * 'bf16': the cuda backend runs the forward on tensor cores with bf16 q/k/v (converted on the device
-   * on entry; fp32 accumulation, softmax statistics and output) where the shape allows it (head dim
-   * 64, 64x64 blocks), else fp32. The gradient is always computed in fp32. Other backends ignore it.
+   * Forward arithmetic on cuda where the shape allows tensor cores (head dim 64, 64x64 blocks):
+   * 'fp32' exact fp32 (CUDA cores); 'tf32' fp32 in and out, tf32 tensor-core products; 'bf16' q/k/v
+   * converted to bf16 on the device on entry, fp32 accumulation, softmax statistics and output.
+   * Default: 'tf32' on cuda unless TABRECALL_TF32=0 (the switch cuBLAS matmuls follow), else fp32.
+   * The gradient is always fp32. Other backends compute in fp32 whatever is asked.
    */
-  precision?: 'fp32' | 'bf16';
+  precision?: 'fp32' | 'tf32' | 'bf16';
 }
 
 export interface BlockSparseResult {
@@ -78,15 +80,15 @@ tf.registerGradient({
 
 export function blockSparseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layout: BlockLayout, o: BlockSparseOptions = {}): BlockSparseResult {
   check(q, k, v, layout, o.keyBias);
-  if (o.precision !== undefined && o.precision !== 'fp32' && o.precision !== 'bf16') {
-    throw new ParamError('blockSparseAttention.precision', `must be "fp32" or "bf16", got ${JSON.stringify(o.precision)}`);
+  if (o.precision !== undefined && !['fp32', 'tf32', 'bf16'].includes(o.precision)) {
+    throw new ParamError('blockSparseAttention.precision', `must be "fp32", "tf32" or "bf16", got ${JSON.stringify(o.precision)}`);
   }
   const scale = o.scale ?? 1 / Math.sqrt(q.shape[3]);
   const impl = o.impl ?? 'auto';
   if (impl === 'fused' || (impl === 'auto' && hasKernel(FUSED_KERNEL))) {
     if (!hasKernel(FUSED_KERNEL)) throw new ParamError('blockSparseAttention.impl', `"fused" needs a backend with a ${FUSED_KERNEL} kernel (native, cuda); this is ${tf.getBackend()}`);
     const inputs = o.keyBias ? [q, k, v, o.keyBias] : [q, k, v];
-    const [out, lse] = tf.engine().runKernel(FUSED_KERNEL, inputs as unknown as tf.NamedTensorMap, { layout, scale, precision: o.precision ?? 'fp32' } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    const [out, lse] = tf.engine().runKernel(FUSED_KERNEL, inputs as unknown as tf.NamedTensorMap, { layout, scale, precision: o.precision ?? 'auto' } as unknown as tf.NamedAttrMap) as tf.Tensor[];
     return { out: out as tf.Tensor4D, lse: lse as tf.Tensor3D };
   }
   return impl === 'reference' ? referenceAttention(q, k, v, layout, scale, o.keyBias) : genericAttention(q, k, v, layout, scale, o.keyBias);

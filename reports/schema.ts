@@ -43,7 +43,7 @@ export interface KernelMetrics {
   layout: string;
   impl: string;
   /** Operand precision of the fused forward; absent = fp32. */
-  precision?: 'fp32' | 'bf16';
+  precision?: 'fp32' | 'tf32' | 'bf16';
   pass: 'forward' | 'forward+backward';
   /** Listed blocks / all blocks. */
   density: number;

@@ -43,14 +43,14 @@ export interface KernelsConfig {
   combiner?: boolean;
   /** Tokens per call: B = batchTokens / L at each length (the anchor table's B*L = 16384); else B. */
   batchTokens?: number;
-  /** Operand precisions of the fused forward ('bf16': tensor cores on cuda). Default ['fp32']. */
-  precisions?: ('fp32' | 'bf16')[];
+  /** Forward precisions of the fused kernel: 'fp32' exact; 'tf32', 'bf16' tensor cores (cuda only). Default ['fp32']. */
+  precisions?: ('fp32' | 'tf32' | 'bf16')[];
 }
 
 export interface KernelCase {
   backend: string;
   impl: 'fused' | 'generic';
-  precision: 'fp32' | 'bf16';
+  precision: 'fp32' | 'tf32' | 'bf16';
   pass: 'forward' | 'forward+backward';
   layoutName: string;
   layoutParams: Record<string, unknown>;
@@ -111,8 +111,8 @@ export function kernelCases(c: KernelsConfig, backends: string[], fusedOn: Set<s
           if (impl === 'fused' && !fusedOn.has(backend)) continue;
           if (x.name.startsWith('combiner') && impl !== 'fused') continue;
           for (const precision of c.precisions ?? ['fp32']) {
-            // bf16 is a forward path of the fused kernel on cuda (its gradient is fp32).
-            if (precision === 'bf16' && (impl !== 'fused' || pass !== 'forward' || backend !== 'cuda' || x.name.startsWith('combiner'))) continue;
+            // tf32/bf16 are forward paths of the fused kernel on cuda (the gradient is fp32).
+            if (precision !== 'fp32' && (impl !== 'fused' || pass !== 'forward' || backend !== 'cuda' || x.name.startsWith('combiner'))) continue;
             cases.push({ backend, impl, precision, pass, layoutName: x.name, layoutParams: x.params, L: x.L, layout: x.layout });
           }
         }
@@ -124,13 +124,13 @@ export function kernelCases(c: KernelsConfig, backends: string[], fusedOn: Set<s
 
 export function kernelCaseId(suite: string, c: KernelsConfig, k: KernelCase): string {
   // precision joins the id only when it is not fp32, so earlier fp32 records keep their ids.
-  const cfg = { suite, B: batchOf(c, k.L), H: c.H, D: c.D, block: c.block, backend: k.backend, impl: k.impl, pass: k.pass, layout: k.layoutName, params: k.layoutParams, L: k.L, ...(k.precision === 'bf16' ? { precision: 'bf16' } : {}) };
+  const cfg = { suite, B: batchOf(c, k.L), H: c.H, D: c.D, block: c.block, backend: k.backend, impl: k.impl, pass: k.pass, layout: k.layoutName, params: k.layoutParams, L: k.L, ...(k.precision !== 'fp32' ? { precision: k.precision } : {}) };
   return createHash('sha256').update(canonical(cfg)).digest('hex').slice(0, 16);
 }
 
 export function kernelCaseLabel(k: KernelCase): string {
   const p = Object.entries(k.layoutParams).map(([a, b]) => `${a}=${typeof b === 'object' ? JSON.stringify(b) : b}`).join(' ');
-  return `attention ${k.pass} | ${k.layoutName}${p ? ` ${p}` : ''} L${k.L} | ${k.impl}${k.precision === 'bf16' ? ' bf16' : ''} | ${k.backend}`;
+  return `attention ${k.pass} | ${k.layoutName}${p ? ` ${p}` : ''} L${k.L} | ${k.impl}${k.precision !== 'fp32' ? ` ${k.precision}` : ''} | ${k.backend}`;
 }
 
 export const batchOf = (c: KernelsConfig, L: number): number => (c.batchTokens ? Math.max(1, Math.floor(c.batchTokens / L)) : c.B);
@@ -219,7 +219,7 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
     runId: kernelCaseId(suite, c, k),
     suite,
     label: kernelCaseLabel(k),
-    task: { name: 'attention-op', params: { B, H: c.H, L: k.L, D: c.D, block: c.block, ...(k.precision === 'bf16' ? { precision: 'bf16' } : {}) } },
+    task: { name: 'attention-op', params: { B, H: c.H, L: k.L, D: c.D, block: c.block, ...(k.precision !== 'fp32' ? { precision: k.precision } : {}) } },
     model: { name: k.layoutName, size: `L${k.L}`, params: k.layoutParams, parameterCount: 0 },
     train: {}, optimizer: {}, latencyConfig: { timeMs: c.timeMs, minSamples: c.minSamples },
     seed: 0, backend: k.backend, fingerprint: fp, gitSha: fp.gitSha,
@@ -227,7 +227,7 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
       accuracy: null, accuracyDenominator: 0, exactMatch: 0, examples: 0, finalTrainLoss: NaN, bestValidAccuracy: NaN, trainSteps: 0,
       stoppedBy: 'n/a', trainSeconds: 0, trainTokensPerSec: 0, peakMemoryBytes: 0, lossCurve: [], validCurve: [],
       latency: [{ batch: B, length: k.L, medianMs: median, p10Ms: quantile(samples, 0.1), p90Ms: quantile(samples, 0.9), samples: samples.length, tokensPerSec: (B * k.L) / (median / 1000) }],
-      kernel: { layout: k.layoutName, impl: k.impl, ...(k.precision === 'bf16' ? { precision: 'bf16' } : {}), pass: k.pass, density: dens, flops, gflops: flops / (median / 1000) / 1e9, speedupVsDense: null },
+      kernel: { layout: k.layoutName, impl: k.impl, ...(k.precision !== 'fp32' ? { precision: k.precision } : {}), pass: k.pass, density: dens, flops, gflops: flops / (median / 1000) / 1e9, speedupVsDense: null },
     },
     diagnostics: {}, fallbackKernels: { total: 0, byKernel: {} },
     wallTimeSeconds: (performance.now() - t0) / 1000, startedAt: now, finishedAt: now,

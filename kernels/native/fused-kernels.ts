@@ -22,13 +22,20 @@ function bsaArgs(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, 
 }
 
 /**
- * The bf16 tensor-core forward (cuda, head dim 64, 64x64 blocks): q/k/v are converted to bf16 on the
- * device on entry (tfjs has no bf16 dtype), the output and log-sum-exp stay fp32.
+ * The tensor-core forwards (cuda, head dim 64, 64x64 blocks). tf32: fp32 in and out. bf16: q/k/v are
+ * converted to bf16 on the device on entry (tfjs has no bf16 dtype); output and log-sum-exp stay fp32.
+ * Returns false where the fp32 kernel must run (other backends, shapes, or precision fp32).
  */
-function bf16Forward(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | undefined, x: ReturnType<typeof bsaArgs>,
-  out: TensorInfo, lse: TensorInfo): boolean {
+function tensorCoreForward(b: NativeBackend, precision: unknown, q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | undefined,
+  x: ReturnType<typeof bsaArgs>, out: TensorInfo, lse: TensorInfo): boolean {
   const lib = b.lib as CudaLib;
   if (lib.kind !== 'cuda' || !lib.tr_bsa_bf16_supported(x.D, x.Dv, x.l.Bq, x.l.Bk)) return false;
+  const p = precision === 'auto' || precision === undefined ? (lib.tr_tf32_enabled() ? 'tf32' : 'fp32') : precision;
+  if (p === 'tf32') {
+    lib.tr_bsa_fwd_tf32(b.buf(q), b.buf(k), b.buf(v), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
+    return true;
+  }
+  if (p !== 'bf16') return false;
   const half = [q, k, v].map((t) => {
     const n = size(t.shape);
     const h = b.makeOutput([Math.ceil(n / 2)], 'float32');  // n bf16 values in n/2 float32 slots
@@ -63,7 +70,7 @@ export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
     const x = bsaArgs(b, q!, k!, v!, kb, a);
     const out = b.makeOutput([x.B, x.H, x.Lq, x.Dv], 'float32');
     const lse = b.makeOutput([x.B, x.H, x.Lq], 'float32');
-    if (a.precision === 'bf16' && bf16Forward(b, q!, k!, v!, kb, x, out, lse)) return [out, lse];
+    if (tensorCoreForward(b, a.precision, q!, k!, v!, kb, x, out, lse)) return [out, lse];
     b.lib.tr_bsa_fwd(b.buf(q!), b.buf(k!), b.buf(v!), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
     return [out, lse];
   },

@@ -64,6 +64,59 @@ struct Args {
   int64_t kb_sb, kb_sh;
 };
 
+// Scale, key bias, token rule (partial blocks) and the online-softmax update of one 16 x 64 tile of
+// scores held in mma accumulator layout (s[n-tile][c0..c3]: rows g and g+8, columns 2t, 2t+1); P
+// overwrites S, the output accumulators are rescaled. Scores are in log2 units.
+__device__ __forceinline__ void mask_softmax(const Args& p, float (&s)[8][4], float (&o)[8][4], float (&mrow)[2], float (&lrow)[2],
+                                             const float* kb, int pi, int i0, int rowa, int t, float sl2) {
+  const int j0 = p.col_idx[pi] * T;
+  const bool full = p.full[pi] != 0 && j0 + T <= p.Lk;
+  const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T : nullptr;
+#pragma unroll
+  for (int nt = 0; nt < 8; nt++) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int col = nt * 8 + 2 * t + (e & 1);
+      const int row = rowa + (e >> 1) * 8;
+      float x = s[nt][e] * sl2 + (kb ? kb[j0 + col] * kLog2e : 0.0f);
+      if (!full) {
+        const int c = j0 + col, qi = row + (p.Lk - p.Lq);
+        int lo = p.window >= 0 ? max(0, qi - p.window) : 0;
+        int hi = p.causal ? qi : p.Lk - 1;
+        if (p.window >= 0) hi = min(hi, qi + p.window);
+        if (c >= p.Lk || c < lo || c > hi || (bits && !bits[(row - i0) * T + col])) x = -INFINITY;
+      }
+      s[nt][e] = x;
+    }
+  }
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+    const float mnew = fmaxf(mrow[hf], mx);
+    const float corr = mnew == -INFINITY ? 1.0f : exp2f(mrow[hf] - mnew);
+    float sum = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+#pragma unroll
+      for (int e = 2 * hf; e < 2 * hf + 2; e++) {
+        const float pv = mnew == -INFINITY ? 0.0f : exp2f(s[nt][e] - mnew);
+        s[nt][e] = pv;
+        sum += pv;
+      }
+      o[nt][2 * hf] *= corr;
+      o[nt][2 * hf + 1] *= corr;
+    }
+    sum += __shfl_xor_sync(0xffffffff, sum, 1);
+    sum += __shfl_xor_sync(0xffffffff, sum, 2);
+    lrow[hf] = lrow[hf] * corr + sum;
+    mrow[hf] = mnew;
+  }
+}
+
 __global__ void __launch_bounds__(128) bsa_fwd_bf16_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                                       const float* kbias, float* out, float* lse) {
   __shared__ __align__(128) __nv_bfloat16 Qs[T * T];
@@ -125,52 +178,7 @@ __global__ void __launch_bounds__(128) bsa_fwd_bf16_k(Args p, const __nv_bfloat1
         mma(s[2 * np + 1], qf[kk], r[2], r[3]);
       }
     }
-    const int j0 = p.col_idx[pi] * T;
-    const bool full = p.full[pi] != 0 && j0 + T <= p.Lk;
-    const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T : nullptr;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++) {
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int col = nt * 8 + 2 * t + (e & 1);
-        const int row = rowa + (e >> 1) * 8;
-        float x = s[nt][e] * sl2 + (kb ? kb[j0 + col] * kLog2e : 0.0f);
-        if (!full) {
-          const int c = j0 + col, qi = row + (p.Lk - p.Lq);
-          int lo = p.window >= 0 ? max(0, qi - p.window) : 0;
-          int hi = p.causal ? qi : p.Lk - 1;
-          if (p.window >= 0) hi = min(hi, qi + p.window);
-          if (c >= p.Lk || c < lo || c > hi || (bits && !bits[(row - i0) * T + col])) x = -INFINITY;
-        }
-        s[nt][e] = x;
-      }
-    }
-#pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int nt = 0; nt < 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-      const float mnew = fmaxf(mrow[hf], mx);
-      const float corr = mnew == -INFINITY ? 1.0f : exp2f(mrow[hf] - mnew);
-      float sum = 0.0f;
-#pragma unroll
-      for (int nt = 0; nt < 8; nt++) {
-#pragma unroll
-        for (int e = 2 * hf; e < 2 * hf + 2; e++) {
-          const float pv = mnew == -INFINITY ? 0.0f : exp2f(s[nt][e] - mnew);
-          s[nt][e] = pv;
-          sum += pv;
-        }
-        o[nt][2 * hf] *= corr;
-        o[nt][2 * hf + 1] *= corr;
-      }
-      sum += __shfl_xor_sync(0xffffffff, sum, 1);
-      sum += __shfl_xor_sync(0xffffffff, sum, 2);
-      lrow[hf] = lrow[hf] * corr + sum;
-      mrow[hf] = mnew;
-    }
+    mask_softmax(p, s, o, mrow, lrow, kb, pi, i0, rowa, t, sl2);
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
       const uint32_t pa[4] = {pack(s[2 * kk][0], s[2 * kk][1]), pack(s[2 * kk][2], s[2 * kk][3]), pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
@@ -191,6 +199,134 @@ __global__ void __launch_bounds__(128) bsa_fwd_bf16_k(Args p, const __nv_bfloat1
     const int row = rowa + hf * 8;
     if (row >= p.Lq) continue;
     const float inv = lrow[hf] > 0 ? 1.0f / lrow[hf] : 0.0f;  // empty rows give zeros
+    float* orow = out + (bh * p.Lq + row) * T;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+      *reinterpret_cast<float2*>(orow + nt * 8 + 2 * t) = make_float2(o[nt][2 * hf] * inv, o[nt][2 * hf + 1] * inv);
+    if (t == 0) lse[bh * p.Lq + row] = lrow[hf] > 0 ? mrow[hf] * kLn2 + logf(lrow[hf]) : -INFINITY;
+  }
+}
+
+
+// ---- fp32 operands on tf32 tensor cores (mma m16n8k8) -----------------------------------------------
+// Tiles stay fp32 in shared memory (rows padded to 68 floats for Q/K, 72 for V: the fragment loads
+// then hit 32 different banks); operands are rounded to tf32 as they are loaded into registers.
+constexpr int LDQK = 68, LDV = 72;
+constexpr size_t kTf32Smem = sizeof(float) * (T * LDQK + 2 * T * LDQK + 2 * T * LDV);
+
+__device__ __forceinline__ uint32_t tf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Rows [row0, row0+64) of a [len, 64] fp32 matrix into a tile with row stride ld; rows past len zero.
+__device__ __forceinline__ void load_tile_f32(float* tile, int ld, const float* base, int row0, int len) {
+  for (int c = threadIdx.x; c < T * 16; c += blockDim.x) {
+    const int row = c >> 4, ch = c & 15;
+    const bool ok = row0 + row < len;
+    cp_async16(tile + row * ld + ch * 4, base + (int64_t)(ok ? row0 + row : 0) * T + ch * 4, ok);
+  }
+}
+
+__global__ void __launch_bounds__(128) bsa_fwd_tf32_k(Args p, const float* q, const float* k, const float* v, const float* kbias, float* out,
+                                                      float* lse) {
+  extern __shared__ __align__(16) float smf[];
+  float* Qs = smf;
+  float* Ks = Qs + T * LDQK;   // [2][T * LDQK]
+  float* Vs = Ks + 2 * T * LDQK;  // [2][T * LDV]
+  const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int i0 = i * T;
+  const float* qb = q + bh * p.Lq * T;
+  const float* kbh = k + bh * p.Lk * T;
+  const float* vbh = v + bh * p.Lk * T;
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+  const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
+
+  load_tile_f32(Qs, LDQK, qb, i0, p.Lq);
+  if (n > 0) {
+    const int j0 = p.col_idx[a] * T;
+    load_tile_f32(Ks, LDQK, kbh, j0, p.Lk);
+    load_tile_f32(Vs, LDV, vbh, j0, p.Lk);
+  }
+  cp_commit();
+
+  float o[8][4];
+#pragma unroll
+  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
+  uint32_t qf[8][4];
+  const float sl2 = p.scale * kLog2e;
+  const int r0 = warp * 16;
+  const int rowa = i0 + r0 + g;
+  const int srcA = (lane & ~3) | (t >> 1), srcB = (lane & ~3) | (2 + (t >> 1));  // lanes holding P[.][t], P[.][t+4]
+
+  for (int it = 0; it < n; it++) {
+    const int pi = a + it, buf = it & 1;
+    if (it + 1 < n) {
+      const int j1 = p.col_idx[pi + 1] * T;
+      load_tile_f32(Ks + (buf ^ 1) * T * LDQK, LDQK, kbh, j1, p.Lk);
+      load_tile_f32(Vs + (buf ^ 1) * T * LDV, LDV, vbh, j1, p.Lk);
+      cp_commit();
+      cp_wait<1>();
+    } else {
+      cp_wait<0>();
+    }
+    __syncthreads();
+    if (it == 0) {
+#pragma unroll
+      for (int kk = 0; kk < 8; kk++) {
+        qf[kk][0] = tf32(Qs[(r0 + g) * LDQK + kk * 8 + t]);
+        qf[kk][1] = tf32(Qs[(r0 + g + 8) * LDQK + kk * 8 + t]);
+        qf[kk][2] = tf32(Qs[(r0 + g) * LDQK + kk * 8 + t + 4]);
+        qf[kk][3] = tf32(Qs[(r0 + g + 8) * LDQK + kk * 8 + t + 4]);
+      }
+    }
+    const float* Kt = Ks + buf * T * LDQK;
+    const float* Vt = Vs + buf * T * LDV;
+    float s[8][4];
+#pragma unroll
+    for (int x = 0; x < 8; x++) s[x][0] = s[x][1] = s[x][2] = s[x][3] = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+#pragma unroll
+      for (int kk = 0; kk < 8; kk++) {
+        const float* kr = Kt + (nt * 8 + g) * LDQK + kk * 8 + t;
+        mma_tf32(s[nt], qf[kk], tf32(kr[0]), tf32(kr[4]));
+      }
+    }
+    mask_softmax(p, s, o, mrow, lrow, kb, pi, i0, rowa, t, sl2);
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++) {  // keys 8kk..8kk+7: P's columns moved from accumulator to A layout
+      const float x0 = __shfl_sync(0xffffffff, s[kk][0], srcA), x1 = __shfl_sync(0xffffffff, s[kk][1], srcA);
+      const float x2 = __shfl_sync(0xffffffff, s[kk][2], srcA), x3 = __shfl_sync(0xffffffff, s[kk][3], srcA);
+      const float y0 = __shfl_sync(0xffffffff, s[kk][0], srcB), y1 = __shfl_sync(0xffffffff, s[kk][1], srcB);
+      const float y2 = __shfl_sync(0xffffffff, s[kk][2], srcB), y3 = __shfl_sync(0xffffffff, s[kk][3], srcB);
+      const bool odd = t & 1;
+      const uint32_t pa[4] = {tf32(odd ? x1 : x0), tf32(odd ? x3 : x2), tf32(odd ? y1 : y0), tf32(odd ? y3 : y2)};
+#pragma unroll
+      for (int nt = 0; nt < 8; nt++) {
+        const float* vr = Vt + (kk * 8 + t) * LDV + nt * 8 + g;
+        mma_tf32(o[nt], pa, tf32(vr[0]), tf32(vr[4 * LDV]));
+      }
+    }
+    __syncthreads();
+  }
+  cp_wait<0>();
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    const int row = rowa + hf * 8;
+    if (row >= p.Lq) continue;
+    const float inv = lrow[hf] > 0 ? 1.0f / lrow[hf] : 0.0f;
     float* orow = out + (bh * p.Lq + row) * T;
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
@@ -230,6 +366,27 @@ TR_API void tr_bsa_fwd_bf16(const void* q, const void* k, const void* v, const f
   bsa_fwd_bf16_k<<<dim3(nQ, H, B), 128, 0, stream()>>>(p, (const __nv_bfloat16*)q, (const __nv_bfloat16*)k, (const __nv_bfloat16*)v, kb,
                                                         out, lse);
   TR_LAUNCHED("bsa_fwd_bf16");
+}
+
+// Same arguments as tr_bsa_fwd: fp32 in and out, tf32 tensor cores inside.
+TR_API void tr_bsa_fwd_tf32(const float* q, const float* k, const float* v, const float* kb, float* out, float* lse, int B, int H, int Lq,
+                            int Lk, int D, int Dv, int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx,
+                            const uint8_t* full, const uint8_t* mask, int causal, int window, float scale, int64_t kb_sb,
+                            int64_t kb_sh) {
+  if (!tr_bsa_bf16_supported(D, Dv, Bq, Bk)) {
+    set_error("tr_bsa_fwd_tf32", __FILE__, __LINE__, "the tensor-core path takes head dim 64 and 64x64 blocks only");
+    return;
+  }
+  const int nQ = (Lq + T - 1) / T;
+  if (B * H * nQ == 0) return;
+  static bool attr = false;
+  if (!attr) {
+    TR_CUDA(cudaFuncSetAttribute((const void*)bsa_fwd_tf32_k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kTf32Smem));
+    attr = true;
+  }
+  Args p{H, Lq, Lk, LH, nQ, row_ptr, col_idx, full, mask, causal, window, scale, kb_sb, kb_sh};
+  bsa_fwd_tf32_k<<<dim3(nQ, H, B), 128, kTf32Smem, stream()>>>(p, q, k, v, kb, out, lse);
+  TR_LAUNCHED("bsa_fwd_tf32");
 }
 
 // Device-side timing of whatever is enqueued between start and stop (milliseconds).

@@ -44,7 +44,7 @@ __global__ void zero_k(float* p, int64_t n) {
 }
 }  // namespace
 
-int tr_tf32_enabled() {
+TR_API int tr_tf32_enabled() {
   handle();
   return g_tf32;
 }

@@ -94,7 +94,7 @@ TR_API void tr_sync() { TR_CUDA(cudaStreamSynchronize(stream())); }
 TR_API void tr_set_num_threads(int) {}
 TR_API int tr_get_num_threads() { return 1; }
 
-int tr_tf32_enabled();
+extern "C" int tr_tf32_enabled();
 
 TR_API const char* tr_info() {
   stream();
