@@ -8,7 +8,7 @@ mkdir -p "$OUT" /tmp/res
 xz -dc .gpu/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
 B=dist/tabrecall
 export TABRECALL_GIT_SHA=$(node -e "console.log(require('./$B/package.json').gitSha)")
-(node $B/native/build.mjs && node $B/cuda/build.mjs --strict) 2>&1 | tail -5 | tee "$OUT/build.log"
+( [ -n "${SKIP_NATIVE:-}" ] || node $B/native/build.mjs; node $B/cuda/build.mjs --strict) 2>&1 | tail -5 | tee "$OUT/build.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu --format=csv | tee -a "$OUT/build.log"
 for s in ${STEPS:-test}; do
   case $s in
@@ -16,5 +16,9 @@ for s in ${STEPS:-test}; do
     kernels) timeout ${T_KERNELS:-400} node $B/bin/bench.mjs --suite kernels-gpu --backend cuda --out /tmp/res/kernels-gpu ${KFILTER:+--filter "$KFILTER"} > "$OUT/kernels.log" 2>&1; echo "kernels exit $?"; tail -25 "$OUT/kernels.log"; cp /tmp/res/kernels-gpu/report.json "$OUT/kernels-gpu.json" 2>/dev/null;;
     anchors) PYTHONUNBUFFERED=1 timeout ${T_ANCHORS:-300} python3 scripts/device/anchors.py ${ALENGTHS:-1024,4096,16384} "$OUT/anchors.json" > "$OUT/anchors.log" 2>&1; echo "anchors exit $?"; tail -12 "$OUT/anchors.log";;
     suite:*) IFS=: read -r _ name filter <<< "$s"; timeout ${T_SUITE:-400} node $B/bin/bench.mjs --suite "$name" --backend cuda --resume --out /tmp/res/$name ${filter:+--filter "$filter"} > "$OUT/$name.log" 2>&1; echo "suite $name exit $?"; tail -30 "$OUT/$name.log"; cp /tmp/res/$name/report.json "$OUT/$name.json" 2>/dev/null;;
+    bg:*) # bg:<suite>:<filter>:<tag>: runs beside the other bg steps (they share the GPU); report only
+      IFS=: read -r _ name filter tag <<< "$s"
+      (timeout ${T_SUITE:-400} node $B/bin/bench.mjs --suite "$name" --backend cuda --out /tmp/res/$name-$tag --filter "$filter" > /tmp/res/$name-$tag.log 2>&1; echo "bg $tag exit $?"; grep -E "done:" /tmp/res/$name-$tag.log; cp /tmp/res/$name-$tag/report.json "$OUT/$name-$tag.json" 2>/dev/null) &;;
   esac
 done
+wait
