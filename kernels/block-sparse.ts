@@ -85,7 +85,11 @@ export function blockSparseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tenso
   }
   const scale = o.scale ?? 1 / Math.sqrt(q.shape[3]);
   const impl = o.impl ?? 'auto';
-  if (impl === 'fused' || (impl === 'auto' && hasKernel(FUSED_KERNEL))) {
+  // auto: the fused kernel where the backend has one that takes these tile sizes, else generic.
+  const fits = (tf.backend() as unknown as { fusedAttentionFits?: (D: number, Dv: number, Bq: number, Bk: number) => boolean })
+    .fusedAttentionFits?.(q.shape[3], v.shape[3], layout.Bq, layout.Bk) ?? true;
+  if (impl === 'fused' && !fits) throw new ParamError('blockSparseAttention.impl', `the ${tf.getBackend()} fused kernel does not take head dims ${q.shape[3]}/${v.shape[3]} with ${layout.Bq}x${layout.Bk} blocks (shared memory); use "generic" or smaller blocks`);
+  if (impl === 'fused' || (impl === 'auto' && fits && hasKernel(FUSED_KERNEL))) {
     if (!hasKernel(FUSED_KERNEL)) throw new ParamError('blockSparseAttention.impl', `"fused" needs a backend with a ${FUSED_KERNEL} kernel (native, cuda); this is ${tf.getBackend()}`);
     const inputs = o.keyBias ? [q, k, v, o.keyBias] : [q, k, v];
     const [out, lse] = tf.engine().runKernel(FUSED_KERNEL, inputs as unknown as tf.NamedTensorMap, { layout, scale, precision: o.precision ?? 'auto' } as unknown as tf.NamedAttrMap) as tf.Tensor[];

@@ -156,11 +156,11 @@ th[data-dir=desc]::after{content:' ▼'}td.n{text-align:right;font-variant-numer
 /** The kernels suite: operator latency tables and plots. */
 function kernelsSection(rs: RunRecord[]): string {
   const rows = rs.filter((r) => r.metrics.kernel);
-  const tableHtml = table('kernels', ['case', 'backend', 'impl', 'pass', 'layout', 'L', 'density', 'median ms', 'p10 ms', 'p90 ms', 'GFLOP/s', 'speedup vs dense'],
+  const tableHtml = table('kernels', ['case', 'backend', 'impl', 'precision', 'pass', 'layout', 'B', 'L', 'density', 'median ms', 'p10 ms', 'p90 ms', 'GFLOP/s', 'speedup vs dense'],
     rows.map((r) => {
       const k = r.metrics.kernel!;
       const l = r.metrics.latency[0]!;
-      return { attrs: `data-run-id="${r.runId}"`, cells: [r.label, r.backend, k.impl, k.pass, k.layout, Number(r.task.params.L), k.density, l.medianMs, l.p10Ms, l.p90Ms, k.gflops, k.speedupVsDense ?? NaN] };
+      return { attrs: `data-run-id="${r.runId}"`, cells: [r.label, r.backend, k.impl, k.precision ?? 'fp32', k.pass, k.layout, Number(r.task.params.B), Number(r.task.params.L), k.density, l.medianMs, l.p10Ms, l.p90Ms, k.gflops, k.speedupVsDense ?? NaN] };
     }));
   const byKey = (f: (r: RunRecord) => string, x: (r: RunRecord) => number) => {
     const m = new Map<string, [number, number][]>();
@@ -184,7 +184,7 @@ function kernelsSection(rs: RunRecord[]): string {
     : '';
   const lengthPlot = linePlot({
     title: 'Operator latency vs length (forward)', xLabel: 'sequence length', yLabel: 'ms',
-    series: byKey((r) => `${r.metrics.kernel!.layout} ${r.metrics.kernel!.impl} ${r.backend}`, (r) => Number(r.task.params.L))
+    series: byKey((r) => `${r.metrics.kernel!.layout} ${r.metrics.kernel!.impl}${r.metrics.kernel!.precision ? ` ${r.metrics.kernel!.precision}` : ''} ${r.backend}`, (r) => Number(r.task.params.L))
       .filter((s) => !s.name.startsWith('random'))
       .map((s) => ({ ...s, points: s.points.filter((p) => rows.some((r) => r.metrics.kernel!.pass === 'forward' && r.metrics.latency[0]!.medianMs === p[1])) })),
     logX: true, logY: true,

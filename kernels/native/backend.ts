@@ -221,6 +221,11 @@ export class NativeBackend extends KernelBackend {
     return this.data.get(t.dataId).handle;
   }
 
+  /** Whether the fused attention kernels take these head dims and block sizes (cuda: shared-memory tiles). */
+  fusedAttentionFits(D: number, Dv: number, Bq: number, Bk: number): boolean {
+    return this.lib.kind !== 'cuda' || !!(this.lib as CudaLib).tr_bsa_fits(D, Dv, Bq, Bk);
+  }
+
   /** A layout array as the C functions take it (uploaded once per array on cuda). */
   constant(arr: Int32Array | Uint8Array): unknown {
     return this.storage.constant(arr);

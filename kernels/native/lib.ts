@@ -53,6 +53,7 @@ const CUDA_SIGNATURES = {
   tr_bsa_bwd_t: ['void', [P, P, P, P, P, P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t', P, P, P]],
   tr_bsa_bf16_supported: ['int', ['int', 'int', 'int', 'int']],
   tr_tf32_enabled: ['int', []],
+  tr_bsa_fits: ['int', ['int', 'int', 'int', 'int']],
   tr_bsa_fwd_tf32: ['void', [P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
   tr_to_bf16: ['void', [P, P, 'int64_t']],
   tr_bsa_fwd_bf16: ['void', [P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],

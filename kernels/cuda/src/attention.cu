@@ -311,6 +311,17 @@ TR_API void tr_bsa_bwd_t(const float* q, const float* k, const float* v, const f
   TR_CUDA(cudaFreeAsync(delta, st));
 }
 
+// Whether the fp32 kernels' tiles (forward, dQ and dK/dV passes) fit in one block's shared memory.
+TR_API int tr_bsa_fits(int D, int Dv, int Bq, int Bk) {
+  int limit = 0;
+  cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0);
+  const size_t kv = 4 * ((size_t)Bk * (D + 1) + (size_t)Bk * (Dv + 1) + (size_t)Bq * (D + 1) + (size_t)Bq * (Dv + 1) + 2 * (size_t)Bq * (Bk + 1) +
+                         (size_t)Bk * D + (size_t)Bk * Dv + Bk + 2 * (size_t)Bq);
+  const size_t dq = 4 * ((size_t)Bq * (D + 1) + (size_t)Bq * (Dv + 1) + (size_t)Bk * (D + 1) + (size_t)Bk * (Dv + 1) + (size_t)Bq * (Bk + 1) +
+                         (size_t)Bq * D + 2 * (size_t)Bq);
+  return kv <= (size_t)limit && dq <= (size_t)limit;
+}
+
 // The native signature without the transposed layout is not usable on the GPU: say so.
 TR_API void tr_bsa_bwd(const float*, const float*, const float*, const float*, const float*, const float*, const float*, float*, float*,
                        float*, float*, int, int, int, int, int, int, int, int, int, const int32_t*, const int32_t*, const uint8_t*,

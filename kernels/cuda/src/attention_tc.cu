@@ -64,31 +64,42 @@ struct Args {
   int64_t kb_sb, kb_sh;
 };
 
-// Scale, key bias, token rule (partial blocks) and the online-softmax update of one 16 x 64 tile of
-// scores held in mma accumulator layout (s[n-tile][c0..c3]: rows g and g+8, columns 2t, 2t+1); P
-// overwrites S, the output accumulators are rescaled. Scores are in log2 units.
+__device__ __forceinline__ float ex2(float x) {  // 2^x; ex2.approx(-inf) = +0
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Token rule (partial blocks), scale, key bias and the online-softmax update of one 16 x 64 tile of
+// raw scores held in mma accumulator layout (s[n-tile][c0..c3]: rows g and g+8, columns 2t, 2t+1);
+// P overwrites S, the output accumulators are rescaled. Statistics are kept in log2 units. Full
+// blocks without key bias (the bulk of dense, window and BigBird) take one FFMA per score.
 __device__ __forceinline__ void mask_softmax(const Args& p, float (&s)[8][4], float (&o)[8][4], float (&mrow)[2], float (&lrow)[2],
                                              const float* kb, int pi, int i0, int rowa, int t, float sl2) {
   const int j0 = p.col_idx[pi] * T;
   const bool full = p.full[pi] != 0 && j0 + T <= p.Lk;
-  const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T : nullptr;
+  const bool plain = full && !kb;
+  if (!plain) {
+    const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T : nullptr;
 #pragma unroll
-  for (int nt = 0; nt < 8; nt++) {
+    for (int nt = 0; nt < 8; nt++) {
 #pragma unroll
-    for (int e = 0; e < 4; e++) {
-      const int col = nt * 8 + 2 * t + (e & 1);
-      const int row = rowa + (e >> 1) * 8;
-      float x = s[nt][e] * sl2 + (kb ? kb[j0 + col] * kLog2e : 0.0f);
-      if (!full) {
-        const int c = j0 + col, qi = row + (p.Lk - p.Lq);
-        int lo = p.window >= 0 ? max(0, qi - p.window) : 0;
-        int hi = p.causal ? qi : p.Lk - 1;
-        if (p.window >= 0) hi = min(hi, qi + p.window);
-        if (c >= p.Lk || c < lo || c > hi || (bits && !bits[(row - i0) * T + col])) x = -INFINITY;
+      for (int e = 0; e < 4; e++) {
+        const int col = nt * 8 + 2 * t + (e & 1);
+        const int row = rowa + (e >> 1) * 8;
+        float x = s[nt][e] * sl2 + (kb ? kb[j0 + col] * kLog2e : 0.0f);
+        if (!full) {
+          const int c = j0 + col, qi = row + (p.Lk - p.Lq);
+          int lo = p.window >= 0 ? max(0, qi - p.window) : 0;
+          int hi = p.causal ? qi : p.Lk - 1;
+          if (p.window >= 0) hi = min(hi, qi + p.window);
+          if (c >= p.Lk || c < lo || c > hi || (bits && !bits[(row - i0) * T + col])) x = -INFINITY;
+        }
+        s[nt][e] = x;
       }
-      s[nt][e] = x;
     }
   }
+  const float mul = plain ? sl2 : 1.0f;  // raw scores still need the scale
 #pragma unroll
   for (int hf = 0; hf < 2; hf++) {
     float mx = -INFINITY;
@@ -96,14 +107,15 @@ __device__ __forceinline__ void mask_softmax(const Args& p, float (&s)[8][4], fl
     for (int nt = 0; nt < 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-    const float mnew = fmaxf(mrow[hf], mx);
-    const float corr = mnew == -INFINITY ? 1.0f : exp2f(mrow[hf] - mnew);
+    const float mnew = fmaxf(mrow[hf], mx * mul);
+    const float corr = mnew == -INFINITY ? 1.0f : ex2(mrow[hf] - mnew);
+    const float neg = mnew == -INFINITY ? 0.0f : -mnew;  // a fully masked row so far: every p is 0
     float sum = 0.0f;
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
 #pragma unroll
       for (int e = 2 * hf; e < 2 * hf + 2; e++) {
-        const float pv = mnew == -INFINITY ? 0.0f : exp2f(s[nt][e] - mnew);
+        const float pv = ex2(fmaf(s[nt][e], mul, neg));
         s[nt][e] = pv;
         sum += pv;
       }
@@ -117,7 +129,7 @@ __device__ __forceinline__ void mask_softmax(const Args& p, float (&s)[8][4], fl
   }
 }
 
-__global__ void __launch_bounds__(128) bsa_fwd_bf16_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+__global__ void __launch_bounds__(128, 4) bsa_fwd_bf16_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                                       const float* kbias, float* out, float* lse) {
   __shared__ __align__(128) __nv_bfloat16 Qs[T * T];
   __shared__ __align__(128) __nv_bfloat16 Ks[2][T * T];
@@ -235,7 +247,7 @@ __device__ __forceinline__ void load_tile_f32(float* tile, int ld, const float* 
   }
 }
 
-__global__ void __launch_bounds__(128) bsa_fwd_tf32_k(Args p, const float* q, const float* k, const float* v, const float* kbias, float* out,
+__global__ void __launch_bounds__(128, 2) bsa_fwd_tf32_k(Args p, const float* q, const float* k, const float* v, const float* kbias, float* out,
                                                       float* lse) {
   extern __shared__ __align__(16) float smf[];
   float* Qs = smf;
