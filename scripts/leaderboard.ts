@@ -1,22 +1,32 @@
 /** `npm run leaderboard -- [REPORT.json ...] [--out FILE]`: one self-contained HTML file. */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { args, main, UsageError } from './cli.js';
 import { readReport } from '../reports/read.js';
 import { renderLeaderboard } from '../reports/html.js';
 import { writeAtomic } from '../reports/write.js';
 
+/** Report files under a folder, recursively (committed results are grouped by machine). */
+function reportsUnder(root: string): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root, { withFileTypes: true }).flatMap((d) => {
+    const p = join(root, d.name);
+    if (d.isDirectory()) return reportsUnder(p);
+    // Anchor tables (PyTorch numbers) and other JSON sit next to reports; only schema-versioned reports render.
+    if (!p.endsWith('.json')) return [];
+    const head = readFileSync(p, 'utf8').slice(0, 300);
+    return /"schemaVersion"\s*:/.test(head) && /"suite"\s*:/.test(head) ? [p] : [];
+  });
+}
+
 /** Default inputs: every results/<suite>/report.json plus the committed reports under reports/results. */
 function defaultReports(): string[] {
-  const out: string[] = [];
-  for (const root of ['results', join('reports', 'results')]) {
-    if (!existsSync(root)) continue;
-    for (const d of readdirSync(root, { withFileTypes: true })) {
-      const p = d.isDirectory() ? join(root, d.name, 'report.json') : join(root, d.name);
-      if (p.endsWith('.json') && existsSync(p)) out.push(p);
-    }
-  }
-  return out;
+  const fresh = existsSync('results')
+    ? readdirSync('results', { withFileTypes: true })
+        .filter((d) => d.isDirectory() && existsSync(join('results', d.name, 'report.json')))
+        .map((d) => join('results', d.name, 'report.json'))
+    : [];
+  return [...fresh, ...reportsUnder(join('reports', 'results'))];
 }
 
 main(async () => {
