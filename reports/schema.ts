@@ -54,6 +54,34 @@ export interface KernelMetrics {
   speedupVsDense: number | null;
 }
 
+/** A tabular ICL measurement: one model on one table, fold and seed. */
+export interface TabularMetrics {
+  table: string;
+  fold: number;
+  folds: number;
+  rocAuc: number;
+  logLoss: number;
+  nTrain: number;
+  nTest: number;
+  nFeatures: number;
+  nClasses: number;
+  /** Fit + predict wall time (ICL models: one forward per ensemble member). */
+  seconds: number;
+  /** ICL-safety probe: largest change of another test row's probabilities when one test row changes (null = not probed). */
+  iclSafetyMaxDelta: number | null;
+}
+
+/** Width scaling: the row-interaction stage at one feature count. */
+export interface WidthMetrics {
+  features: number;
+  rows: number;
+  rowAttention: string;
+  /** Peak tensor bytes of one forward of the stage (tfjs profiler). */
+  peakBytes: number;
+  /** Listed blocks / all blocks of the row layout at this width. */
+  density: number;
+}
+
 export interface Metrics {
   /** Fraction of labelled test positions predicted right (MQAR) or exact-match score (NIAH); null for kernel records. */
   accuracy: number | null;
@@ -76,6 +104,8 @@ export interface Metrics {
   lossCurve: [number, number][];
   validCurve: [number, number][];
   kernel?: KernelMetrics;
+  tabular?: TabularMetrics;
+  width?: WidthMetrics;
 }
 
 export interface RunRecord {

@@ -5,6 +5,7 @@ import { expandSuite, loadSuite, runLabel, runId, suiteNames } from '../suites/g
 import { runSuite } from '../suites/runner.js';
 import { kernelCases, kernelCaseId, kernelCaseLabel, runKernelsSuite, KERNELS_DEFAULTS } from '../suites/kernels.js';
 import type { SuiteFile } from '../suites/types.js';
+import { runTabular } from './bench-tabular.js';
 import { useBackend, backendInfo, hasKernel, BACKEND_NAMES } from '../kernels/backend.js';
 import { FUSED_KERNEL } from '../kernels/block-sparse.js';
 import { fingerprint } from '../reports/fingerprint.js';
@@ -47,6 +48,7 @@ main(async () => {
     throw new UsageError(`--backend: unknown backend ${JSON.stringify(o.backend)}; allowed: ${BACKEND_NAMES.join(', ')}`);
   }
   if (suite.kind === 'kernels') return runKernels(suite, filter, o);
+  if (suite.kind === 'tabular') return runTabular(suite, seeds, filter, o);
   // Expand with the requested name first so --list works without initialising a backend.
   const planned = expandSuite(suite, seeds, o.backend!).filter((c) => !filter || filter.test(runLabel(c)));
   if (o.list) {

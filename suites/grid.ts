@@ -1,4 +1,5 @@
 /** Load a suite file and expand its grid into runs. */
+import { validateTabular } from './tabular.js';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -40,7 +41,11 @@ export function validateSuite(raw: unknown, where: string): SuiteFile {
   if (!s || typeof s !== 'object') throw new ParamError('suite', `${where}: must be a JSON object`);
   if (typeof s.name !== 'string') throw new ParamError('suite.name', 'must be a string');
   if (!Array.isArray(s.seeds) || !s.seeds.every((x) => Number.isInteger(x))) throw new ParamError('suite.seeds', 'must be an array of integers');
-  if (s.kind !== undefined && s.kind !== 'train' && s.kind !== 'kernels') throw new ParamError('suite.kind', `must be one of train, kernels; got ${JSON.stringify(s.kind)}`);
+  if (s.kind !== undefined && s.kind !== 'train' && s.kind !== 'kernels' && s.kind !== 'tabular') throw new ParamError('suite.kind', `must be one of train, kernels, tabular; got ${JSON.stringify(s.kind)}`);
+  if (s.kind === 'tabular') {
+    if (!s.tabular || typeof s.tabular !== 'object') throw new ParamError('suite.tabular', 'a tabular suite needs a "tabular" object');
+    return { description: '', entries: [], ...s, tabular: validateTabular(s.tabular as unknown as Record<string, unknown>) } as SuiteFile;
+  }
   if (s.kind === 'kernels') {
     if (!s.kernels || typeof s.kernels !== 'object') throw new ParamError('suite.kernels', 'a kernels suite needs a "kernels" object');
     return { description: '', entries: [], ...s } as SuiteFile;

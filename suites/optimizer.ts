@@ -67,6 +67,18 @@ export class AdamW {
     });
   }
 
+  /** Moments and step count, for checkpoints that resume exactly. */
+  exportState(): { t: number; m: Float32Array[]; v: Float32Array[] } {
+    return { t: this.t, m: this.m.map((x) => x.dataSync() as Float32Array), v: this.v.map((x) => x.dataSync() as Float32Array) };
+  }
+
+  importState(s: { t: number; m: Float32Array[]; v: Float32Array[] }): void {
+    if (s.m.length !== this.m.length) throw new Error(`optimizer state has ${s.m.length} tensors, the model ${this.m.length}`);
+    this.t = s.t;
+    this.m.forEach((x, i) => x.assign(tf.tensor(s.m[i]!, x.shape)));
+    this.v.forEach((x, i) => x.assign(tf.tensor(s.v[i]!, x.shape)));
+  }
+
   dispose(): void {
     for (const t of [...this.m, ...this.v]) t.dispose();
   }

@@ -18,10 +18,11 @@ export interface SuiteFile {
   name: string;
   description: string;
   /** 'train' (default): task x model runs; 'kernels': operator latency (see suites/kernels.ts). */
-  kind?: 'train' | 'kernels';
+  kind?: 'train' | 'kernels' | 'tabular';
   seeds: number[];
   entries: SuiteEntry[];
   kernels?: import('./kernels.js').KernelsConfig;
+  tabular?: import('./tabular.js').TabularConfig;
 }
 
 /** A fully expanded run: everything that determines its result (its hash is the run id). */

@@ -1,0 +1,194 @@
+/**
+ * Synthetic prior for pretraining (TabPFN/TabICL-style): each table comes from a random structural
+ * causal model (a random MLP whose hidden nodes become features and target), a random tree ensemble
+ * over random inputs, or a noisy linear model; row, feature and class counts and the train/test split
+ * are random per table. The continuous target is cut into classes at random quantiles, and the
+ * features go through the same preprocessing as real tables (fitted on the table's train rows).
+ */
+import { Rng } from '../rng.js';
+import type { IclTask } from './types.js';
+import { CLIP_Z } from './preprocess.js';
+
+export interface PriorConfig {
+  minRows: number;
+  maxRows: number;
+  minFeatures: number;
+  maxFeatures: number;
+  maxClasses: number;
+  /** Smallest share of rows in any class (quantile cuts are redrawn until it holds). */
+  minClassShare: number;
+  /** Share of tables per generator kind. */
+  mix: { mlp: number; tree: number; linear: number };
+}
+
+export const PRIOR_DEFAULTS: PriorConfig = {
+  minRows: 48, maxRows: 192, minFeatures: 2, maxFeatures: 24, maxClasses: 10, minClassShare: 0.02,
+  mix: { mlp: 0.5, tree: 0.3, linear: 0.2 },
+};
+
+export type PriorKind = keyof PriorConfig['mix'];
+
+export interface PriorTable extends IclTask {
+  kind: PriorKind;
+  /** Labels of the test rows (the pretraining loss). */
+  yTest: Int32Array;
+}
+
+/** A batch shares rows, features, classes and split (so tables stack into one tensor). */
+export interface PriorBatch {
+  tables: PriorTable[];
+  nRows: number;
+  nFeatures: number;
+  nClasses: number;
+  nTrain: number;
+}
+
+function logUniformInt(rng: Rng, lo: number, hi: number): number {
+  return Math.min(hi, Math.floor(Math.exp(Math.log(lo) + rng.float() * (Math.log(hi + 1) - Math.log(lo)))));
+}
+
+const ACTS: ((x: number) => number)[] = [Math.tanh, (x) => Math.max(0, x), (x) => Math.sin(2 * x), Math.abs, (x) => x, (x) => (x > 0 ? 1 : 0)];
+
+/** Continuous features [n, F] and a continuous target from one generator. */
+function generate(rng: Rng, kind: PriorKind, n: number, F: number): { X: Float64Array; t: Float64Array } {
+  const X = new Float64Array(n * F);
+  const t = new Float64Array(n);
+  if (kind === 'mlp') {
+    // Random MLP SCM: causes flow through 2-4 layers; features and target are nodes picked anywhere.
+    const layers = rng.int(2, 5);
+    const width = Math.max(F + 1, rng.int(8, 33));
+    const noise = 0.01 + 0.3 * rng.float();
+    const act = ACTS[rng.int(0, ACTS.length)]!;
+    const W: Float64Array[] = [];
+    for (let l = 0; l < layers; l++) {
+      const w = new Float64Array(width * width);
+      // Sparse-ish weights: each node reads a few parents.
+      for (let i = 0; i < w.length; i++) w[i] = rng.float() < 0.5 ? (rng.normal() * 1.5) / Math.sqrt(width * 0.5) : 0;
+      W.push(w);
+    }
+    const nodes = layers * width;
+    const pick = rng.sampleDistinct(width, nodes, Math.min(F + 1, nodes - width)); // skip raw noise inputs
+    const h = new Float64Array(width);
+    const all = new Float64Array(nodes);
+    for (let r = 0; r < n; r++) {
+      for (let i = 0; i < width; i++) h[i] = rng.normal();
+      for (let l = 0; l < layers; l++) {
+        const w = W[l]!;
+        const next = new Float64Array(width);
+        for (let i = 0; i < width; i++) {
+          let s = 0;
+          for (let j = 0; j < width; j++) s += w[i * width + j]! * h[j]!;
+          next[i] = act(s) + noise * rng.normal();
+        }
+        h.set(next);
+        all.set(next, l * width);
+      }
+      for (let f = 0; f < F; f++) X[r * F + f] = all[pick[f % pick.length]! - width]! ?? 0;
+      t[r] = all[pick[pick.length - 1]! - width]!;
+    }
+    return { X, t };
+  }
+  for (let i = 0; i < X.length; i++) X[i] = rng.float() < 0.5 ? rng.normal() : rng.float() * 2 - 1;
+  if (kind === 'tree') {
+    // Sum of random axis-aligned trees: piecewise-constant targets with interactions.
+    const trees = rng.int(1, 6);
+    const depth = rng.int(2, 6);
+    for (let k = 0; k < trees; k++) {
+      const nodes = (1 << depth) - 1;
+      const feat = Int32Array.from({ length: nodes }, () => rng.int(0, F));
+      const thr = Float64Array.from({ length: nodes }, () => rng.normal() * 0.7);
+      const leaf = Float64Array.from({ length: 1 << depth }, () => rng.normal());
+      for (let r = 0; r < n; r++) {
+        let node = 0;
+        for (let d = 0; d < depth; d++) node = 2 * node + (X[r * F + feat[node]!]! > thr[node]! ? 2 : 1);
+        t[r] += leaf[node - nodes]!;
+      }
+    }
+    for (let r = 0; r < n; r++) t[r] += 0.1 * rng.normal();
+    return { X, t };
+  }
+  const w = Float64Array.from({ length: F }, () => (rng.float() < 0.7 ? rng.normal() : 0));
+  const noise = 0.05 + 0.5 * rng.float();
+  for (let r = 0; r < n; r++) {
+    let s = 0;
+    for (let f = 0; f < F; f++) s += w[f]! * X[r * F + f]!;
+    t[r] = s + noise * rng.normal();
+  }
+  return { X, t };
+}
+
+/** Cut t into C classes at random quantiles, each class holding at least minShare of rows; labels permuted. */
+function toClasses(rng: Rng, t: Float64Array, C: number, minShare: number): Int32Array | null {
+  const sorted = Float64Array.from(t).sort();
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const qs = Array.from({ length: C - 1 }, () => rng.float()).sort((a, b) => a - b);
+    const cuts = qs.map((q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+    const y = Int32Array.from(t, (v) => cuts.filter((c) => v > c).length);
+    const counts = new Array<number>(C).fill(0);
+    for (const c of y) counts[c]!++;
+    if (Math.min(...counts) >= Math.max(1, minShare * t.length)) {
+      const perm = Array.from({ length: C }, (_, i) => i);
+      rng.shuffle(perm);
+      return Int32Array.from(y, (c) => perm[c]!);
+    }
+  }
+  return null;
+}
+
+/** Robust standardisation on train rows + clip, as for real tables; a few columns discretised (categorical-like). */
+function finishFeatures(rng: Rng, X: Float64Array, n: number, F: number, nTrain: number): Float32Array {
+  const out = new Float32Array(n * F);
+  for (let f = 0; f < F; f++) {
+    const col = Float64Array.from({ length: n }, (_, r) => X[r * F + f]!);
+    if (rng.float() < 0.15) {
+      // Ordinal categorical: a few levels, ranked in a random order (as ordinal codes of a nominal column are).
+      const levels = rng.int(2, 8);
+      const perm = Array.from({ length: levels }, (_, i) => i);
+      rng.shuffle(perm);
+      const s = Float64Array.from(col).sort();
+      const cuts = Array.from({ length: levels - 1 }, (_, i) => s[Math.floor(((i + 1) * n) / levels)]!);
+      for (let r = 0; r < n; r++) col[r] = perm[cuts.filter((c) => col[r]! > c).length]!;
+    }
+    const tr = Array.from(col.subarray(0, nTrain)).sort((a, b) => a - b);
+    const q = (p: number): number => tr[Math.min(tr.length - 1, Math.floor(p * (tr.length - 1)))]!;
+    let scale = (q(0.75) - q(0.25)) / 1.349;
+    if (!(scale > 1e-9)) {
+      const m = tr.reduce((a, b) => a + b, 0) / tr.length;
+      scale = Math.sqrt(tr.reduce((a, b) => a + (b - m) ** 2, 0) / tr.length) || 1;
+    }
+    const center = q(0.5);
+    for (let r = 0; r < n; r++) out[r * F + f] = Math.max(-CLIP_Z, Math.min(CLIP_Z, (col[r]! - center) / scale));
+  }
+  return out;
+}
+
+/** One batch of `size` tables sharing shape; deterministic in (seed, step). */
+export function sampleBatch(seed: number, step: number, size: number, c: PriorConfig = PRIOR_DEFAULTS): PriorBatch {
+  const rng = new Rng(Rng.derive(seed, `prior/${step}`));
+  const nRows = rng.int(c.minRows, c.maxRows + 1);
+  const nFeatures = logUniformInt(rng, c.minFeatures, c.maxFeatures);
+  const nClasses = rng.int(2, c.maxClasses + 1);
+  const nTrain = Math.floor(nRows * (0.5 + 0.3 * rng.float()));
+  const total = c.mix.mlp + c.mix.tree + c.mix.linear;
+  const tables: PriorTable[] = [];
+  while (tables.length < size) {
+    const u = rng.float() * total;
+    const kind: PriorKind = u < c.mix.mlp ? 'mlp' : u < c.mix.mlp + c.mix.tree ? 'tree' : 'linear';
+    // Shuffle rows so the split is random with respect to the generator.
+    const { X, t } = generate(rng, kind, nRows, nFeatures);
+    const y = toClasses(rng, t, nClasses, c.minClassShare);
+    if (!y) continue;
+    const x = finishFeatures(rng, X, nRows, nFeatures, nTrain);
+    tables.push({
+      kind, nFeatures, nClasses, nTrain, nTest: nRows - nTrain,
+      xTrain: x.slice(0, nTrain * nFeatures), yTrain: y.slice(0, nTrain),
+      xTest: x.slice(nTrain * nFeatures), yTest: y.slice(nTrain),
+    });
+  }
+  return { tables, nRows, nFeatures, nClasses, nTrain };
+}
+
+/** Streaming generator: batch after batch, forever (or `steps` of them), from `start`. */
+export function* priorStream(seed: number, batchSize: number, c: PriorConfig = PRIOR_DEFAULTS, start = 0, steps = Infinity): Generator<PriorBatch> {
+  for (let s = start; s < start + steps; s++) yield sampleBatch(seed, s, batchSize, c);
+}

@@ -1,0 +1,16 @@
+/** Tabular models by name: the two ICL networks and the classical baselines. */
+import { ParamError } from '../../datasets/params.js';
+import { IclNetwork, parseIclConfig, type IclConfig } from './icl-network.js';
+
+export const ICL_MODELS = ['orion-msp', 'dense-icl'] as const;
+export type IclModelName = (typeof ICL_MODELS)[number];
+
+/** The two ICL networks differ only in the row-interaction layout: same size, same parameters. */
+export function iclConfig(model: string, overrides: Partial<IclConfig> = {}): IclConfig {
+  if (!(ICL_MODELS as readonly string[]).includes(model)) throw new ParamError('model', `unknown ICL model ${JSON.stringify(model)}; allowed: ${ICL_MODELS.join(', ')}`);
+  return parseIclConfig(model, { ...overrides, rowAttention: model === 'orion-msp' ? 'sparse' : 'dense' });
+}
+
+export function buildIclNetwork(model: string, seed: number, overrides: Partial<IclConfig> = {}): IclNetwork {
+  return new IclNetwork(iclConfig(model, overrides), seed);
+}

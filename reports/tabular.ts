@@ -1,0 +1,79 @@
+/**
+ * Tabular aggregates from records (by model label, knowing nothing of models): per-table mean over
+ * folds and seeds; per model the mean over tables with a 95% t-interval, and the mean rank over
+ * tables (rank 1 = best accuracy; ties share the average rank; only tables every model ran on).
+ */
+import type { RunRecord } from './schema.js';
+
+const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
+
+export interface Stat { mean: number; ci95: number }
+
+export function meanCi(xs: number[]): Stat {
+  const n = xs.length;
+  const mean = xs.reduce((s, x) => s + x, 0) / n;
+  if (n < 2) return { mean, ci95: NaN };
+  const sd = Math.sqrt(xs.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1));
+  return { mean, ci95: (T95[Math.min(n - 2, T95.length - 1)] ?? 1.96) * (sd / Math.sqrt(n)) };
+}
+
+/** Average ranks (1 = largest value), ties averaged. */
+export function ranks(values: number[]): number[] {
+  const idx = values.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0]);
+  const r = new Array<number>(values.length);
+  for (let i = 0; i < idx.length; ) {
+    let j = i;
+    while (j + 1 < idx.length && idx[j + 1]![0] === idx[i]![0]) j++;
+    for (let k = i; k <= j; k++) r[idx[k]![1]] = (i + j) / 2 + 1;
+    i = j + 1;
+  }
+  return r;
+}
+
+export interface TabularSummary {
+  models: string[];
+  tables: string[];
+  perTable: Record<string, Record<string, { accuracy: number; rocAuc: number; logLoss: number; n: number }>>;
+  aggregate: Record<string, { accuracy: Stat; rocAuc: Stat; logLoss: Stat; meanRank: number; tables: number }>;
+}
+
+export function tabularSummary(records: RunRecord[]): TabularSummary {
+  const rs = records.filter((r) => r.metrics.tabular && r.metrics.accuracy !== null);
+  const models = [...new Set(rs.map((r) => r.model.size))];
+  const tables = [...new Set(rs.map((r) => r.metrics.tabular!.table))];
+  const perTable: TabularSummary['perTable'] = {};
+  for (const t of tables) {
+    perTable[t] = {};
+    for (const m of models) {
+      const xs = rs.filter((r) => r.metrics.tabular!.table === t && r.model.size === m);
+      if (!xs.length) continue;
+      const mean = (f: (r: RunRecord) => number): number => xs.reduce((s, r) => s + f(r), 0) / xs.length;
+      perTable[t]![m] = { accuracy: mean((r) => r.metrics.accuracy!), rocAuc: mean((r) => r.metrics.tabular!.rocAuc), logLoss: mean((r) => r.metrics.tabular!.logLoss), n: xs.length };
+    }
+  }
+  const complete = tables.filter((t) => models.every((m) => perTable[t]![m]));
+  const rankSum: Record<string, number> = Object.fromEntries(models.map((m) => [m, 0]));
+  for (const t of complete) ranks(models.map((m) => perTable[t]![m]!.accuracy)).forEach((r, i) => (rankSum[models[i]!]! += r));
+  const aggregate: TabularSummary['aggregate'] = {};
+  for (const m of models) {
+    const ts = complete.map((t) => perTable[t]![m]!);
+    aggregate[m] = {
+      accuracy: meanCi(ts.map((x) => x.accuracy)), rocAuc: meanCi(ts.map((x) => x.rocAuc)), logLoss: meanCi(ts.map((x) => x.logLoss)),
+      meanRank: rankSum[m]! / Math.max(1, complete.length), tables: complete.length,
+    };
+  }
+  return { models, tables, perTable, aggregate };
+}
+
+export interface WidthRow { features: number; sparseMs: number; denseMs: number; sparseBytes: number; denseBytes: number; sparseDensity: number }
+
+export function widthSummary(records: RunRecord[]): WidthRow[] {
+  const rs = records.filter((r) => r.metrics.width);
+  const fs = [...new Set(rs.map((r) => r.metrics.width!.features))].sort((a, b) => a - b);
+  return fs.map((f) => {
+    const get = (a: string): RunRecord | undefined => rs.find((r) => r.metrics.width!.features === f && r.metrics.width!.rowAttention === a);
+    const s = get('sparse');
+    const d = get('dense');
+    return { features: f, sparseMs: s?.metrics.latency[0]?.medianMs ?? NaN, denseMs: d?.metrics.latency[0]?.medianMs ?? NaN, sparseBytes: s?.metrics.width!.peakBytes ?? NaN, denseBytes: d?.metrics.width!.peakBytes ?? NaN, sparseDensity: s?.metrics.width!.density ?? NaN };
+  });
+}

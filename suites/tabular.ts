@@ -1,0 +1,286 @@
+/**
+ * The tabular suites: ICL models and classical baselines on the shipped tables (stratified folds x
+ * seeds, the same train/test rows for every model), the ICL-safety probe, and the width-scaling
+ * benchmark of the row-interaction stage (block-sparse multi-scale vs dense, 8 .. 2048 features).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ParamError, enumParam, intParam, rejectUnknown } from '../datasets/params.js';
+import { loadShipped, shippedTables } from '../datasets/tabular/load.js';
+import { fitPreprocessor, transformRows } from '../datasets/tabular/preprocess.js';
+import { stratifiedFolds, stratifiedSubsample } from '../datasets/tabular/splits.js';
+import type { IclTask, RawTable } from '../datasets/tabular/types.js';
+import { Rng } from '../datasets/rng.js';
+import { loadCheckpoint } from '../models/tabular/checkpoint.js';
+import { IclModel, ENSEMBLE_DEFAULTS } from '../models/tabular/icl-model.js';
+import { IclNetwork } from '../models/tabular/icl-network.js';
+import { iclConfig } from '../models/tabular/registry.js';
+import { KNearest, LogisticRegression, RandomForest } from '../models/tabular/baselines.js';
+import { OnnxIclModel } from '../models/tabular/onnx.js';
+import type { TabularModel } from '../models/tabular/types.js';
+import { density } from '../kernels/layout.js';
+import { quantile } from './latency.js';
+import { canonical } from './grid.js';
+import { SCHEMA_VERSION, type Fingerprint, type RunRecord, type Metrics } from '../reports/schema.js';
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
+
+export const TABULAR_MODELS = ['orion-msp', 'dense-icl', 'logreg', 'knn', 'random-forest', 'onnx'] as const;
+
+export interface TabularModelSpec {
+  name: (typeof TABULAR_MODELS)[number];
+  /** ICL models: checkpoint folder (relative to the repository root); onnx: the .onnx file. */
+  checkpoint?: string;
+  path?: string;
+  members?: number;
+  k?: number;
+  trees?: number;
+}
+
+export interface TabularConfig {
+  tables: string[];
+  folds: number;
+  /** Folds evaluated per seed (the first ones); the rest only shape the splits. */
+  evalFolds: number;
+  maxTrainRows: number;
+  maxTestRows: number;
+  maxClasses: number;
+  models: TabularModelSpec[];
+  /** Probe ICL-safety on this many test rows per (table, fold) for ICL models (0 = off). */
+  safetyProbes: number;
+  widthScaling?: { features: number[]; rows: number; timeMs: number; minSamples: number; checkpoint?: string };
+}
+
+export function validateTabular(raw: Record<string, unknown>): TabularConfig {
+  const w = 'suite.tabular';
+  rejectUnknown(w, raw, ['tables', 'folds', 'evalFolds', 'maxTrainRows', 'maxTestRows', 'maxClasses', 'models', 'safetyProbes', 'widthScaling']);
+  const names = shippedTables().map((t) => t.name);
+  const tables = raw.tables === 'all' ? names : (raw.tables as unknown[]);
+  if (!Array.isArray(tables) || tables.length === 0) throw new ParamError(`${w}.tables`, `must be "all" or a non-empty list of: ${names.join(', ')}`);
+  for (const t of tables) if (!names.includes(t as string)) throw new ParamError(`${w}.tables`, `unknown table ${JSON.stringify(t)}; shipped: ${names.join(', ')}`);
+  const models = raw.models as TabularModelSpec[];
+  if (!Array.isArray(models) || models.length === 0) throw new ParamError(`${w}.models`, `must be a non-empty list of {name: ${TABULAR_MODELS.join('|')}}`);
+  models.forEach((m, i) => {
+    rejectUnknown(`${w}.models[${i}]`, m as unknown as Record<string, unknown>, ['name', 'checkpoint', 'path', 'members', 'k', 'trees']);
+    enumParam(`${w}.models[${i}]`, 'name', m.name, TABULAR_MODELS);
+    if ((m.name === 'orion-msp' || m.name === 'dense-icl') && typeof m.checkpoint !== 'string') throw new ParamError(`${w}.models[${i}].checkpoint`, 'ICL models need a checkpoint folder');
+    if (m.name === 'onnx' && typeof m.path !== 'string') throw new ParamError(`${w}.models[${i}].path`, 'the onnx model needs a path to a .onnx file');
+  });
+  const folds = intParam(w, 'folds', raw.folds ?? 5, 2, 100);
+  return {
+    tables: tables as string[], folds, evalFolds: intParam(w, 'evalFolds', raw.evalFolds ?? folds, 1, folds),
+    maxTrainRows: intParam(w, 'maxTrainRows', raw.maxTrainRows ?? 512, 2), maxTestRows: intParam(w, 'maxTestRows', raw.maxTestRows ?? 512, 1),
+    maxClasses: intParam(w, 'maxClasses', raw.maxClasses ?? 10, 2, 100), models, safetyProbes: intParam(w, 'safetyProbes', raw.safetyProbes ?? 0, 0, 1000),
+    widthScaling: raw.widthScaling as TabularConfig['widthScaling'],
+  };
+}
+
+const repoPath = (p: string): string => (isAbsolute(p) ? p : join(ROOT, p));
+
+export function modelLabel(m: TabularModelSpec): string {
+  return m.name === 'knn' ? `knn k=${m.k ?? 15}` : m.name === 'random-forest' ? `random-forest ${m.trees ?? 100} trees` : m.name;
+}
+
+export function buildTabularModel(m: TabularModelSpec, seed: number): TabularModel {
+  switch (m.name) {
+    case 'orion-msp':
+    case 'dense-icl': {
+      const dir = repoPath(m.checkpoint!);
+      const { net } = loadCheckpoint(dir, { rowAttention: iclConfig(m.name).rowAttention });
+      return new IclModel(m.name, net, { ...ENSEMBLE_DEFAULTS, members: m.members ?? ENSEMBLE_DEFAULTS.members });
+    }
+    case 'logreg':
+      return new LogisticRegression('logreg', { C: 1, maxIter: 500, tol: 1e-5 });
+    case 'knn':
+      return new KNearest(modelLabel(m), m.k ?? 15);
+    case 'random-forest':
+      return new RandomForest(modelLabel(m), { trees: m.trees ?? 100, seed });
+    case 'onnx':
+      return new OnnxIclModel(repoPath(m.path!));
+  }
+}
+
+/** The ICL task of (table, fold, seed): preprocessing fitted on the (subsampled) train rows. */
+export function makeTask(t: RawTable, c: Pick<TabularConfig, 'folds' | 'maxTrainRows' | 'maxTestRows'>, fold: number, seed: number): IclTask & { yTest: Int32Array } {
+  const y = t.target.codes;
+  const folds = stratifiedFolds(y, c.folds, seed);
+  const testAll = folds[fold]!;
+  const inTest = new Set(testAll);
+  const trainAll = [...y.keys()].filter((i) => !inTest.has(i));
+  const train = stratifiedSubsample(trainAll, y, c.maxTrainRows, seed, `tabular/train/${fold}`);
+  const test = stratifiedSubsample(testAll, y, c.maxTestRows, seed, `tabular/test/${fold}`);
+  const pre = fitPreprocessor(t, train);
+  return {
+    nFeatures: t.features.length, nClasses: t.target.classes.length, nTrain: train.length, nTest: test.length,
+    xTrain: transformRows(t, pre, train), yTrain: Int32Array.from(train, (i) => y[i]!),
+    xTest: transformRows(t, pre, test), yTest: Int32Array.from(test, (i) => y[i]!),
+  };
+}
+
+export function accuracy(p: Float32Array, y: Int32Array, C: number): number {
+  let right = 0;
+  y.forEach((c, i) => {
+    let best = 0;
+    for (let k = 1; k < C; k++) if (p[i * C + k]! > p[i * C + best]!) best = k;
+    if (best === c) right++;
+  });
+  return right / y.length;
+}
+
+/** Mean log-loss with probabilities clipped to [1e-15, 1] (scikit-learn's convention). */
+export function logLoss(p: Float32Array, y: Int32Array, C: number): number {
+  let s = 0;
+  y.forEach((c, i) => (s -= Math.log(Math.max(1e-15, p[i * C + c]!))));
+  return s / y.length;
+}
+
+/** Binary ROC-AUC by the rank statistic (ties get half credit). */
+export function binaryAuc(score: ArrayLike<number>, pos: ArrayLike<boolean>): number {
+  const idx = Array.from({ length: score.length }, (_, i) => i).sort((a, b) => score[a]! - score[b]!);
+  let rankSum = 0;
+  let nPos = 0;
+  for (let i = 0; i < idx.length; ) {
+    let j = i;
+    while (j + 1 < idx.length && score[idx[j + 1]!] === score[idx[i]!]) j++;
+    const avgRank = (i + j) / 2 + 1;
+    for (let k = i; k <= j; k++) if (pos[idx[k]!]) {
+      rankSum += avgRank;
+      nPos++;
+    }
+    i = j + 1;
+  }
+  const nNeg = score.length - nPos;
+  return (rankSum - (nPos * (nPos + 1)) / 2) / (nPos * nNeg);
+}
+
+/** ROC-AUC: binary for 2 classes, else one-vs-rest macro average over classes present with both outcomes. */
+export function rocAuc(p: Float32Array, y: Int32Array, C: number): number {
+  const one = (k: number): number => binaryAuc(Array.from(y, (_, i) => p[i * C + k]!), Array.from(y, (c) => c === k));
+  if (C === 2) return one(1);
+  const ks = Array.from({ length: C }, (_, k) => k).filter((k) => y.some((c) => c === k) && y.some((c) => c !== k));
+  return ks.reduce((s, k) => s + one(k), 0) / ks.length;
+}
+
+/** Largest change of the other test rows' probabilities when test row `r` is replaced by noise. */
+export async function iclSafetyDelta(model: TabularModel, task: IclTask, rows: number, seed: number): Promise<number> {
+  const base = await model.predictProba(task);
+  const rng = new Rng(Rng.derive(seed, 'tabular/safety'));
+  const F = task.nFeatures;
+  const C = task.nClasses;
+  let worst = 0;
+  for (let k = 0; k < Math.min(rows, task.nTest); k++) {
+    const r = rng.int(0, task.nTest);
+    const xTest = Float32Array.from(task.xTest);
+    for (let j = 0; j < F; j++) xTest[r * F + j] = rng.normal() * 3;
+    const p = await model.predictProba({ ...task, xTest });
+    for (let i = 0; i < task.nTest; i++) if (i !== r) for (let c = 0; c < C; c++) worst = Math.max(worst, Math.abs(p[i * C + c]! - base[i * C + c]!));
+  }
+  return worst;
+}
+
+export interface TabularCase {
+  table: string;
+  fold: number;
+  seed: number;
+  model: TabularModelSpec;
+}
+
+export function tabularCases(c: TabularConfig, seeds: number[]): TabularCase[] {
+  const out: TabularCase[] = [];
+  for (const table of c.tables) for (const seed of seeds) for (let fold = 0; fold < c.evalFolds; fold++) for (const model of c.models) out.push({ table, fold, seed, model });
+  return out;
+}
+
+export const tabularLabel = (k: TabularCase): string => `tabular ${k.table} fold ${k.fold} | ${modelLabel(k.model)} | seed ${k.seed}`;
+
+export function tabularCaseId(suite: string, c: TabularConfig, k: TabularCase, backend: string): string {
+  const { models: _m, widthScaling: _w, tables: _t, ...split } = c;
+  return createHash('sha256').update(canonical({ suite, split, k, backend })).digest('hex').slice(0, 16);
+}
+
+function emptyMetrics(): Metrics {
+  return {
+    accuracy: null, accuracyDenominator: 0, exactMatch: 0, examples: 0, finalTrainLoss: NaN, bestValidAccuracy: NaN, trainSteps: 0,
+    stoppedBy: 'n/a', trainSeconds: 0, trainTokensPerSec: 0, peakMemoryBytes: 0, lossCurve: [], validCurve: [], latency: [],
+  };
+}
+
+const tableCache = new Map<string, RawTable>();
+
+export async function runTabularCase(suite: string, c: TabularConfig, k: TabularCase, backend: string, fp: Fingerprint): Promise<RunRecord> {
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  let table = tableCache.get(k.table);
+  if (!table) tableCache.set(k.table, (table = loadShipped(k.table, { maxClasses: c.maxClasses, classPolicy: 'top' })));
+  const task = makeTask(table, c, k.fold, k.seed);
+  const model = buildTabularModel(k.model, k.seed);
+  const p0 = performance.now();
+  const p = await model.predictProba(task);
+  const seconds = (performance.now() - p0) / 1000;
+  const icl = k.model.name === 'orion-msp' || k.model.name === 'dense-icl';
+  const safety = icl && c.safetyProbes > 0 ? await iclSafetyDelta(model, task, c.safetyProbes, k.seed) : null;
+  const parameterCount = model.parameterCount;
+  model.dispose?.();
+  const C = task.nClasses;
+  const acc = accuracy(p, task.yTest, C);
+  return {
+    schemaVersion: SCHEMA_VERSION, runId: tabularCaseId(suite, c, k, backend), suite, label: tabularLabel(k),
+    task: { name: 'tabular', params: { table: k.table, fold: k.fold, folds: c.folds, maxTrainRows: c.maxTrainRows, maxTestRows: c.maxTestRows, maxClasses: c.maxClasses } },
+    model: { name: k.model.name, size: modelLabel(k.model), params: { ...k.model }, parameterCount },
+    train: {}, optimizer: {}, latencyConfig: {}, seed: k.seed, backend, fingerprint: fp, gitSha: fp.gitSha,
+    metrics: {
+      ...emptyMetrics(), accuracy: acc, accuracyDenominator: task.nTest, exactMatch: acc, examples: task.nTest,
+      tabular: { table: k.table, fold: k.fold, folds: c.folds, rocAuc: rocAuc(p, task.yTest, C), logLoss: logLoss(p, task.yTest, C), nTrain: task.nTrain, nTest: task.nTest, nFeatures: task.nFeatures, nClasses: C, seconds, iclSafetyMaxDelta: safety },
+    },
+    diagnostics: {}, fallbackKernels: { total: 0, byKernel: {} },
+    wallTimeSeconds: (performance.now() - t0) / 1000, startedAt, finishedAt: new Date().toISOString(),
+  };
+}
+
+/** Width scaling: one forward of the row-interaction stage for `rows` rows at each feature count. */
+export async function runWidthCase(suite: string, c: NonNullable<TabularConfig['widthScaling']>, features: number, rowAttention: 'sparse' | 'dense', backend: string, fp: Fingerprint): Promise<RunRecord> {
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const net = c.checkpoint ? loadCheckpoint(repoPath(c.checkpoint), { rowAttention }).net : new IclNetwork(iclConfig(rowAttention === 'sparse' ? 'orion-msp' : 'dense-icl'), 0);
+  const rng = new Rng(Rng.derive(0, `width/${features}`));
+  const cells = tf.tensor3d(Float32Array.from({ length: c.rows * features * net.c.dCol }, () => rng.normal()), [c.rows, features, net.c.dCol]);
+  const call = (): tf.Tensor => net.interactRows(cells);
+  tf.tidy(() => call()).dispose(); // warm-up: layouts built, buffers pooled
+  const prof = await tf.profile(() => call());
+  for (const t of prof.result as unknown as tf.Tensor[]) t?.dispose?.();
+  const samples: number[] = [];
+  const deadline = performance.now() + c.timeMs;
+  while (samples.length < c.minSamples || performance.now() < deadline) {
+    const s = performance.now();
+    const out = tf.tidy(call);
+    await out.data();
+    out.dispose();
+    samples.push(performance.now() - s);
+    if (samples.length >= 200) break;
+  }
+  samples.sort((a, b) => a - b);
+  const L = net.c.cls + features;
+  const dens = density(net.rowLayout(L));
+  for (const v of net.vars) v.dispose();
+  cells.dispose();
+  const median = quantile(samples, 0.5);
+  const label = `width ${features} features | row interaction ${rowAttention}`;
+  return {
+    schemaVersion: SCHEMA_VERSION, runId: createHash('sha256').update(canonical({ suite, c, features, rowAttention, backend })).digest('hex').slice(0, 16), suite, label,
+    task: { name: 'width-scaling', params: { features, rows: c.rows } },
+    model: { name: rowAttention === 'sparse' ? 'orion-msp' : 'dense-icl', size: 'row-interaction', params: { rowAttention }, parameterCount: net.parameterCount },
+    train: {}, optimizer: {}, latencyConfig: { timeMs: c.timeMs, minSamples: c.minSamples }, seed: 0, backend, fingerprint: fp, gitSha: fp.gitSha,
+    metrics: {
+      ...emptyMetrics(), peakMemoryBytes: prof.peakBytes,
+      latency: [{ batch: c.rows, length: features, medianMs: median, p10Ms: quantile(samples, 0.1), p90Ms: quantile(samples, 0.9), samples: samples.length, tokensPerSec: (c.rows * features) / (median / 1000) }],
+      width: { features, rows: c.rows, rowAttention, peakBytes: prof.peakBytes, density: dens },
+    },
+    diagnostics: {}, fallbackKernels: { total: 0, byKernel: {} },
+    wallTimeSeconds: (performance.now() - t0) / 1000, startedAt, finishedAt: new Date().toISOString(),
+  };
+}
+
+export { existsSync };

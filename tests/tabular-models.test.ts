@@ -1,0 +1,153 @@
+/**
+ * Tabular models: ICL-safety of the Orion-MSP-style network (exact: a test row's change moves no
+ * other test row's output, nor the train rows' column embeddings or memory), sparse == dense when the
+ * layout lists every block, checkpoint round trip, baselines, metrics, the ONNX adapter.
+ * Float bounds: 1e-5 absolute on probabilities (float32 forward).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../kernels/backend.js';
+import { BACKEND } from './under-test.js';
+import { IclNetwork, ICL_DEFAULTS } from '../models/tabular/icl-network.js';
+import { IclModel } from '../models/tabular/icl-model.js';
+import { loadCheckpoint, saveCheckpoint } from '../models/tabular/checkpoint.js';
+import { KNearest, LogisticRegression, RandomForest, lbfgs } from '../models/tabular/baselines.js';
+import { nearestCentroidOnnx } from '../models/tabular/onnx-builder.js';
+import { OnnxIclModel } from '../models/tabular/onnx.js';
+import { accuracy, binaryAuc, iclSafetyDelta, logLoss, rocAuc, makeTask } from '../suites/tabular.js';
+import { loadShipped } from '../datasets/tabular/load.js';
+import { density } from '../kernels/layout.js';
+import { Rng } from '../datasets/rng.js';
+import type { IclTask } from '../datasets/tabular/types.js';
+
+const SMALL = { ...ICL_DEFAULTS, dCol: 8, colHeads: 2, rowHeads: 2, inducing: 4, cls: 2, latents: 4, dIcl: 16, iclBlocks: 2, iclHeads: 2, block: 4 };
+
+function randomTask(seed: number, nTrain: number, nTest: number, F: number, C: number): IclTask {
+  const rng = new Rng(seed);
+  const r = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal());
+  return { nFeatures: F, nClasses: C, nTrain, nTest, xTrain: r(nTrain * F), yTrain: Int32Array.from({ length: nTrain }, (_, i) => i % C), xTest: r(nTest * F) };
+}
+
+describe(`ICL network on ${BACKEND}`, () => {
+  beforeAll(async () => {
+    expect(await useBackend(BACKEND)).toBe(BACKEND);
+  });
+
+  it('is ICL-safe: changing a test row changes no other test row (ensemble and chunking included)', async () => {
+    const net = new IclNetwork({ ...SMALL }, 1);
+    const task = randomTask(2, 24, 10, 21, 3);
+    // A small cell budget forces test-row chunks and one member per call.
+    const model = new IclModel('orion-msp', net, { members: 3, temperature: 0.9, cellBudget: 30 * 21 });
+    expect(await iclSafetyDelta(model, task, 3, 0)).toBeLessThan(1e-5);
+  });
+
+  it('test rows never change the column embeddings or the memory of train rows', () => {
+    const net = new IclNetwork({ ...SMALL }, 1);
+    const t = randomTask(3, 16, 6, 9, 2);
+    const rows = (xTest: Float32Array): Float32Array =>
+      tf.tidy(() => {
+        const x = tf.tensor3d(Float32Array.from([...t.xTrain, ...xTest]), [1, 22, 9]);
+        const cells = net.embedColumns(x, 16);
+        return tf.slice(cells, [0, 0, 0], [16, 9, SMALL.dCol]).dataSync() as Float32Array;
+      });
+    const a = rows(t.xTest);
+    const b = rows(t.xTest.map((v) => v * 5 + 1));
+    expect(Math.max(...a.map((v, i) => Math.abs(v - b[i]!)))).toBeLessThan(1e-5);
+  });
+
+  it('sparse and dense row interaction agree where the sparse layout lists every block, and differ on wide rows', () => {
+    // Two row blocks: CLS tokens are global, so after one block they equal dense; the second block reads sparse-mixed features.
+    const sparse = new IclNetwork({ ...SMALL, rowBlocks: 2, rowAttention: 'sparse' }, 4);
+    const dense = new IclNetwork({ ...SMALL, rowBlocks: 2, rowAttention: 'dense' }, 4);
+    expect(density(sparse.rowLayout(2 + 10))).toBe(1);
+    expect(density(sparse.rowLayout(2 + 200))).toBeLessThan(0.2);
+    for (const [F, same] of [[10, true], [200, false]] as const) {
+      const rng = new Rng(F);
+      const cells = tf.tensor3d(Float32Array.from({ length: 3 * F * SMALL.dCol }, () => rng.normal()), [3, F, SMALL.dCol]);
+      const a = sparse.interactRows(cells).dataSync();
+      const b = dense.interactRows(cells).dataSync();
+      const diff = Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+      if (same) expect(diff).toBeLessThan(1e-5);
+      else expect(diff).toBeGreaterThan(1e-3);
+    }
+  });
+
+  it('trains: a few AdamW steps lower the loss on a fixed separable batch; the checkpoint round-trips', async () => {
+    const net = new IclNetwork({ ...SMALL }, 5);
+    const task = randomTask(6, 32, 16, 4, 2);
+    const yTest = Int32Array.from({ length: 16 }, (_, i) => (task.xTest[i * 4]! > 0 ? 1 : 0));
+    const yTrain = Int32Array.from({ length: 32 }, (_, i) => (task.xTrain[i * 4]! > 0 ? 1 : 0));
+    const x = tf.tensor3d(Float32Array.from([...task.xTrain, ...task.xTest]), [1, 48, 4]);
+    const y = tf.tensor2d(yTrain, [1, 32], 'int32');
+    const labels = tf.tensor1d(yTest, 'int32');
+    const opt = tf.train.adam(3e-3);
+    const loss = (): tf.Scalar => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 10), tf.reshape(net.forward(x, y, 32, 2), [-1, 10])) as tf.Scalar;
+    const first = loss().dataSync()[0]!;
+    for (let s = 0; s < 30; s++) opt.minimize(loss, false, net.vars);
+    expect(loss().dataSync()[0]!).toBeLessThan(first * 0.8);
+    const dir = mkdtempSync(join(tmpdir(), 'tabrecall-ckpt-'));
+    saveCheckpoint(dir, net, { model: 'orion-msp', seed: 5, step: 30, trainSeconds: 1, backend: BACKEND, command: 'test', gitSha: 'x', createdAt: '', prior: {}, optimizer: {}, batchTables: 1, lossCurve: [] });
+    const back = loadCheckpoint(dir).net;
+    const p1 = await new IclModel('a', net).predictProba({ ...task, yTrain });
+    const p2 = await new IclModel('b', back).predictProba({ ...task, yTrain });
+    expect(Array.from(p2)).toEqual(Array.from(p1));
+  });
+});
+
+describe('baselines and metrics', () => {
+  it('ROC-AUC, accuracy and log-loss on hand-checked cases', () => {
+    expect(binaryAuc([0.1, 0.4, 0.35, 0.8], [false, false, true, true])).toBe(0.75);
+    expect(binaryAuc([0.5, 0.5], [false, true])).toBe(0.5);
+    const p = new Float32Array([0.7, 0.2, 0.1, 0.1, 0.8, 0.1, 0.2, 0.2, 0.6]);
+    const y = new Int32Array([0, 1, 2]);
+    expect(accuracy(p, y, 3)).toBe(1);
+    expect(rocAuc(p, y, 3)).toBe(1);
+    expect(logLoss(p, y, 3)).toBeCloseTo(-(Math.log(0.7) + Math.log(0.8) + Math.log(0.6)) / 3, 6);
+  });
+
+  it('L-BFGS finds the minimum of a quadratic', () => {
+    const w = lbfgs((x, g) => {
+      g[0] = 2 * (x[0]! - 3);
+      g[1] = 20 * (x[1]! + 1);
+      return (x[0]! - 3) ** 2 + 10 * (x[1]! + 1) ** 2;
+    }, new Float64Array(2), 100, 1e-9);
+    expect(w[0]).toBeCloseTo(3, 6);
+    expect(w[1]).toBeCloseTo(-1, 6);
+  });
+
+  it('logistic regression, kNN and the random forest beat chance on a real table, with normalised probabilities', async () => {
+    const task = makeTask(loadShipped('iris'), { folds: 5, maxTrainRows: 512, maxTestRows: 512 }, 0, 0);
+    for (const m of [new LogisticRegression('logreg', { C: 1, maxIter: 200, tol: 1e-6 }), new KNearest('knn', 5), new RandomForest('rf', { trees: 20, seed: 0 })]) {
+      const p = await m.predictProba(task);
+      for (let i = 0; i < task.nTest; i++) expect(p[i * 3]! + p[i * 3 + 1]! + p[i * 3 + 2]!).toBeCloseTo(1, 5);
+      expect(accuracy(p, task.yTest, 3)).toBeGreaterThan(0.85);
+    }
+  });
+
+  it('runs a bring-your-own ONNX model (our nearest-centroid graph) and matches the same rule in JS', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'tabrecall-onnx-')), 'nc.onnx');
+    writeFileSync(path, nearestCentroidOnnx(10));
+    const task = makeTask(loadShipped('wine'), { folds: 5, maxTrainRows: 512, maxTestRows: 512 }, 1, 0);
+    const p = await new OnnxIclModel(path).predictProba(task);
+    const F = task.nFeatures;
+    const mu = Array.from({ length: 3 }, (_, c) => {
+      const rows = [...task.yTrain.keys()].filter((i) => task.yTrain[i] === c);
+      return Array.from({ length: F }, (_, f) => rows.reduce((s, i) => s + task.xTrain[i * F + f]!, 0) / rows.length);
+    });
+    for (let i = 0; i < task.nTest; i++) {
+      const d = mu.map((m) => m.reduce((s, v, f) => s + (task.xTest[i * F + f]! - v) ** 2, 0));
+      const best = d.indexOf(Math.min(...d));
+      expect(p[i * 3 + best]).toBe(Math.max(p[i * 3]!, p[i * 3 + 1]!, p[i * 3 + 2]!));
+    }
+    expect(accuracy(p, task.yTest, 3)).toBeGreaterThan(0.9);
+    expect(() => new OnnxIclModel(join(tmpdir(), 'missing.onnx'))).toThrow(/model.path: no ONNX file/);
+    const wrong = join(tmpdir(), 'wrong-contract.onnx');
+    // The same graph with input train_x renamed (same length, so the protobuf stays valid).
+    const renamed = Buffer.from(nearestCentroidOnnx(10)).toString('latin1').replaceAll('train_x', 'feats_x');
+    writeFileSync(wrong, Buffer.from(renamed, 'latin1'));
+    await expect(new OnnxIclModel(wrong).predictProba(task)).rejects.toThrow(/lacks input train_x/);
+  });
+});
