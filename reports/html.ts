@@ -1,6 +1,7 @@
 /** The leaderboard: ONE self-contained HTML file (inline CSS, JS and SVG) from one or more reports. */
 import type { Report, RunRecord } from './schema.js';
-import { esc, heatmap, linePlot, type Series } from './svg.js';
+import { barChart, esc, heatmap, linePlot, type Series } from './svg.js';
+import { tabularSummary, widthSummary } from './tabular.js';
 
 /** Integers as integers, large values to 0.1, the rest to 4 decimals (accuracies, ratios). */
 const num = (x: number | null | undefined) => {
@@ -192,9 +193,43 @@ function kernelsSection(rs: RunRecord[]): string {
   return `<section id="task-attention-op"><h2>kernels: the shared block-sparse operator</h2><div class="plots">${densityPlot}${lengthPlot}</div>${tableHtml}</section>`;
 }
 
+/** The tabular suites: per-table accuracy, aggregates with CIs, mean-rank plot, width scaling. */
+function tabularSection(rs: RunRecord[]): string {
+  const s = tabularSummary(rs);
+  const w = widthSummary(rs);
+  let out = '';
+  if (s.models.length) {
+    const per = table('tabular-tables', ['table', 'features', 'classes', 'train rows', ...s.models.map((m) => `${m} acc`)], s.tables.map((t) => {
+      const any = rs.find((r) => r.metrics.tabular?.table === t)!.metrics.tabular!;
+      return { cells: [t, any.nFeatures, any.nClasses, any.nTrain, ...s.models.map((m) => s.perTable[t]![m]?.accuracy ?? NaN)] };
+    }));
+    const agg = table('tabular-aggregate', ['model', 'mean accuracy', '95% CI +-', 'mean ROC-AUC', 'mean log-loss', 'mean rank', 'tables'], s.models.map((m) => {
+      const a = s.aggregate[m]!;
+      return { cells: [m, a.accuracy.mean, a.accuracy.ci95, a.rocAuc.mean, a.logLoss.mean, a.meanRank, a.tables] };
+    }));
+    const ranked = [...s.models].sort((a, b) => s.aggregate[a]!.meanRank - s.aggregate[b]!.meanRank);
+    const plots = barChart({ title: 'Mean rank over tables (1 = best accuracy)', xLabel: 'mean rank', bars: ranked.map((m) => ({ name: m, value: s.aggregate[m]!.meanRank })) })
+      + barChart({ title: 'Mean accuracy over tables (95% CI)', xLabel: 'accuracy', xMax: 1, bars: ranked.map((m) => ({ name: m, value: s.aggregate[m]!.accuracy.mean, err: s.aggregate[m]!.accuracy.ci95 })) });
+    const safety = rs.filter((r) => r.metrics.tabular?.iclSafetyMaxDelta !== null && r.metrics.tabular?.iclSafetyMaxDelta !== undefined);
+    const safe = safety.length ? `<p>ICL-safety probe: over ${safety.length} runs, the largest change of any other test row's probabilities when one test row was replaced: ${num(Math.max(...safety.map((r) => r.metrics.tabular!.iclSafetyMaxDelta!)))}.</p>` : '';
+    out += `<h3>Aggregates</h3>${agg}<div class="plots">${plots}</div>${safe}<h3>Per table (mean over folds and seeds)</h3>${per}`;
+  }
+  if (w.length) {
+    const lat = linePlot({ title: 'Row interaction latency vs features', xLabel: 'features', yLabel: 'ms', logX: true, logY: true,
+      series: [{ name: 'block-sparse multi-scale', points: w.map((r) => [r.features, r.sparseMs] as [number, number]) }, { name: 'dense', points: w.map((r) => [r.features, r.denseMs] as [number, number]) }] });
+    const mem = linePlot({ title: 'Row interaction peak tensor memory vs features', xLabel: 'features', yLabel: 'MB', logX: true, logY: true,
+      series: [{ name: 'block-sparse multi-scale', points: w.map((r) => [r.features, r.sparseBytes / 1e6] as [number, number]) }, { name: 'dense', points: w.map((r) => [r.features, r.denseBytes / 1e6] as [number, number]) }] });
+    const wt = table('width-scaling', ['features', 'sparse ms', 'dense ms', 'dense / sparse', 'sparse peak MB', 'dense peak MB', 'sparse layout density'], w.map((r) => ({ cells: [r.features, r.sparseMs, r.denseMs, r.denseMs / r.sparseMs, r.sparseBytes / 1e6, r.denseBytes / 1e6, r.sparseDensity] })));
+    out += `<h3>Width scaling</h3><div class="plots">${lat}${mem}</div>${wt}`;
+  }
+  return `<section id="task-tabular"><h2>tabular in-context learning</h2>${out}</section>`;
+}
+
 export function renderLeaderboard(reports: { path: string; report: Report }[]): string {
   const records = reports.flatMap((r) => r.report.records);
-  const tasks = [...new Set(records.map((r) => r.task.name))].filter((t) => t !== 'attention-op').sort();
+  const TABULAR = ['tabular', 'width-scaling'];
+  const tasks = [...new Set(records.map((r) => r.task.name))].filter((t) => t !== 'attention-op' && !TABULAR.includes(t)).sort();
+  const tabularRecords = records.filter((r) => TABULAR.includes(r.task.name));
   const kernelRecords = records.filter((r) => r.task.name === 'attention-op');
   const sections = tasks.map((t) => {
     const rs = records.filter((r) => r.task.name === t);
@@ -212,6 +247,7 @@ export function renderLeaderboard(reports: { path: string; report: Report }[]): 
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tabrecall leaderboard</title><style>${CSS}</style></head><body>
 <h1>tabrecall leaderboard</h1><p>${records.length} runs from ${reports.length} report(s). Click a column header to sort.</p>
 ${sections.join('\n')}
+${tabularRecords.length ? tabularSection(tabularRecords) : ''}
 ${kernelRecords.length ? kernelsSection(kernelRecords) : ''}
 <h2>Environment</h2>${fingerprints(reports)}
 <script>${SORT_JS}</script></body></html>`;

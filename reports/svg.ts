@@ -73,3 +73,21 @@ export function heatmap(o: { title: string; rows: number[]; cols: number[]; valu
   parts.push(`<text x="${L}" y="${H - 12}" class="k">${esc(o.colLabel)} (columns) x ${esc(o.rowLabel)} (rows); green = 1</text>`);
   return `<svg class="plot" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(o.title)}">${parts.join('')}</svg>`;
 }
+
+/** Horizontal bars with optional error whiskers (e.g. mean rank, mean accuracy +- CI). */
+export function barChart(o: { title: string; xLabel: string; bars: { name: string; value: number; err?: number }[]; xMax?: number }): string {
+  if (o.bars.length === 0) return '';
+  const L = 190, R = 30, T = 30, rowH = 22, B = 40;
+  const W = 560;
+  const H = T + B + rowH * o.bars.length;
+  const max = o.xMax ?? Math.max(...o.bars.map((b) => b.value + (b.err ?? 0))) * 1.05;
+  const sx = (x: number) => L + ((W - L - R) * Math.max(0, x)) / max;
+  const bars = o.bars
+    .map((b, i) => {
+      const y = T + i * rowH;
+      const whisker = b.err !== undefined && Number.isFinite(b.err) ? `<line class="ax" x1="${sx(b.value - b.err)}" x2="${sx(b.value + b.err)}" y1="${y + rowH / 2}" y2="${y + rowH / 2}"/>` : '';
+      return `<text class="k" x="${L - 6}" y="${y + rowH / 2 + 4}" text-anchor="end">${esc(b.name)}</text><rect x="${L}" y="${y + 3}" width="${sx(b.value) - L}" height="${rowH - 6}" fill="${COLORS[i % COLORS.length]}"/>${whisker}<text class="k" x="${sx(b.value) + 4}" y="${y + rowH / 2 + 4}">${short(b.value)}</text>`;
+    })
+    .join('');
+  return `<svg class="plot" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}"><text class="t" x="${L}" y="18">${esc(o.title)}</text>${bars}<line class="ax" x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}"/><text class="k" x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${esc(o.xLabel)}</text></svg>`;
+}

@@ -249,8 +249,8 @@ export async function runWidthCase(suite: string, c: NonNullable<TabularConfig['
   const cells = tf.tensor3d(Float32Array.from({ length: c.rows * features * net.c.dCol }, () => rng.normal()), [c.rows, features, net.c.dCol]);
   const call = (): tf.Tensor => net.interactRows(cells);
   tf.tidy(() => call()).dispose(); // warm-up: layouts built, buffers pooled
-  const prof = await tf.profile(() => call());
-  for (const t of prof.result as unknown as tf.Tensor[]) t?.dispose?.();
+  const prof = await tf.profile(() => tf.tidy(call));
+  (prof.result as tf.Tensor).dispose();
   const samples: number[] = [];
   const deadline = performance.now() + c.timeMs;
   while (samples.length < c.minSamples || performance.now() < deadline) {
