@@ -6,8 +6,9 @@
 //   native/, cuda/       sources + build scripts of both libraries (built there: node native/build.mjs,
 //                        node cuda/build.mjs), found by the CLI at native/build and cuda/build
 //   node_modules/koffi   the FFI package (not bundlable: it ships a native addon)
-// The wasm backend is not carried (its .wasm loader does not survive bundling); the bundle's
-// backends are native and cuda.
+//   tables/, models/     the shipped tables and ICL checkpoints (tabular suites)
+// The wasm backend and onnxruntime-node (ONNX models) are not carried; the bundle's backends are
+// native and cuda.
 import { build } from 'esbuild';
 import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -33,7 +34,7 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['koffi', '@tensorflow/tfjs-node', '@tensorflow/tfjs-backend-wasm', 'playwright-core'],
+  external: ['koffi', '@tensorflow/tfjs-node', '@tensorflow/tfjs-backend-wasm', 'playwright-core', 'onnxruntime-node'],
   alias: { vitest: join(root, 'tests/offline/vitest-shim.ts') },
   // Bundled CommonJS (tfjs) needs require() in an ES module.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
@@ -47,6 +48,9 @@ for (const lib of ['native', 'cuda']) {
   cpSync(join(root, 'kernels', lib, 'src'), join(out, lib, 'src'), { recursive: true });
   cpSync(join(root, 'kernels', lib, 'build.mjs'), join(out, lib, 'build.mjs'));
 }
+// Tabular data and checkpoints, where the bundled modules look for them (bin/../tables, bin/../models).
+cpSync(join(root, 'datasets', 'tables'), join(out, 'tables'), { recursive: true });
+cpSync(join(root, 'models', 'checkpoints'), join(out, 'models', 'checkpoints'), { recursive: true, dereference: true });
 const nm = join(root, 'node_modules');
 cpSync(join(nm, 'koffi'), join(out, 'node_modules', 'koffi'), { recursive: true, filter: (p) => !p.includes('koffi/doc') && !p.includes('koffi/vendor') });
 for (const f of readdirSync(join(nm, '@koromix', 'koffi-linux-x64')).filter((f) => !f.startsWith('musl'))) cpSync(join(nm, '@koromix', 'koffi-linux-x64', f), join(out, 'node_modules', '@koromix', 'koffi-linux-x64', f), { recursive: true });

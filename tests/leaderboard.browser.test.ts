@@ -24,6 +24,20 @@ describe('leaderboard in headless Chromium', () => {
         task: { name: 'niah', params: { family: 'multikey', haystack: 'random', seqLen: 256, numNeedles: 4 } },
       }, 0.97),
     ];
+    // Tabular: two models on two tables, and two widths of the width-scaling benchmark.
+    const tab = (id: string, table: string, model: string, acc: number) => {
+      const r = fakeRecord({ runId: id, label: `tabular ${table} fold 0 | ${model} | seed 0`, task: { name: 'tabular', params: { table } }, model: { name: model, size: model, params: {}, parameterCount: 0 } }, acc);
+      r.metrics.tabular = { table, fold: 0, folds: 5, rocAuc: acc, logLoss: 1 - acc, nTrain: 100, nTest: 50, nFeatures: 4, nClasses: 3, seconds: 0.1, iclSafetyMaxDelta: model === 'orion-msp' ? 0 : null };
+      return r;
+    };
+    records.push(tab('t1', 'iris', 'orion-msp', 0.96), tab('t2', 'iris', 'logreg', 0.94), tab('t3', 'wine', 'orion-msp', 0.9), tab('t4', 'wine', 'logreg', 0.97));
+    for (const [f, a, ms] of [[8, 'sparse', 2], [8, 'dense', 2], [2048, 'sparse', 260], [2048, 'dense', 2260]] as const) {
+      const r = fakeRecord({ runId: `w${f}${a}`, task: { name: 'width-scaling', params: { features: f, rows: 32 } } }, 0);
+      r.metrics.accuracy = null;
+      r.metrics.latency = [{ batch: 32, length: f, medianMs: ms, p10Ms: ms, p90Ms: ms, samples: 3, tokensPerSec: 1 }];
+      r.metrics.width = { features: f, rows: 32, rowAttention: a, peakBytes: f * 1e5, density: a === 'sparse' && f > 8 ? 0.05 : 1 };
+      records.push(r);
+    }
     records[2]!.metrics.niahGrid = [64, 128, 256].flatMap((length) => [0, 0.5, 1].map((depth) => ({ length, depth, score: depth === 1 ? 0.9 : 1, examples: 16 })));
     const report: Report = { schemaVersion: SCHEMA_VERSION, suite: 'quick', createdAt: new Date().toISOString(), fingerprint: records[0]!.fingerprint, records };
     const dir = mkdtempSync(join(tmpdir(), 'tr-lb-'));
@@ -48,6 +62,12 @@ describe('leaderboard in headless Chromium', () => {
       expect(await page.locator('svg[aria-label="MQAR accuracy vs d_model"] circle').count()).toBe(2);
       expect(await page.locator('#task-niah svg rect[fill^="hsl"]').count()).toBe(9);
       expect(await page.locator('details summary').first().textContent()).toContain('suite quick');
+      // Tabular section: aggregates (mean over tables, mean rank), per-table accuracies, bar and width plots.
+      const agg = await page.locator('#tabular-aggregate tbody tr').evaluateAll((rows) => rows.map((r) => [r.children[0]!.textContent, r.children[1]!.textContent, r.children[5]!.textContent]));
+      expect(agg).toEqual([['orion-msp', '0.9300', '1.5000'], ['logreg', '0.9550', '1.5000']]);
+      expect(await page.locator('#tabular-tables tbody tr').count()).toBe(2);
+      expect(await page.locator('#task-tabular svg rect').count()).toBeGreaterThanOrEqual(4);
+      expect(await page.locator('#width-scaling tbody tr td:nth-child(4)').allTextContents()).toEqual(['1', '8.6923']);
       const shots = resolve('results', 'screenshots');
       mkdirSync(shots, { recursive: true });
       await page.screenshot({ path: join(shots, 'leaderboard.png'), fullPage: true });
