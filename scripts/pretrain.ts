@@ -7,10 +7,9 @@
  */
 import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
-import * as tf from '@tensorflow/tfjs-core';
 import { args, main, UsageError } from './cli.js';
 import { useBackend, BACKEND_NAMES, backendInfo } from '../kernels/backend.js';
-import { crossEntropy } from '../kernels/ops.js';
+import { pretrainStep } from '../suites/pretrain.js';
 import { AdamW, OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
 import { sampleBatch, PRIOR_DEFAULTS } from '../datasets/tabular/prior.js';
 import { ICL_MODELS, buildIclNetwork } from '../models/tabular/registry.js';
@@ -76,27 +75,7 @@ main(async () => {
   let window: number[] = [];
   let t0 = performance.now();
   for (let step = start; step < steps; step++) {
-    const b = sampleBatch(seed, step, batch);
-    const { nRows: n, nFeatures: F, nTrain } = b;
-    const nTest = n - nTrain;
-    const x = new Float32Array(batch * n * F);
-    const y = new Int32Array(batch * nTrain);
-    const yt = new Int32Array(batch * nTest);
-    b.tables.forEach((t, i) => {
-      x.set(t.xTrain, i * n * F);
-      x.set(t.xTest, i * n * F + nTrain * F);
-      y.set(t.yTrain, i * nTrain);
-      yt.set(t.yTest, i * nTest);
-    });
-    const { value, grads } = tf.tidy(() => {
-      const X = tf.tensor3d(x, [batch, n, F]);
-      const Y = tf.tensor2d(y, [batch, nTrain], 'int32');
-      const labels = tf.tensor1d(yt, 'int32');
-      return tf.variableGrads(() => crossEntropy(tf.reshape(net.forward(X, Y, nTrain, b.nClasses), [-1, net.c.maxClasses]) as tf.Tensor2D, labels), net.vars);
-    });
-    opt.step(net.vars.map((v) => grads[v.name]!));
-    const loss = (await value.data())[0]!;
-    tf.dispose([value, ...Object.values(grads)]);
+    const loss = await pretrainStep(net, opt, sampleBatch(seed, step, batch));
     if (!Number.isFinite(loss)) throw new Error(`pretrain: loss is ${loss} at step ${step}; lower --lr`);
     window.push(loss);
     const done = step + 1;
