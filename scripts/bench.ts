@@ -1,5 +1,7 @@
-/** `npm run bench -- [--suite quick] [--filter RE] [--backend auto] [--seeds 0,1] [--out DIR] [--resume] [--list]` */
+/** `npm run bench -- [--suite quick,tabular-quick] [--filter RE] [--backend auto] [--seeds 0,1] [--out DIR] [--resume] [--list]` */
 import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { readReport } from '../reports/read.js';
 import { args, main, UsageError } from './cli.js';
 import { expandSuite, loadSuite, runLabel, runId, suiteNames } from '../suites/grid.js';
 import { runSuite } from '../suites/runner.js';
@@ -15,7 +17,7 @@ import { fmt, formatTable } from '../reports/table.js';
 
 main(async () => {
   const { values: o } = args({
-    suite: { type: 'string', default: 'quick' },
+    suite: { type: 'string', default: 'quick,tabular-quick' },
     filter: { type: 'string' },
     backend: { type: 'string', default: 'auto' },
     seeds: { type: 'string' },
@@ -28,7 +30,30 @@ main(async () => {
     console.log(`usage: npm run bench -- [--suite ${suiteNames().join('|')}] [--filter REGEX] [--backend ${BACKEND_NAMES.join('|')}] [--seeds 0,1,2] [--out DIR] [--resume] [--list]`);
     return 0;
   }
-  const suite = loadSuite(o.suite!);
+  const names = o.suite!.split(',').map((n) => n.trim()).filter(Boolean);
+  if (names.length === 0) throw new UsageError('--suite: give a suite name, a suite file, or a comma-separated list');
+  const suites = names.map((n) => loadSuite(n)); // validate them all before running any
+  if (suites.length > 1 && o.out !== undefined) throw new UsageError('--out: only with a single --suite (each suite writes results/<suite>)');
+  for (const suite of suites) {
+    try {
+      await runNamedSuite(suite, o);
+    } catch (e) {
+      // With several suites, a filter may match runs of only some of them.
+      if (!(suites.length > 1 && e instanceof UsageError && /^--filter: no (run|case) /.test(e.message))) throw e;
+      process.stderr.write(`${e.message}; skipped\n`);
+    }
+  }
+  if (suites.length > 1 && !o.list) {
+    // One leaderboard over all the suites just run.
+    const reports = suites.map((s) => join('results', s.name, 'report.json')).filter((p) => existsSync(p)).map((p) => ({ path: p, report: readReport(p) }));
+    const html = resolve('results', 'leaderboard.html');
+    writeAtomic(html, renderLeaderboard(reports));
+    console.log(`\nleaderboard (all suites): ${html}`);
+  }
+  return 0;
+});
+
+async function runNamedSuite(suite: SuiteFile, o: { seeds?: string; filter?: string; backend?: string; out?: string; resume?: boolean; list?: boolean }): Promise<number> {
   let seeds = suite.seeds;
   if (o.seeds !== undefined) {
     seeds = o.seeds.split(',').map((s) => Number(s.trim()));
@@ -94,7 +119,7 @@ main(async () => {
   console.log(`\nsuite ${suite.name} on ${backend}: ${report.records.length} runs in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   console.log(`report:      ${paths.json}\n             ${paths.arrow}\nleaderboard: ${html}`);
   return 0;
-});
+}
 
 /** The kernels suite: --backend auto measures every backend the suite lists that works here. */
 async function runKernels(suite: SuiteFile, filter: RegExp | undefined, o: { backend?: string; out?: string; resume?: boolean; list?: boolean }): Promise<number> {
