@@ -17,6 +17,13 @@ export class ParamFactory {
     return this.track(tf.variable(tf.tensor(data, shape), true, name));
   }
 
+  /** Identity [d, d] plus N(0, std^2) noise. */
+  identityPlusNoise(d: number, std: number, name: string): tf.Variable {
+    const data = new Float32Array(d * d);
+    for (let i = 0; i < d * d; i++) data[i] = this.rng.normal() * std + (i % (d + 1) === 0 ? 1 : 0);
+    return this.track(tf.variable(tf.tensor(data, [d, d]), true, name));
+  }
+
   constant(shape: number[], value: number, name: string): tf.Variable {
     return this.track(tf.variable(tf.fill(shape, value), true, name));
   }

@@ -130,7 +130,7 @@ export class IclNetwork {
     this.write = this.block('write', D);
     this.read = this.block('read', D);
     this.labelEmb = this.f.normal([c.maxClasses, D], 0.5, `${this.p}/labels`);
-    for (let i = 0; i < c.iclBlocks; i++) this.icl.push(this.block(`icl${i}`, D));
+    for (let i = 0; i < c.iclBlocks; i++) this.icl.push(this.block(`icl${i}`, D, false, true));
     this.outLn = this.ln('outln', D);
     this.head1 = this.f.normal([D, 2 * D], 1 / Math.sqrt(D), `${this.p}/head1`);
     this.head1b = this.f.constant([2 * D], 0, `${this.p}/head1b`);
@@ -144,13 +144,17 @@ export class IclNetwork {
   }
 
   /** `self`: queries and keys are the same tokens, so one pre-norm serves both. */
-  private block(name: string, d: number, self = false): Block {
+  private block(name: string, d: number, self = false, similarityInit = false): Block {
     const s = 1 / Math.sqrt(d);
+    // ICL blocks start as similarity attention (q = k = identity + noise): a test row weighs the train
+    // rows whose embeddings resemble its own, a soft nearest-neighbour rule the training refines.
+    // With random q/k the attention starts uniform and the model needs far longer to find ICL.
+    const qk = (n: string): V => (similarityInit ? this.f.identityPlusNoise(d, s * 0.3, `${this.p}/${name}.${n}`) : this.f.normal([d, d], s, `${this.p}/${name}.${n}`));
     const h = this.c.ffn * d;
     return {
       attn: {
         lnq: this.ln(`${name}.lnq`, d), ...(self ? {} : { lnk: this.ln(`${name}.lnk`, d) }),
-        wq: this.f.normal([d, d], s, `${this.p}/${name}.wq`), wk: this.f.normal([d, d], s, `${this.p}/${name}.wk`),
+        wq: qk('wq'), wk: qk('wk'),
         wv: this.f.normal([d, d], s, `${this.p}/${name}.wv`), wo: this.f.normal([d, d], s * 0.5, `${this.p}/${name}.wo`),
         bo: this.f.constant([d], 0, `${this.p}/${name}.bo`),
       },
