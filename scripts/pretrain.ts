@@ -74,6 +74,7 @@ main(async () => {
   process.stderr.write(`pretrain: ${model}, ${net.parameterCount} parameters, steps ${start}..${steps}, batch ${batch} tables, backend ${backend}, out ${out}\n`);
   let window: number[] = [];
   let t0 = performance.now();
+  const sessionStart = t0;
   for (let step = start; step < steps; step++) {
     const loss = await pretrainStep(net, opt, sampleBatch(seed, step, batch));
     if (!Number.isFinite(loss)) throw new Error(`pretrain: loss is ${loss} at step ${step}; lower --lr`);
@@ -86,7 +87,8 @@ main(async () => {
       const mean = window.reduce((s, v) => s + v, 0) / window.length;
       lossCurve.push([done, Number(mean.toFixed(4))]);
       window = [];
-      const rate = trainSeconds / (done - start || 1);
+      // This process's speed only (a resumed run's earlier seconds are in trainSeconds).
+      const rate = (now - sessionStart) / 1000 / (done - start || 1);
       process.stderr.write(`[pretrain ${model}] step ${done}/${steps} loss ${mean.toFixed(4)} ${(rate * 1000).toFixed(0)} ms/step ETA ${Math.round(rate * (steps - done))}s\n`);
     }
     if (done % every === 0 || done === steps) save(done);
