@@ -17,15 +17,20 @@ export function args<T extends NonNullable<ParseArgsConfig['options']>>(options:
 
 /** Run a CLI main: input errors print one line and exit 2; anything else is a bug and shows its stack. */
 export function main(fn: () => Promise<number | void>): void {
+  // Exit only once stdout and stderr have drained: process.exit would cut a long output piped to a file.
+  const exit = (code: number): void => {
+    process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+  };
   fn().then(
-    (code) => process.exit(code ?? 0),
+    (code) => exit(code ?? 0),
     (e: unknown) => {
       if (e instanceof UsageError || e instanceof ParamError || e instanceof ReportError || e instanceof BackendError) {
         process.stderr.write(`error: ${(e as Error).message}\n`);
-        process.exit(2);
+        exit(2);
+        return;
       }
       process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
-      process.exit(1);
+      exit(1);
     },
   );
 }
