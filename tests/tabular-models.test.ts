@@ -83,7 +83,7 @@ describe(`ICL network on ${BACKEND}`, () => {
     const x = tf.tensor3d(Float32Array.from([...task.xTrain, ...task.xTest]), [1, 48, 4]);
     const y = tf.tensor2d(yTrain, [1, 32], 'int32');
     const labels = tf.tensor1d(yTest, 'int32');
-    const opt = tf.train.adam(3e-3);
+    const opt = tf.train.adam(1e-3);
     const loss = (): tf.Scalar => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 10), tf.reshape(net.forward(x, y, 32, 2), [-1, 10])) as tf.Scalar;
     const first = loss().dataSync()[0]!;
     for (let s = 0; s < 30; s++) opt.minimize(loss, false, net.vars);
