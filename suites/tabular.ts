@@ -49,14 +49,16 @@ export interface TabularConfig {
   maxTestRows: number;
   maxClasses: number;
   models: TabularModelSpec[];
-  /** Probe ICL-safety on this many test rows per (table, fold) for ICL models (0 = off). */
+  /** Probe ICL-safety on this many test rows per (table, fold) for ICL models (0 = off)... */
   safetyProbes: number;
+  /** ...on these tables only (the probe re-runs the model once per probed row). Default: all. */
+  safetyTables?: string[];
   widthScaling?: { features: number[]; rows: number; timeMs: number; minSamples: number; checkpoint?: string };
 }
 
 export function validateTabular(raw: Record<string, unknown>): TabularConfig {
   const w = 'suite.tabular';
-  rejectUnknown(w, raw, ['tables', 'folds', 'evalFolds', 'maxTrainRows', 'maxTestRows', 'maxClasses', 'models', 'safetyProbes', 'widthScaling']);
+  rejectUnknown(w, raw, ['tables', 'folds', 'evalFolds', 'maxTrainRows', 'maxTestRows', 'maxClasses', 'models', 'safetyProbes', 'safetyTables', 'widthScaling']);
   const names = shippedTables().map((t) => t.name);
   const tables = raw.tables === 'all' ? names : (raw.tables as unknown[]);
   if (!Array.isArray(tables) || tables.length === 0) throw new ParamError(`${w}.tables`, `must be "all" or a non-empty list of: ${names.join(', ')}`);
@@ -74,8 +76,15 @@ export function validateTabular(raw: Record<string, unknown>): TabularConfig {
     tables: tables as string[], folds, evalFolds: intParam(w, 'evalFolds', raw.evalFolds ?? folds, 1, folds),
     maxTrainRows: intParam(w, 'maxTrainRows', raw.maxTrainRows ?? 512, 2), maxTestRows: intParam(w, 'maxTestRows', raw.maxTestRows ?? 512, 1),
     maxClasses: intParam(w, 'maxClasses', raw.maxClasses ?? 10, 2, 100), models, safetyProbes: intParam(w, 'safetyProbes', raw.safetyProbes ?? 0, 0, 1000),
+    ...(raw.safetyTables !== undefined ? { safetyTables: validTables(`${w}.safetyTables`, raw.safetyTables, names) } : {}),
     widthScaling: raw.widthScaling as TabularConfig['widthScaling'],
   };
+}
+
+function validTables(field: string, v: unknown, names: string[]): string[] {
+  if (!Array.isArray(v)) throw new ParamError(field, `must be a list of table names: ${names.join(', ')}`);
+  for (const t of v) if (!names.includes(t as string)) throw new ParamError(field, `unknown table ${JSON.stringify(t)}; shipped: ${names.join(', ')}`);
+  return v as string[];
 }
 
 const repoPath = (p: string): string => (isAbsolute(p) ? p : join(ROOT, p));
@@ -221,7 +230,8 @@ export async function runTabularCase(suite: string, c: TabularConfig, k: Tabular
   const p = await model.predictProba(task);
   const seconds = (performance.now() - p0) / 1000;
   const icl = k.model.name === 'orion-msp' || k.model.name === 'dense-icl';
-  const safety = icl && c.safetyProbes > 0 ? await iclSafetyDelta(model, task, c.safetyProbes, k.seed) : null;
+  const probed = icl && c.safetyProbes > 0 && (!c.safetyTables || c.safetyTables.includes(k.table));
+  const safety = probed ? await iclSafetyDelta(model, task, c.safetyProbes, k.seed) : null;
   const parameterCount = model.parameterCount;
   model.dispose?.();
   const C = task.nClasses;
