@@ -5,7 +5,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ParamError, enumParam, intParam, rejectUnknown } from '../datasets/params.js';
@@ -293,4 +292,3 @@ export async function runWidthCase(suite: string, c: NonNullable<TabularConfig['
   };
 }
 
-export { existsSync };
