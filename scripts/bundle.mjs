@@ -2,6 +2,7 @@
 // `npm run bundle [-- --out DIR]`: an offline folder (default dist/tabrecall) that runs with a bare
 // `node` on a host with no npm and no network, such as a lent GPU machine:
 //   bin/bench.mjs        the CLI (same flags as npm run bench), suites next to it
+//   bin/pretrain.mjs     tabular ICL pretraining (same flags as npm run pretrain)
 //   bin/test-gpu.mjs     the kernel/operator/model tests on cuda (vitest-compatible shim)
 //   native/, cuda/       sources + build scripts of both libraries (built there: node native/build.mjs,
 //                        node cuda/build.mjs), found by the CLI at native/build and cuda/build
@@ -27,7 +28,7 @@ try {
 } catch {}
 
 await build({
-  entryPoints: { bench: join(root, 'scripts/bench.ts'), 'test-gpu': join(root, 'tests/offline/run-gpu-tests.ts') },
+  entryPoints: { bench: join(root, 'scripts/bench.ts'), pretrain: join(root, 'scripts/pretrain.ts'), 'test-gpu': join(root, 'tests/offline/run-gpu-tests.ts') },
   outdir: join(out, 'bin'),
   outExtension: { '.js': '.mjs' },
   bundle: true,

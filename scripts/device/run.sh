@@ -16,6 +16,8 @@ for s in ${STEPS:-test}; do
     kernels) timeout ${T_KERNELS:-400} node $B/bin/bench.mjs --suite kernels-gpu --backend cuda --out /tmp/res/kernels-gpu ${KFILTER:+--filter "$KFILTER"} > "$OUT/kernels.log" 2>&1; echo "kernels exit $?"; tail -25 "$OUT/kernels.log"; cp /tmp/res/kernels-gpu/report.json "$OUT/kernels-gpu.json" 2>/dev/null;;
     anchors) PYTHONUNBUFFERED=1 timeout ${T_ANCHORS:-300} python3 scripts/device/anchors.py ${ALENGTHS:-1024,4096,16384} "$OUT/anchors.json" > "$OUT/anchors.log" 2>&1; echo "anchors exit $?"; tail -12 "$OUT/anchors.log";;
     suite:*) IFS=: read -r _ name filter <<< "$s"; timeout ${T_SUITE:-400} node $B/bin/bench.mjs --suite "$name" --backend cuda --resume --out /tmp/res/$name ${filter:+--filter "$filter"} > "$OUT/$name.log" 2>&1; echo "suite $name exit $?"; tail -30 "$OUT/$name.log"; cp /tmp/res/$name/report.json "$OUT/$name.json" 2>/dev/null;;
+    pretrain:*) # pretrain:<model>:<steps>: checkpoint to $OUT/pretrain-<model> (weights, optimizer, loss curve)
+      IFS=: read -r _ model steps <<< "$s"; timeout ${T_PRETRAIN:-500} node $B/bin/pretrain.mjs --model "$model" --steps "$steps" --backend cuda ${PRETRAIN_ARGS:-} --out "$OUT/pretrain-$model" > "$OUT/pretrain-$model.log" 2>&1; echo "pretrain exit $?"; tail -5 "$OUT/pretrain-$model.log";;
     bg:*) # bg:<suite>:<filter>:<tag>: runs beside the other bg steps (they share the GPU); report only
       IFS=: read -r _ name filter tag <<< "$s"
       (timeout ${T_SUITE:-400} node $B/bin/bench.mjs --suite "$name" --backend cuda --out /tmp/res/$name-$tag --filter "$filter" > /tmp/res/$name-$tag.log 2>&1; echo "bg $tag exit $?"; grep -E "done:" /tmp/res/$name-$tag.log; cp /tmp/res/$name-$tag/report.json "$OUT/$name-$tag.json" 2>/dev/null) &;;
