@@ -67,6 +67,14 @@ export function layoutFor(spec: LayoutSpec, L: number, causal = true): BlockLayo
   return l;
 }
 
+/** Every query sees every key, Lq x Lk (cross attention: latents, inducing points, ICL over train rows). */
+export function fullLayout(Lq: number, Lk: number): BlockLayout {
+  const key = `full:${Lq}:${Lk}`;
+  let l = cache.get(key);
+  if (!l) cache.set(key, (l = denseLayout({ Lq, Lk, Bq: Math.min(64, Lq), Bk: Math.min(64, Lk), causal: false })));
+  return l;
+}
+
 /** q [B,H,L,D], k, v -> [B,H,L,Dv] under the spec's causal layout. */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, spec: LayoutSpec = LAYOUT_DEFAULTS): tf.Tensor4D {
   return blockSparseAttention(q, k, v, layoutFor(spec, q.shape[2])).out;

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { UsageError } from './cli.js';
 import type { SuiteFile } from '../suites/types.js';
 import { useBackend, backendInfo } from '../kernels/backend.js';
-import { runTabularCase, runWidthCase, tabularCaseId, tabularCases, tabularLabel } from '../suites/tabular.js';
+import { runTabularCase, runWidthCase, tabularCaseId, tabularCases, tabularLabel, widthCaseId, widthLabel } from '../suites/tabular.js';
 import { emitReport, loadRecord, recordPath } from '../suites/runner.js';
 import { fingerprint } from '../reports/fingerprint.js';
 import { renderLeaderboard } from '../reports/html.js';
@@ -16,7 +16,7 @@ import type { RunRecord } from '../reports/schema.js';
 export async function runTabular(suite: SuiteFile, seeds: number[], filter: RegExp | undefined, o: { backend?: string; out?: string; resume?: boolean; list?: boolean }): Promise<number> {
   const c = suite.tabular!;
   const cases = tabularCases(c, seeds).filter((k) => !filter || filter.test(tabularLabel(k)));
-  const widths = (c.widthScaling?.features ?? []).flatMap((f) => (['sparse', 'dense'] as const).map((a) => ({ f, a, label: `width ${f} features | row interaction ${a}` }))).filter((w) => !filter || filter.test(w.label));
+  const widths = (c.widthScaling?.features ?? []).flatMap((f) => (['sparse', 'dense'] as const).map((a) => ({ f, a, label: widthLabel(f, a) }))).filter((w) => !filter || filter.test(w.label));
   if (o.list) {
     console.log(formatTable(['case'], [...cases.map((k) => [tabularLabel(k)]), ...widths.map((w) => [w.label])]));
     console.log(`\n${cases.length + widths.length} cases in suite ${suite.name}`);
@@ -31,6 +31,7 @@ export async function runTabular(suite: SuiteFile, seeds: number[], filter: RegE
   const records: RunRecord[] = [];
   const t0 = performance.now();
   let done = 0;
+  let lastEmit = t0;
   const step = async (id: string, label: string, run: () => Promise<RunRecord>): Promise<void> => {
     const path = recordPath(outDir, id);
     const old = o.resume && existsSync(path) ? loadRecord(path) : undefined;
@@ -42,10 +43,14 @@ export async function runTabular(suite: SuiteFile, seeds: number[], filter: RegE
     records.push(r);
     done++;
     process.stderr.write(r.metrics.width ? ` ${fmt(r.metrics.latency[0]!.medianMs, 2)} ms\n` : ` acc ${fmt(r.metrics.accuracy, 4)} auc ${fmt(r.metrics.tabular!.rocAuc, 4)} (${fmt(r.wallTimeSeconds, 1)} s)\n`);
-    emitReport(outDir, suite.name, fp, records);
+    // Every record is already safe in runs/; the report is rebuilt every 10 s, not after each of ~250 cheap cases.
+    if (performance.now() - lastEmit > 10_000) {
+      emitReport(outDir, suite.name, fp, records);
+      lastEmit = performance.now();
+    }
   };
   for (const k of cases) await step(tabularCaseId(suite.name, c, k, backend), tabularLabel(k), () => runTabularCase(suite.name, c, k, backend, fp));
-  for (const w of widths) await step(`width-${w.f}-${w.a}-${backend}`, w.label, () => runWidthCase(suite.name, c.widthScaling!, w.f, w.a, backend, fp));
+  for (const w of widths) await step(widthCaseId(suite.name, c.widthScaling!, w.f, w.a, backend), w.label, () => runWidthCase(suite.name, c.widthScaling!, w.f, w.a, backend, fp));
   const paths = emitReport(outDir, suite.name, fp, records);
   const report = { schemaVersion: 1, suite: suite.name, createdAt: new Date().toISOString(), fingerprint: fp, records };
   const html = join(outDir, 'leaderboard.html');

@@ -217,13 +217,23 @@ function emptyMetrics(): Metrics {
 }
 
 const tableCache = new Map<string, RawTable>();
+let lastTask: { key: string; task: ReturnType<typeof makeTask> } | undefined;
+
+/** Cases run model after model on one (table, fold, seed): split and preprocess once for all of them. */
+function cachedTask(c: TabularConfig, k: TabularCase): ReturnType<typeof makeTask> {
+  const key = canonical({ table: k.table, fold: k.fold, seed: k.seed, folds: c.folds, maxTrainRows: c.maxTrainRows, maxTestRows: c.maxTestRows, maxClasses: c.maxClasses });
+  if (lastTask?.key !== key) {
+    let table = tableCache.get(k.table);
+    if (!table) tableCache.set(k.table, (table = loadShipped(k.table, { maxClasses: c.maxClasses, classPolicy: 'top' })));
+    lastTask = { key, task: makeTask(table, c, k.fold, k.seed) };
+  }
+  return lastTask.task;
+}
 
 export async function runTabularCase(suite: string, c: TabularConfig, k: TabularCase, backend: string, fp: Fingerprint): Promise<RunRecord> {
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
-  let table = tableCache.get(k.table);
-  if (!table) tableCache.set(k.table, (table = loadShipped(k.table, { maxClasses: c.maxClasses, classPolicy: 'top' })));
-  const task = makeTask(table, c, k.fold, k.seed);
+  const task = cachedTask(c, k);
   const model = buildTabularModel(k.model, k.seed);
   const p0 = performance.now();
   const p = await model.predictProba(task);
@@ -247,6 +257,12 @@ export async function runTabularCase(suite: string, c: TabularConfig, k: Tabular
     diagnostics: {}, fallbackKernels: { total: 0, byKernel: {} },
     wallTimeSeconds: (performance.now() - t0) / 1000, startedAt, finishedAt: new Date().toISOString(),
   };
+}
+
+export const widthLabel = (features: number, rowAttention: string): string => `width ${features} features | row interaction ${rowAttention}`;
+
+export function widthCaseId(suite: string, c: NonNullable<TabularConfig['widthScaling']>, features: number, rowAttention: string, backend: string): string {
+  return createHash('sha256').update(canonical({ suite, c, features, rowAttention, backend })).digest('hex').slice(0, 16);
 }
 
 /** Width scaling: one forward of the row-interaction stage for `rows` rows at each feature count. */
@@ -276,9 +292,8 @@ export async function runWidthCase(suite: string, c: NonNullable<TabularConfig['
   for (const v of net.vars) v.dispose();
   cells.dispose();
   const median = quantile(samples, 0.5);
-  const label = `width ${features} features | row interaction ${rowAttention}`;
   return {
-    schemaVersion: SCHEMA_VERSION, runId: createHash('sha256').update(canonical({ suite, c, features, rowAttention, backend })).digest('hex').slice(0, 16), suite, label,
+    schemaVersion: SCHEMA_VERSION, runId: widthCaseId(suite, c, features, rowAttention, backend), suite, label: widthLabel(features, rowAttention),
     task: { name: 'width-scaling', params: { features, rows: c.rows } },
     model: { name: rowAttention === 'sparse' ? 'orion-msp' : 'dense-icl', size: 'row-interaction', params: { rowAttention }, parameterCount: net.parameterCount },
     train: {}, optimizer: {}, latencyConfig: { timeMs: c.timeMs, minSamples: c.minSamples }, seed: 0, backend, fingerprint: fp, gitSha: fp.gitSha,

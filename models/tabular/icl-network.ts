@@ -13,7 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { blockSparseAttention } from '../../kernels/block-sparse.js';
-import { bigBirdLayout, denseLayout, type BlockLayout } from '../../kernels/layout.js';
+import type { BlockLayout } from '../../kernels/layout.js';
+import { fullLayout, layoutFor, LAYOUT_DEFAULTS, type LayoutSpec } from '../../kernels/attention.js';
 import { gatherRows, gelu, layerNorm, rope } from '../../kernels/ops.js';
 import { ParamFactory, uniquePrefix } from '../init.js';
 import { ParamError, enumParam, intParam, rejectUnknown } from '../../datasets/params.js';
@@ -73,20 +74,6 @@ type V = tf.Variable;
 interface Attn { lnq: [V, V]; lnk?: [V, V]; wq: V; wk: V; wv: V; wo: V; bo: V }
 interface Ffn { ln: [V, V]; w1: V; b1: V; w2: V; b2: V }
 interface Block { attn: Attn; ffn: Ffn }
-
-const layoutCache = new Map<string, BlockLayout>();
-function cachedLayout(key: string, make: () => BlockLayout): BlockLayout {
-  let l = layoutCache.get(key);
-  if (!l) layoutCache.set(key, (l = make()));
-  return l;
-}
-
-/** Full (non-causal) cross layout Lq x Lk. */
-export function fullLayout(Lq: number, Lk: number): BlockLayout {
-  const Bq = Math.min(64, Lq);
-  const Bk = Math.min(64, Lk);
-  return cachedLayout(`full:${Lq}:${Lk}`, () => denseLayout({ Lq, Lk, Bq, Bk, causal: false }));
-}
 
 export class IclNetwork {
   private readonly f: ParamFactory;
@@ -203,14 +190,11 @@ export class IclNetwork {
     return tf.add(x, IclNetwork.lin(gelu(IclNetwork.lin(h, f.w1, f.b1)), f.w2, f.b2)) as tf.Tensor3D;
   }
 
-  /** The row-interaction layout for L tokens (CLS first). */
+  /** The row-interaction layout for L tokens (CLS first): bidirectional, from the shared layout specs. */
   rowLayout(L: number): BlockLayout {
     const c = this.c;
-    const B = Math.min(c.block, L);
-    return c.rowAttention === 'dense'
-      ? cachedLayout(`row-dense:${L}:${B}`, () => denseLayout({ Lq: L, Lk: L, Bq: B, Bk: B, causal: false }))
-      : cachedLayout(`row-sparse:${L}:${B}:${c.windowBlocks}:${c.globalBlocks}:${c.randomBlocks}`, () =>
-          bigBirdLayout({ Lq: L, Lk: L, Bq: B, Bk: B, causal: false }, { windowBlocks: c.windowBlocks, globalBlocks: c.globalBlocks, randomBlocks: c.randomBlocks, seed: 0 }));
+    const spec: LayoutSpec = { ...LAYOUT_DEFAULTS, kind: c.rowAttention === 'dense' ? 'dense' : 'bigbird', block: c.block, windowBlocks: c.windowBlocks, globalBlocks: c.globalBlocks, randomBlocks: c.randomBlocks, seed: 0 };
+    return layoutFor(spec, L, false);
   }
 
   /** Stage 1: x [T, n, F] -> cell embeddings [T*n, F, dCol]; inducing points read the first nTrain rows only. */
