@@ -2,7 +2,8 @@
 // `npm run bundle [-- --out DIR]`: an offline folder (default dist/tabrecall) that runs with a bare
 // `node` on a host with no npm and no network, such as a lent GPU machine:
 //   bin/bench.mjs        the CLI (same flags as npm run bench), suites next to it
-//   bin/pretrain.mjs     tabular ICL pretraining (same flags as npm run pretrain)
+//   bin/pretrain.mjs     tabular ICL pretraining (same flags as npm run pretrain; bin/prior-worker.mjs
+//                        draws prior batches in worker threads)
 //   bin/test-gpu.mjs     the kernel/operator/model tests on cuda (vitest-compatible shim)
 //   native/, cuda/       sources + build scripts of both libraries (built there: node native/build.mjs,
 //                        node cuda/build.mjs), found by the CLI at native/build and cuda/build
@@ -28,14 +29,14 @@ try {
 } catch {}
 
 await build({
-  entryPoints: { bench: join(root, 'scripts/bench.ts'), pretrain: join(root, 'scripts/pretrain.ts'), 'test-gpu': join(root, 'tests/offline/run-gpu-tests.ts') },
+  entryPoints: { bench: join(root, 'scripts/bench.ts'), pretrain: join(root, 'scripts/pretrain.ts'), 'test-gpu': join(root, 'tests/offline/run-gpu-tests.ts'), 'prior-worker': join(root, 'datasets/tabular/prior-worker.ts') },
   outdir: join(out, 'bin'),
   outExtension: { '.js': '.mjs' },
   bundle: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['koffi', '@tensorflow/tfjs-node', '@tensorflow/tfjs-backend-wasm', 'playwright-core', 'onnxruntime-node'],
+  external: ['koffi', 'esbuild', '@tensorflow/tfjs-node', '@tensorflow/tfjs-backend-wasm', 'playwright-core', 'onnxruntime-node'],
   alias: { vitest: join(root, 'tests/offline/vitest-shim.ts') },
   // Bundled CommonJS (tfjs) needs require() in an ES module.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },

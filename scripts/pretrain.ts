@@ -1,6 +1,9 @@
 /**
  * `npm run pretrain -- --model orion-msp|dense-icl --steps N [--out DIR] [--seed 0] [--batch 8] [--lr 1e-3]
- *  [--every 100] [--resume] [--backend auto]`: pretrain a tabular ICL model on the synthetic prior.
+ *  [--every 100] [--resume] [--backend auto] [--config JSON] [--prior JSON] [--workers 0]`: pretrain a
+ * tabular ICL model on the synthetic prior. --config overrides the network's size (IclConfig keys),
+ * --prior the prior's ranges (PriorConfig keys); both are recorded in the checkpoint, and a resumed
+ * run takes them from there. --workers N draws prior batches ahead in N worker threads.
  * Each step draws a fresh batch of prior tables (deterministic in seed and step, so a resumed run
  * continues exactly); the loss is cross-entropy on the tables' test rows. Checkpoints (weights,
  * optimizer state, loss curve, provenance) are written every --every steps and at the end.
@@ -11,7 +14,9 @@ import { args, main, UsageError } from './cli.js';
 import { useBackend, BACKEND_NAMES, backendInfo } from '../kernels/backend.js';
 import { pretrainStep } from '../suites/pretrain.js';
 import { AdamW, OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
-import { sampleBatch, PRIOR_DEFAULTS } from '../datasets/tabular/prior.js';
+import { parsePriorConfig, type PriorConfig } from '../datasets/tabular/prior.js';
+import { PriorPool } from '../datasets/tabular/prior-pool.js';
+import { ParamError } from '../datasets/params.js';
 import { ICL_MODELS, buildIclNetwork } from '../models/tabular/registry.js';
 import { loadCheckpoint, saveCheckpoint } from '../models/tabular/checkpoint.js';
 import { fingerprint } from '../reports/fingerprint.js';
@@ -28,7 +33,26 @@ main(async () => {
     every: { type: 'string', default: '100' },
     backend: { type: 'string', default: 'auto' },
     resume: { type: 'boolean', default: false },
+    config: { type: 'string' },
+    prior: { type: 'string' },
+    workers: { type: 'string', default: '0' },
   });
+  const json = (name: string, v: string | undefined): Record<string, unknown> => {
+    if (v === undefined) return {};
+    try {
+      const o = JSON.parse(v) as unknown;
+      if (o && typeof o === 'object' && !Array.isArray(o)) return o as Record<string, unknown>;
+    } catch {}
+    throw new UsageError(`--${name}: must be a JSON object, got ${JSON.stringify(v)}`);
+  };
+  const guard = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof ParamError) throw new UsageError(e.message);
+      throw e;
+    }
+  };
   const model = o.model;
   if (!model || !(ICL_MODELS as readonly string[]).includes(model)) throw new UsageError(`--model: must be one of ${ICL_MODELS.join(', ')}; got ${JSON.stringify(model)}`);
   const int = (name: string, v: string | undefined, min: number): number => {
@@ -40,6 +64,9 @@ main(async () => {
   const seed = int('seed', o.seed, 0);
   const batch = int('batch', o.batch, 1);
   const every = int('every', o.every, 1);
+  const workers = int('workers', o.workers, 0);
+  let prior: PriorConfig = guard(() => parsePriorConfig('--prior', json('prior', o.prior)));
+  const configOverrides = json('config', o.config);
   const lr = Number(o.lr);
   if (!(lr > 0 && lr < 1)) throw new UsageError(`--lr: must be a number in (0, 1), got ${JSON.stringify(o.lr)}`);
   if (!(BACKEND_NAMES as readonly string[]).includes(o.backend!)) throw new UsageError(`--backend: unknown backend ${JSON.stringify(o.backend)}; allowed: ${BACKEND_NAMES.join(', ')}`);
@@ -52,6 +79,7 @@ main(async () => {
   let trainSeconds = 0;
   let lossCurve: [number, number][] = [];
   let optState;
+  let earlierCommand: string | undefined;
   if (o.resume && existsSync(join(out, 'model.json'))) {
     const c = loadCheckpoint(out);
     if (c.meta.model !== model || c.meta.seed !== seed) throw new UsageError(`--resume: ${out} holds ${c.meta.model} seed ${c.meta.seed}, not ${model} seed ${seed}`);
@@ -60,23 +88,30 @@ main(async () => {
     trainSeconds = c.meta.trainSeconds;
     lossCurve = c.meta.lossCurve;
     optState = c.optimizer;
+    earlierCommand = c.meta.command;
+    if (o.config !== undefined || o.prior !== undefined) throw new UsageError('--resume: the network and prior come from the checkpoint; drop --config and --prior');
+    prior = guard(() => parsePriorConfig('checkpoint.prior', c.meta.prior));
     process.stderr.write(`pretrain: resuming ${model} at step ${start} from ${out}\n`);
-  } else net = buildIclNetwork(model, seed);
+  } else net = guard(() => buildIclNetwork(model, seed, configOverrides));
   const opt = new AdamW(net.vars, optCfg, steps);
   if (optState) opt.importState(optState);
-  const command = `npm run pretrain -- --model ${model} --steps ${steps} --seed ${seed} --batch ${batch} --lr ${lr} --backend ${o.backend}`;
+  const quote = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
+  const thisCommand = `npm run pretrain -- --model ${model} --steps ${steps} --seed ${seed} --batch ${batch} --lr ${lr} --backend ${o.backend}${o.config ? ` --config ${quote(o.config)}` : ''}${o.prior ? ` --prior ${quote(o.prior)}` : ''}`;
+  // A resumed run is the earlier command continued: both are kept, so the checkpoint says how it was made.
+  const command = earlierCommand ? `${earlierCommand} && ${thisCommand} --resume` : thisCommand;
   const save = (step: number): void =>
     saveCheckpoint(out, net, {
       model, seed, step, trainSeconds, backend, command, gitSha: fingerprint(backend, backendInfo()).gitSha, createdAt: new Date().toISOString(),
-      prior: { ...PRIOR_DEFAULTS }, optimizer: { ...optCfg, totalSteps: steps }, batchTables: batch, lossCurve,
+      prior: { ...prior }, optimizer: { ...optCfg, totalSteps: steps }, batchTables: batch, lossCurve,
     }, opt.exportState());
 
   process.stderr.write(`pretrain: ${model}, ${net.parameterCount} parameters, steps ${start}..${steps}, batch ${batch} tables, backend ${backend}, out ${out}\n`);
+  const pool = await PriorPool.create(seed, batch, prior, workers, start);
   let window: number[] = [];
   let t0 = performance.now();
   const sessionStart = t0;
   for (let step = start; step < steps; step++) {
-    const loss = await pretrainStep(net, opt, sampleBatch(seed, step, batch));
+    const loss = await pretrainStep(net, opt, await pool.next(step));
     if (!Number.isFinite(loss)) throw new Error(`pretrain: loss is ${loss} at step ${step}; lower --lr`);
     window.push(loss);
     const done = step + 1;
@@ -93,6 +128,7 @@ main(async () => {
     }
     if (done % every === 0 || done === steps) save(done);
   }
+  await pool.close();
   console.log(`pretrain: ${model} done, ${steps} steps, ${trainSeconds.toFixed(0)} s training; checkpoint ${out}`);
   return 0;
 });

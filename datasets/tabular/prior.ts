@@ -8,6 +8,7 @@
 import { Rng } from '../rng.js';
 import type { IclTask } from './types.js';
 import { CLIP_Z } from './preprocess.js';
+import { ParamError, intParam, numParam, rejectUnknown } from '../params.js';
 
 export interface PriorConfig {
   minRows: number;
@@ -27,6 +28,27 @@ export const PRIOR_DEFAULTS: PriorConfig = {
 };
 
 export type PriorKind = keyof PriorConfig['mix'];
+
+/** Defaults overridden by `given` (e.g. `npm run pretrain -- --prior '{"maxFeatures":100}'`), validated. */
+export function parsePriorConfig(where: string, given: Record<string, unknown>): PriorConfig {
+  rejectUnknown(where, given, Object.keys(PRIOR_DEFAULTS));
+  const g = { ...PRIOR_DEFAULTS, ...given } as Record<string, unknown>;
+  const int = (k: string, lo: number, hi: number): number => intParam(where, k, g[k], lo, hi);
+  const mixIn = (g.mix ?? {}) as Record<string, unknown>;
+  if (typeof mixIn !== 'object' || Array.isArray(mixIn)) throw new ParamError(`${where}.mix`, 'must be an object {mlp, tree, linear} of shares');
+  rejectUnknown(`${where}.mix`, mixIn, Object.keys(PRIOR_DEFAULTS.mix));
+  const m = { ...PRIOR_DEFAULTS.mix, ...mixIn } as Record<string, unknown>;
+  const mix = { mlp: numParam(`${where}.mix`, 'mlp', m.mlp, 0, 1e6), tree: numParam(`${where}.mix`, 'tree', m.tree, 0, 1e6), linear: numParam(`${where}.mix`, 'linear', m.linear, 0, 1e6) };
+  if (!(mix.mlp + mix.tree + mix.linear > 0)) throw new ParamError(`${where}.mix`, 'shares must not all be 0');
+  const c: PriorConfig = {
+    minRows: int('minRows', 8, 1 << 20), maxRows: int('maxRows', 8, 1 << 20), minFeatures: int('minFeatures', 1, 1 << 16), maxFeatures: int('maxFeatures', 1, 1 << 16),
+    maxClasses: int('maxClasses', 2, 100), minClassShare: numParam(where, 'minClassShare', g.minClassShare, 0, 0.5), mix,
+  };
+  if (c.maxRows < c.minRows) throw new ParamError(`${where}.maxRows`, `must be >= minRows (${c.minRows}), got ${c.maxRows}`);
+  if (c.maxFeatures < c.minFeatures) throw new ParamError(`${where}.maxFeatures`, `must be >= minFeatures (${c.minFeatures}), got ${c.maxFeatures}`);
+  if (c.minClassShare * c.maxClasses > 1) throw new ParamError(`${where}.minClassShare`, `times maxClasses must be <= 1, got ${c.minClassShare} x ${c.maxClasses}`);
+  return c;
+}
 
 export interface PriorTable extends IclTask {
   kind: PriorKind;
@@ -56,7 +78,9 @@ function generate(rng: Rng, kind: PriorKind, n: number, F: number): { X: Float64
   if (kind === 'mlp') {
     // Random MLP SCM: causes flow through 2-4 layers; features and target are nodes picked anywhere.
     const layers = rng.int(2, 5);
-    const width = Math.max(F + 1, rng.int(8, 33));
+    // Features and target are F + 1 distinct nodes of the layers after the first, so those layers need
+    // F + 1 nodes in all (not each): wide tables stay cheap to generate.
+    const width = Math.max(Math.ceil((F + 1) / (layers - 1)), rng.int(8, 33));
     const noise = 0.01 + 0.3 * rng.float();
     const act = ACTS[rng.int(0, ACTS.length)]!;
     const W: Float64Array[] = [];
