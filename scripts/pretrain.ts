@@ -1,9 +1,10 @@
 /**
  * `npm run pretrain -- --model orion-msp|dense-icl --steps N [--out DIR] [--seed 0] [--batch 8] [--lr 1e-3]
- *  [--every 100] [--resume] [--backend auto] [--config JSON] [--prior JSON] [--workers 0]`: pretrain a
+ *  [--every 100] [--resume] [--backend auto] [--config JSON] [--prior JSON] [--workers 0] [--profile]`: pretrain a
  * tabular ICL model on the synthetic prior. --config overrides the network's size (IclConfig keys),
  * --prior the prior's ranges (PriorConfig keys); both are recorded in the checkpoint, and a resumed
- * run takes them from there. --workers N draws prior batches ahead in N worker threads.
+ * run takes them from there. --workers N draws prior batches ahead in N worker threads. --profile
+ * times every kernel of the first step (synchronising after each) and prints the costliest.
  * Each step draws a fresh batch of prior tables (deterministic in seed and step, so a resumed run
  * continues exactly); the loss is cross-entropy on the tables' test rows. Checkpoints (weights,
  * optimizer state, loss curve, provenance) are written every --every steps and at the end.
@@ -14,13 +15,36 @@ import { args, main, UsageError } from './cli.js';
 import { useBackend, BACKEND_NAMES, backendInfo } from '../kernels/backend.js';
 import { pretrainStep } from '../suites/pretrain.js';
 import { AdamW, OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
-import { parsePriorConfig, type PriorConfig } from '../datasets/tabular/prior.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { parsePriorConfig, type PriorBatch, type PriorConfig } from '../datasets/tabular/prior.js';
 import { PriorPool } from '../datasets/tabular/prior-pool.js';
 import { ParamError } from '../datasets/params.js';
 import { ICL_MODELS, buildIclNetwork } from '../models/tabular/registry.js';
 import { loadCheckpoint, saveCheckpoint } from '../models/tabular/checkpoint.js';
 import { fingerprint } from '../reports/fingerprint.js';
 import type { IclNetwork } from '../models/tabular/icl-network.js';
+
+/** One step under tf.profile: per-kernel time (the backend synchronises after each kernel), summed by name. */
+async function profiledStep(net: IclNetwork, opt: AdamW, b: PriorBatch): Promise<number> {
+  let loss = NaN;
+  const t0 = performance.now();
+  const info = await tf.profile(async () => {
+    loss = await pretrainStep(net, opt, b);
+  });
+  const wall = performance.now() - t0;
+  const by = new Map<string, { ms: number; n: number }>();
+  for (const k of info.kernels) {
+    const e = by.get(k.name) ?? { ms: 0, n: 0 };
+    e.ms += Number(k.kernelTimeMs) || 0;
+    e.n++;
+    by.set(k.name, e);
+  }
+  const rows = [...by].sort((a, b) => b[1].ms - a[1].ms);
+  const total = rows.reduce((s, [, e]) => s + e.ms, 0);
+  process.stderr.write(`profile: step of ${b.tables.length} tables x ${b.nRows} rows x ${b.nFeatures} features, ${info.kernels.length} kernels, ${total.toFixed(1)} ms in kernels, ${wall.toFixed(1)} ms wall\n`);
+  for (const [name, e] of rows.slice(0, 25)) process.stderr.write(`  ${name.padEnd(28)} ${e.ms.toFixed(1).padStart(9)} ms  x${e.n}\n`);
+  return loss;
+}
 
 main(async () => {
   const { values: o } = args({
@@ -36,6 +60,7 @@ main(async () => {
     config: { type: 'string' },
     prior: { type: 'string' },
     workers: { type: 'string', default: '0' },
+    profile: { type: 'boolean', default: false },
   });
   const json = (name: string, v: string | undefined): Record<string, unknown> => {
     if (v === undefined) return {};
@@ -111,7 +136,8 @@ main(async () => {
   let t0 = performance.now();
   const sessionStart = t0;
   for (let step = start; step < steps; step++) {
-    const loss = await pretrainStep(net, opt, await pool.next(step));
+    const batchNow = await pool.next(step);
+    const loss = o.profile && step === start ? await profiledStep(net, opt, batchNow) : await pretrainStep(net, opt, batchNow);
     if (!Number.isFinite(loss)) throw new Error(`pretrain: loss is ${loss} at step ${step}; lower --lr`);
     window.push(loss);
     const done = step + 1;
