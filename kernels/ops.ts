@@ -82,3 +82,18 @@ export function causalDepthwiseConv(x: tf.Tensor3D, w: tf.Tensor2D, b: tf.Tensor
     return y as tf.Tensor3D;
   });
 }
+
+/**
+ * A parameter x [...] repeated along new leading axes to [...lead, ...x.shape]. Same values as
+ * tf.broadcastTo, but the gradient is one sum over the leading axes: tfjs differentiates broadcastTo
+ * through Tile, whose gradient slices and adds once per repetition (tens of thousands of kernels for
+ * a per-row CLS token, which made ICL pretraining launch-bound on the GPU).
+ */
+export function repeatParam(x: tf.Tensor, lead: number[]): tf.Tensor {
+  const shape = [...lead, ...x.shape];
+  const f = tf.customGrad((p: tf.Tensor | tf.GradSaveFunc) => ({
+    value: tf.broadcastTo(p as tf.Tensor, shape),
+    gradFunc: (dy: tf.Tensor) => tf.sum(tf.reshape(dy, [-1, ...x.shape]), 0),
+  }));
+  return f(x);
+}

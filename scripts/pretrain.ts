@@ -1,10 +1,12 @@
 /**
  * `npm run pretrain -- --model orion-msp|dense-icl --steps N [--out DIR] [--seed 0] [--batch 8] [--lr 1e-3]
- *  [--every 100] [--resume] [--backend auto] [--config JSON] [--prior JSON] [--workers 0] [--profile]`: pretrain a
+ *  [--every 100] [--resume] [--backend auto] [--config JSON] [--prior JSON] [--workers 0] [--profile] [--init DIR]`: pretrain a
  * tabular ICL model on the synthetic prior. --config overrides the network's size (IclConfig keys),
  * --prior the prior's ranges (PriorConfig keys); both are recorded in the checkpoint, and a resumed
  * run takes them from there. --workers N draws prior batches ahead in N worker threads. --profile
- * times every kernel of the first step (synchronising after each) and prints the costliest.
+ * times every kernel of the first step (synchronising after each) and prints the costliest. --init
+ * DIR starts from a checkpoint's weights (its network config; fresh optimizer, step count and prior),
+ * and the new checkpoint records where it started (initFrom).
  * Each step draws a fresh batch of prior tables (deterministic in seed and step, so a resumed run
  * continues exactly); the loss is cross-entropy on the tables' test rows. Checkpoints (weights,
  * optimizer state, loss curve, provenance) are written every --every steps and at the end.
@@ -20,7 +22,7 @@ import { parsePriorConfig, type PriorBatch, type PriorConfig } from '../datasets
 import { PriorPool } from '../datasets/tabular/prior-pool.js';
 import { ParamError } from '../datasets/params.js';
 import { ICL_MODELS, buildIclNetwork } from '../models/tabular/registry.js';
-import { loadCheckpoint, saveCheckpoint } from '../models/tabular/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../models/tabular/checkpoint.js';
 import { fingerprint } from '../reports/fingerprint.js';
 import type { IclNetwork } from '../models/tabular/icl-network.js';
 
@@ -61,6 +63,7 @@ main(async () => {
     prior: { type: 'string' },
     workers: { type: 'string', default: '0' },
     profile: { type: 'boolean', default: false },
+    init: { type: 'string' },
   });
   const json = (name: string, v: string | undefined): Record<string, unknown> => {
     if (v === undefined) return {};
@@ -105,6 +108,9 @@ main(async () => {
   let lossCurve: [number, number][] = [];
   let optState;
   let earlierCommand: string | undefined;
+  let initFrom: CheckpointMeta['initFrom'];
+  if (o.init !== undefined && o.resume) throw new UsageError('--init: starts a new run from a checkpoint; --resume continues one; give one of them');
+  if (o.init !== undefined && o.config !== undefined) throw new UsageError('--init: the network config comes from the initial checkpoint; drop --config');
   if (o.resume && existsSync(join(out, 'model.json'))) {
     const c = loadCheckpoint(out);
     if (c.meta.model !== model || c.meta.seed !== seed) throw new UsageError(`--resume: ${out} holds ${c.meta.model} seed ${c.meta.seed}, not ${model} seed ${seed}`);
@@ -116,18 +122,25 @@ main(async () => {
     earlierCommand = c.meta.command;
     if (o.config !== undefined || o.prior !== undefined) throw new UsageError('--resume: the network and prior come from the checkpoint; drop --config and --prior');
     prior = guard(() => parsePriorConfig('checkpoint.prior', c.meta.prior));
+    initFrom = c.meta.initFrom;
     process.stderr.write(`pretrain: resuming ${model} at step ${start} from ${out}\n`);
+  } else if (o.init !== undefined) {
+    const c = guard(() => loadCheckpoint(resolve(o.init!), { rowAttention: model === 'orion-msp' ? 'sparse' : 'dense' }));
+    net = c.net;
+    const m = c.meta;
+    initFrom = { dir: o.init, model: m.model, step: m.step, trainSeconds: m.trainSeconds + (m.initFrom?.trainSeconds ?? 0), backend: m.backend, command: m.command, gitSha: m.gitSha };
+    process.stderr.write(`pretrain: starting from ${o.init} (${m.model}, step ${m.step})\n`);
   } else net = guard(() => buildIclNetwork(model, seed, configOverrides));
   const opt = new AdamW(net.vars, optCfg, steps);
   if (optState) opt.importState(optState);
   const quote = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;
-  const thisCommand = `npm run pretrain -- --model ${model} --steps ${steps} --seed ${seed} --batch ${batch} --lr ${lr} --backend ${o.backend}${o.config ? ` --config ${quote(o.config)}` : ''}${o.prior ? ` --prior ${quote(o.prior)}` : ''}`;
+  const thisCommand = `npm run pretrain -- --model ${model} --steps ${steps} --seed ${seed} --batch ${batch} --lr ${lr} --backend ${o.backend}${o.config ? ` --config ${quote(o.config)}` : ''}${o.prior ? ` --prior ${quote(o.prior)}` : ''}${o.init ? ` --init ${quote(o.init)}` : ''}`;
   // A resumed run is the earlier command continued: both are kept, so the checkpoint says how it was made.
   const command = earlierCommand ? `${earlierCommand} && ${thisCommand} --resume` : thisCommand;
   const save = (step: number): void =>
     saveCheckpoint(out, net, {
       model, seed, step, trainSeconds, backend, command, gitSha: fingerprint(backend, backendInfo()).gitSha, createdAt: new Date().toISOString(),
-      prior: { ...prior }, optimizer: { ...optCfg, totalSteps: steps }, batchTables: batch, lossCurve,
+      prior: { ...prior }, optimizer: { ...optCfg, totalSteps: steps }, batchTables: batch, lossCurve, ...(initFrom ? { initFrom } : {}),
     }, opt.exportState());
 
   process.stderr.write(`pretrain: ${model}, ${net.parameterCount} parameters, steps ${start}..${steps}, batch ${batch} tables, backend ${backend}, out ${out}\n`);

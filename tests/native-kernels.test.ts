@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend, fallbackCounts, resetFallbackCounts } from '../kernels/backend.js';
 import { Rng } from '../datasets/rng.js';
 import { gelu, layerNorm } from '../kernels/fused.js';
+import { repeatParam } from '../kernels/ops.js';
 import { BACKEND } from './under-test.js';
 
 const RTOL = 1e-4;
@@ -170,6 +171,21 @@ describe('fused ops', () => {
       await same((x, g, b) => tf.grads((x, g, b) => tf.sum(tf.mul(layerNorm(x!, g as tf.Tensor1D, b as tf.Tensor1D), tf.range(0, tf.util.sizeFromShape(shape)).reshape(shape))))([x, g, b]), inputs);
       await same((x) => gelu(x), () => [randTensor(rng, shape)]);
       await same((x) => tf.grad((x) => tf.sum(tf.mul(gelu(x), x)))(x), () => [randTensor(rng, shape)]);
+    }
+  });
+  it('repeatParam: values and gradient equal broadcastTo autodiff on tfjs-cpu (gradient: one sum, not a slice per repetition)', async () => {
+    const w = randTensor(rng, [5, 3, 4]);
+    // cpu: tf.broadcastTo (Tile's gradient); BACKEND: repeatParam.
+    const ref = (useRepeat: boolean) => (p: tf.Tensor) => (useRepeat ? repeatParam(p, [5]) : tf.broadcastTo(p, [5, 3, 4]));
+    for (const useRepeat of [false, true]) {
+      await tf.setBackend('cpu');
+      const p = tf.tensor(Float32Array.from({ length: 12 }, () => rng.normal()), [3, 4]);
+      const want = [ref(false)(p), tf.grad((p) => tf.sum(tf.mul(ref(false)(p), w)))(p)].map((t) => Array.from(t.dataSync()));
+      await tf.setBackend(BACKEND);
+      const pb = tf.tensor(p.dataSync(), [3, 4]);
+      const wb = tf.tensor(w.dataSync(), w.shape);
+      const got = [ref(useRepeat)(pb), tf.grad((p) => tf.sum(tf.mul(ref(useRepeat)(p), wb)))(pb)].map((t) => Array.from(t.dataSync()));
+      got.forEach((g, i) => g.forEach((v, j) => expect(Math.abs(v - want[i]![j]!)).toBeLessThanOrEqual(ATOL + RTOL * Math.abs(want[i]![j]!))));
     }
   });
 });

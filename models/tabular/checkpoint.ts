@@ -29,6 +29,8 @@ export interface CheckpointMeta {
   lossCurve: [number, number][];
   tensors: { shape: number[] }[];
   optimizerStep?: number;
+  /** Set when the run started from another checkpoint's weights (pretrain --init); trainSeconds there includes its own start. */
+  initFrom?: { dir: string; model: string; step: number; trainSeconds: number; backend: string; command: string; gitSha: string };
 }
 
 function concat(arrays: Float32Array[]): Uint8Array {

@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { blockSparseAttention } from '../../kernels/block-sparse.js';
 import type { BlockLayout } from '../../kernels/layout.js';
 import { fullLayout, layoutFor, LAYOUT_DEFAULTS, type LayoutSpec } from '../../kernels/attention.js';
-import { gatherRows, gelu, layerNorm, rope } from '../../kernels/ops.js';
+import { gatherRows, gelu, layerNorm, repeatParam, rope } from '../../kernels/ops.js';
 import { ParamFactory, uniquePrefix } from '../init.js';
 import { ParamError, enumParam, intParam, rejectUnknown } from '../../datasets/params.js';
 
@@ -205,7 +205,7 @@ export class IclNetwork {
     let e = IclNetwork.lin(cells, this.cellW, this.cellB) as tf.Tensor3D;
     for (const blk of this.isab) {
       const train = tf.slice(e, [0, 0, 0], [T * F, nTrain, d]) as tf.Tensor3D;
-      let h = tf.broadcastTo(this.inducing, [T * F, this.c.inducing, d]) as tf.Tensor3D;
+      let h = repeatParam(this.inducing, [T * F]) as tf.Tensor3D;
       h = this.ffn(blk.toInducing.ffn, this.mha(blk.toInducing.attn, h, train, this.c.colHeads));
       e = this.ffn(blk.fromInducing.ffn, this.mha(blk.fromInducing.attn, e, h, this.c.colHeads));
     }
@@ -224,7 +224,7 @@ export class IclNetwork {
         const counts = tf.tensor3d(Float32Array.from({ length: G }, (_, g) => 1 / Math.min(s, F - g * s)), [1, G, 1]);
         tok = tf.mul(tf.sum(tf.reshape(padded, [R, G, s, d]), 2), counts) as tf.Tensor3D;
       }
-      let x = tf.concat([tf.broadcastTo(this.clsTok[si]!, [R, c.cls, d]), tok], 1) as tf.Tensor3D;
+      let x = tf.concat([repeatParam(this.clsTok[si]!, [R]), tok], 1) as tf.Tensor3D;
       const layout = this.rowLayout(x.shape[1]);
       for (const b of this.rowBlocks[si]!) x = this.ffn(b.ffn, this.mha(b.attn, x, x, c.rowHeads, { layout, rope: true }));
       return tf.reshape(tf.slice(x, [0, 0, 0], [R, c.cls, d]), [R, c.cls * d]);
@@ -239,7 +239,7 @@ export class IclNetwork {
     const c = this.c;
     const train = (x: tf.Tensor3D): tf.Tensor3D => tf.slice(x, [0, 0, 0], [T, nTrain, D]) as tf.Tensor3D;
     // Perceiver memory: written by train rows only, read by all.
-    let mem = tf.broadcastTo(this.latents, [T, c.latents, D]) as tf.Tensor3D;
+    let mem = repeatParam(this.latents, [T]) as tf.Tensor3D;
     mem = this.ffn(this.write.ffn, this.mha(this.write.attn, mem, train(rows), c.iclHeads));
     let h = this.ffn(this.read.ffn, this.mha(this.read.attn, rows, mem, c.iclHeads));
     // Label injection on train rows.
