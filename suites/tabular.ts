@@ -35,6 +35,8 @@ export interface TabularModelSpec {
   checkpoint?: string;
   path?: string;
   members?: number;
+  /** ICL models: members of tables wider than this read random subsets of this many features (0: all). */
+  maxFeatures?: number;
   k?: number;
   trees?: number;
 }
@@ -65,9 +67,11 @@ export function validateTabular(raw: Record<string, unknown>): TabularConfig {
   const models = raw.models as TabularModelSpec[];
   if (!Array.isArray(models) || models.length === 0) throw new ParamError(`${w}.models`, `must be a non-empty list of {name: ${TABULAR_MODELS.join('|')}}`);
   models.forEach((m, i) => {
-    rejectUnknown(`${w}.models[${i}]`, m as unknown as Record<string, unknown>, ['name', 'checkpoint', 'path', 'members', 'k', 'trees']);
+    rejectUnknown(`${w}.models[${i}]`, m as unknown as Record<string, unknown>, ['name', 'checkpoint', 'path', 'members', 'maxFeatures', 'k', 'trees']);
     enumParam(`${w}.models[${i}]`, 'name', m.name, TABULAR_MODELS);
     if ((m.name === 'orion-msp' || m.name === 'dense-icl') && typeof m.checkpoint !== 'string') throw new ParamError(`${w}.models[${i}].checkpoint`, 'ICL models need a checkpoint folder');
+    if (m.members !== undefined) intParam(`${w}.models[${i}]`, 'members', m.members, 1, 256);
+    if (m.maxFeatures !== undefined) intParam(`${w}.models[${i}]`, 'maxFeatures', m.maxFeatures, 0, 1 << 16);
     if (m.name === 'onnx' && typeof m.path !== 'string') throw new ParamError(`${w}.models[${i}].path`, 'the onnx model needs a path to a .onnx file');
   });
   const folds = intParam(w, 'folds', raw.folds ?? 5, 2, 100);
@@ -98,7 +102,7 @@ export function buildTabularModel(m: TabularModelSpec, seed: number): TabularMod
     case 'dense-icl': {
       const dir = repoPath(m.checkpoint!);
       const { net } = loadCheckpoint(dir, { rowAttention: iclConfig(m.name).rowAttention });
-      return new IclModel(m.name, net, { ...ENSEMBLE_DEFAULTS, members: m.members ?? ENSEMBLE_DEFAULTS.members });
+      return new IclModel(m.name, net, { ...ENSEMBLE_DEFAULTS, members: m.members ?? ENSEMBLE_DEFAULTS.members, maxFeatures: m.maxFeatures ?? ENSEMBLE_DEFAULTS.maxFeatures });
     }
     case 'logreg':
       return new LogisticRegression('logreg', { C: 1, maxIter: 500, tol: 1e-5 });

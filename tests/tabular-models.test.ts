@@ -40,7 +40,23 @@ describe(`ICL network on ${BACKEND}`, () => {
     const net = new IclNetwork({ ...SMALL }, 1);
     const task = randomTask(2, 24, 10, 21, 3);
     // A small cell budget forces test-row chunks and one member per call.
-    const model = new IclModel('orion-msp', net, { members: 3, temperature: 0.9, cellBudget: 30 * 21 });
+    const model = new IclModel('orion-msp', net, { members: 3, temperature: 0.9, cellBudget: 30 * 21, maxFeatures: 0 });
+    expect(await iclSafetyDelta(model, task, 3, 0)).toBeLessThan(1e-5);
+  });
+
+  it('feature subsets for wide tables: sorted, distinct, fixed per member, and still ICL-safe', async () => {
+    const a = IclModel.columns(1, 50, 12);
+    expect(a.length).toBe(12);
+    expect(Array.from(a)).toEqual([...new Set(a)].sort((x, y) => x - y));
+    expect(a.every((j) => j >= 0 && j < 50)).toBe(true);
+    expect(Array.from(IclModel.columns(1, 50, 12))).toEqual(Array.from(a));
+    expect(Array.from(IclModel.columns(2, 50, 12))).not.toEqual(Array.from(a));
+    expect(Array.from(IclModel.columns(0, 10, 12))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const net = new IclNetwork({ ...SMALL }, 1);
+    const task = randomTask(4, 20, 30, 9, 3);
+    const model = new IclModel('orion-msp', net, { members: 3, temperature: 0.9, cellBudget: 1 << 18, maxFeatures: 8 });
+    const p = await model.predictProba(task);
+    expect(p.every(Number.isFinite)).toBe(true);
     expect(await iclSafetyDelta(model, task, 3, 0)).toBeLessThan(1e-5);
   });
 
