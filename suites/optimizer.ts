@@ -1,5 +1,6 @@
 /** AdamW (decoupled weight decay, Loshchilov & Hutter) with linear warm-up + cosine decay. */
 import * as tf from '@tensorflow/tfjs-core';
+import { assignOwned, ownedVariable } from '../models/init.js';
 
 export interface OptimizerConfig {
   lr: number;
@@ -35,8 +36,8 @@ export class AdamW {
     private readonly c: OptimizerConfig,
     private readonly totalSteps: number,
   ) {
-    this.m = params.map((p) => tf.variable(tf.zerosLike(p), false));
-    this.v = params.map((p) => tf.variable(tf.zerosLike(p), false));
+    this.m = params.map((p) => ownedVariable(tf.zerosLike(p), undefined, false));
+    this.v = params.map((p) => ownedVariable(tf.zerosLike(p), undefined, false));
   }
 
   /** One update from gradients given in the same order as the parameters. */
@@ -75,8 +76,8 @@ export class AdamW {
   importState(s: { t: number; m: Float32Array[]; v: Float32Array[] }): void {
     if (s.m.length !== this.m.length) throw new Error(`optimizer state has ${s.m.length} tensors, the model ${this.m.length}`);
     this.t = s.t;
-    this.m.forEach((x, i) => x.assign(tf.tensor(s.m[i]!, x.shape)));
-    this.v.forEach((x, i) => x.assign(tf.tensor(s.v[i]!, x.shape)));
+    this.m.forEach((x, i) => assignOwned(x, tf.tensor(s.m[i]!, x.shape)));
+    this.v.forEach((x, i) => assignOwned(x, tf.tensor(s.v[i]!, x.shape)));
   }
 
   dispose(): void {

@@ -110,6 +110,11 @@ describe(`ICL network on ${BACKEND}`, () => {
     const p1 = await new IclModel('a', net).predictProba({ ...task, yTrain });
     const p2 = await new IclModel('b', back).predictProba({ ...task, yTrain });
     expect(Array.from(p2)).toEqual(Array.from(p1));
+    // Building and loading a network, then disposing it, leaves no tensor memory behind.
+    const before = tf.memory().numBytes;
+    const again = loadCheckpoint(dir).net;
+    for (const v of again.vars) v.dispose();
+    expect(tf.memory().numBytes).toBe(before);
   });
 });
 

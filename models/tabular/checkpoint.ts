@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { writeAtomic } from '../../reports/write.js';
 import { ParamError } from '../../datasets/params.js';
+import { assignOwned } from '../init.js';
 import { IclNetwork, parseIclConfig, type IclConfig } from './icl-network.js';
 
 export const CHECKPOINT_FORMAT = 'tabrecall-icl-checkpoint/1';
@@ -82,7 +83,7 @@ export function loadCheckpoint(dir: string, overrides: Partial<IclConfig> = {}):
     throw new ParamError('checkpoint.tensors', `${dir}: tensor shapes do not match the configured network`);
   }
   const w = split(readFileSync(join(dir, 'weights.bin')), shapes, `${dir}/weights.bin`);
-  net.vars.forEach((v, i) => v.assign(tf.tensor(w[i]!, v.shape)));
+  net.vars.forEach((v, i) => assignOwned(v, tf.tensor(w[i]!, v.shape)));
   let optimizer;
   const ob = join(dir, 'optimizer.bin');
   if (meta.optimizerStep !== undefined && existsSync(ob)) {
