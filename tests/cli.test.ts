@@ -26,6 +26,25 @@ function tinySuite(dir: string, runs = 2): string {
   return path;
 }
 
+describe('pretrain CLI', () => {
+  it('bad input: one line naming the option or config key, exit 2', () => {
+    const cases: [string[], RegExp][] = [
+      [['--model', 'tabpfn', '--steps', '1'], /--model: must be one of orion-msp, dense-icl/],
+      [['--model', 'orion-msp', '--steps', '1', '--prior', '{bad'], /--prior: must be a JSON object/],
+      [['--model', 'orion-msp', '--steps', '1', '--prior', '{"maxRows":4}'], /--prior\.maxRows: must be an integer in \[8/],
+      [['--model', 'orion-msp', '--steps', '1', '--config', '{"dIcl":30,"iclHeads":4}'], /orion-msp\.dIcl: must be divisible by iclHeads/],
+      [['--model', 'orion-msp', '--steps', '1', '--init', 'models/checkpoints/orion-msp', '--resume'], /--init: starts a new run from a checkpoint; --resume continues one/],
+      [['--model', 'orion-msp', '--steps', '1', '--init', 'no/such/dir'], /checkpoint: no checkpoint at/],
+    ];
+    for (const [args, re] of cases) {
+      const r = cli('pretrain.ts', [...args, '--backend', 'cpu']);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err.trim().split('\n').length, args.join(' ')).toBe(1);
+      expect(r.err, args.join(' ')).toMatch(re);
+    }
+  });
+});
+
 describe('bench CLI', () => {
   it('bad input: one line naming the field and the allowed values, exit 2', () => {
     const cases: [string[], RegExp][] = [

@@ -8,7 +8,8 @@ import { tableFromArrow, tableToArrow } from '../datasets/tabular/arrow.js';
 import { applyLimits, loadShipped, loadTableFile, shippedTables } from '../datasets/tabular/load.js';
 import { fitPreprocessor, transformRows, CLIP_Z } from '../datasets/tabular/preprocess.js';
 import { stratifiedFolds, stratifiedSubsample } from '../datasets/tabular/splits.js';
-import { sampleBatch, PRIOR_DEFAULTS } from '../datasets/tabular/prior.js';
+import { sampleBatch, parsePriorConfig, PRIOR_DEFAULTS } from '../datasets/tabular/prior.js';
+import { PriorPool } from '../datasets/tabular/prior-pool.js';
 import { DEFAULT_LIMITS } from '../datasets/tabular/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tabrecall-tab-'));
@@ -137,6 +138,29 @@ describe('synthetic prior', () => {
     for (let f = 0; f < t.nFeatures; f++) {
       const col = Array.from({ length: t.nTrain }, (_, r) => t.xTrain[r * t.nFeatures + f]!);
       expect(Math.max(...col) - Math.min(...col)).toBeGreaterThan(0);
+    }
+  });
+
+  it('takes validated overrides: wide tables in range; bad keys and values name the field', () => {
+    const wide = parsePriorConfig('--prior', { minFeatures: 60, maxFeatures: 100, minRows: 64, maxRows: 80 });
+    for (let s = 0; s < 3; s++) {
+      const b = sampleBatch(2, s, 2, wide);
+      expect(b.nFeatures).toBeGreaterThanOrEqual(60);
+      expect(b.nFeatures).toBeLessThanOrEqual(100);
+      expect(b.tables.every((t) => t.xTrain.every(Number.isFinite))).toBe(true);
+    }
+    expect(() => parsePriorConfig('--prior', { maxFeature: 10 })).toThrow(/--prior.*maxFeature/);
+    expect(() => parsePriorConfig('--prior', { maxRows: 10, minRows: 20 })).toThrow(/--prior\.maxRows: must be >= minRows/);
+    expect(() => parsePriorConfig('--prior', { maxClasses: 1 })).toThrow(/--prior\.maxClasses: must be an integer in \[2, 100\]/);
+    expect(() => parsePriorConfig('--prior', { mix: { mlp: 0, tree: 0, linear: 0 } })).toThrow(/--prior\.mix/);
+  });
+
+  it('worker threads draw exactly the batches sampleBatch draws', async () => {
+    const pool = await PriorPool.create(7, 4, PRIOR_DEFAULTS, 2, 5);
+    try {
+      for (let s = 5; s < 9; s++) expect(await pool.next(s)).toEqual(sampleBatch(7, s, 4));
+    } finally {
+      await pool.close();
     }
   });
 });
