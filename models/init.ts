@@ -6,11 +6,16 @@ export class ParamFactory {
   private readonly rng: Rng;
   readonly created: tf.Variable[] = [];
 
-  constructor(seed: number) {
+  /** `random` false: zeros instead of draws, for weights a checkpoint overwrites (drawing 1M normals takes ~0.1 s). */
+  constructor(
+    seed: number,
+    private readonly random = true,
+  ) {
     this.rng = new Rng(Rng.derive(seed, 'model/init'));
   }
 
   normal(shape: number[], std: number, name: string): tf.Variable {
+    if (!this.random) return this.constant(shape, 0, name);
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) data[i] = this.rng.normal() * std;
@@ -19,6 +24,7 @@ export class ParamFactory {
 
   /** Identity [d, d] plus N(0, std^2) noise. */
   identityPlusNoise(d: number, std: number, name: string): tf.Variable {
+    if (!this.random) return this.constant([d, d], 0, name);
     const data = new Float32Array(d * d);
     for (let i = 0; i < d * d; i++) data[i] = this.rng.normal() * std + (i % (d + 1) === 0 ? 1 : 0);
     return this.track(ownedVariable(tf.tensor(data, [d, d]), name));

@@ -20,10 +20,10 @@ import { AdamW, OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { parsePriorConfig, type PriorBatch, type PriorConfig } from '../datasets/tabular/prior.js';
 import { PriorPool } from '../datasets/tabular/prior-pool.js';
-import { ParamError } from '../datasets/params.js';
 import { ICL_MODELS, buildIclNetwork } from '../models/tabular/registry.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../models/tabular/checkpoint.js';
 import { fingerprint } from '../reports/fingerprint.js';
+import { formatKernelTotals, kernelTotals } from '../kernels/profile.js';
 import type { IclNetwork } from '../models/tabular/icl-network.js';
 
 /** One step under tf.profile: per-kernel time (the backend synchronises after each kernel), summed by name. */
@@ -34,17 +34,9 @@ async function profiledStep(net: IclNetwork, opt: AdamW, b: PriorBatch): Promise
     loss = await pretrainStep(net, opt, b);
   });
   const wall = performance.now() - t0;
-  const by = new Map<string, { ms: number; n: number }>();
-  for (const k of info.kernels) {
-    const e = by.get(k.name) ?? { ms: 0, n: 0 };
-    e.ms += Number(k.kernelTimeMs) || 0;
-    e.n++;
-    by.set(k.name, e);
-  }
-  const rows = [...by].sort((a, b) => b[1].ms - a[1].ms);
-  const total = rows.reduce((s, [, e]) => s + e.ms, 0);
-  process.stderr.write(`profile: step of ${b.tables.length} tables x ${b.nRows} rows x ${b.nFeatures} features, ${info.kernels.length} kernels, ${total.toFixed(1)} ms in kernels, ${wall.toFixed(1)} ms wall\n`);
-  for (const [name, e] of rows.slice(0, 25)) process.stderr.write(`  ${name.padEnd(28)} ${e.ms.toFixed(1).padStart(9)} ms  x${e.n}\n`);
+  const totals = kernelTotals(info);
+  const total = totals.reduce((sum, e) => sum + e.ms, 0);
+  process.stderr.write(`profile: step of ${b.tables.length} tables x ${b.nRows} rows x ${b.nFeatures} features, ${info.kernels.length} kernels, ${total.toFixed(1)} ms in kernels, ${wall.toFixed(1)} ms wall\n${formatKernelTotals(totals)}\n`);
   return loss;
 }
 
@@ -73,14 +65,6 @@ main(async () => {
     } catch {}
     throw new UsageError(`--${name}: must be a JSON object, got ${JSON.stringify(v)}`);
   };
-  const guard = <T>(f: () => T): T => {
-    try {
-      return f();
-    } catch (e) {
-      if (e instanceof ParamError) throw new UsageError(e.message);
-      throw e;
-    }
-  };
   const model = o.model;
   if (!model || !(ICL_MODELS as readonly string[]).includes(model)) throw new UsageError(`--model: must be one of ${ICL_MODELS.join(', ')}; got ${JSON.stringify(model)}`);
   const int = (name: string, v: string | undefined, min: number): number => {
@@ -93,7 +77,7 @@ main(async () => {
   const batch = int('batch', o.batch, 1);
   const every = int('every', o.every, 1);
   const workers = int('workers', o.workers, 0);
-  let prior: PriorConfig = guard(() => parsePriorConfig('--prior', json('prior', o.prior)));
+  let prior: PriorConfig = parsePriorConfig('--prior', json('prior', o.prior));
   const configOverrides = json('config', o.config);
   const lr = Number(o.lr);
   if (!(lr > 0 && lr < 1)) throw new UsageError(`--lr: must be a number in (0, 1), got ${JSON.stringify(o.lr)}`);
@@ -121,16 +105,16 @@ main(async () => {
     optState = c.optimizer;
     earlierCommand = c.meta.command;
     if (o.config !== undefined || o.prior !== undefined) throw new UsageError('--resume: the network and prior come from the checkpoint; drop --config and --prior');
-    prior = guard(() => parsePriorConfig('checkpoint.prior', c.meta.prior));
+    prior = parsePriorConfig('checkpoint.prior', c.meta.prior);
     initFrom = c.meta.initFrom;
     process.stderr.write(`pretrain: resuming ${model} at step ${start} from ${out}\n`);
   } else if (o.init !== undefined) {
-    const c = guard(() => loadCheckpoint(resolve(o.init!), { rowAttention: model === 'orion-msp' ? 'sparse' : 'dense' }));
+    const c = loadCheckpoint(resolve(o.init!), { rowAttention: model === 'orion-msp' ? 'sparse' : 'dense' });
     net = c.net;
     const m = c.meta;
     initFrom = { dir: o.init, model: m.model, step: m.step, trainSeconds: m.trainSeconds + (m.initFrom?.trainSeconds ?? 0), backend: m.backend, command: m.command, gitSha: m.gitSha };
     process.stderr.write(`pretrain: starting from ${o.init} (${m.model}, step ${m.step})\n`);
-  } else net = guard(() => buildIclNetwork(model, seed, configOverrides));
+  } else net = buildIclNetwork(model, seed, configOverrides);
   const opt = new AdamW(net.vars, optCfg, steps);
   if (optState) opt.importState(optState);
   const quote = (v: string): string => `'${v.replace(/'/g, `'\\''`)}'`;

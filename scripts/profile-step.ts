@@ -5,6 +5,7 @@ import { MqarTask, parseMqarParams } from '../datasets/mqar.js';
 import { buildModel } from '../models/registry.js';
 import { trainingStep } from '../suites/train.js';
 import { AdamW, OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
+import { formatKernelTotals, kernelTotals } from '../kernels/profile.js';
 await useBackend(process.argv[2] ?? 'native');
 const task = new MqarTask(parseMqarParams({ vocabSize: 256, inputSeqLen: 64, numKvPairs: 8, numTrainExamples: 2000, numTestExamples: 8 }), 0);
 const model = buildModel('dense', { dModel: 64, nLayers: 2, nHeads: 2 }, { vocabSize: 256, maxLen: 64, seed: 0 });
@@ -13,7 +14,5 @@ const step = (i: number) => tf.tidy(() => { trainingStep(model, opt, task.trainB
 for (let i = 0; i < 3; i++) step(i);
 let t = performance.now(); for (let i = 0; i < 10; i++) step(i); console.log('ms/step', (performance.now() - t) / 10);
 const info = await tf.profile(() => step(0));
-const agg = new Map<string, [number, number]>();
-for (const k of info.kernels) { const a = agg.get(k.name) ?? [0, 0]; a[0] += k.kernelTimeMs as number; a[1]++; agg.set(k.name, a); }
-console.log([...agg].sort((a, b) => b[1][0] - a[1][0]).slice(0, 25).map(([n, [ms, c]]) => `${n} ${ms.toFixed(2)}ms x${c}`).join('\n'));
+console.log(formatKernelTotals(kernelTotals(info)));
 console.log('kernels', info.kernels.length, 'fallbacks', JSON.stringify(fallbackCounts()));

@@ -77,7 +77,7 @@ export function readMeta(dir: string): CheckpointMeta {
 export function loadCheckpoint(dir: string, overrides: Partial<IclConfig> = {}): { net: IclNetwork; meta: CheckpointMeta; optimizer?: { t: number; m: Float32Array[]; v: Float32Array[] } } {
   const meta = readMeta(dir);
   // Overrides may change what does not change the parameters (the row layout: dense-icl reads orion-msp's weights).
-  const net = new IclNetwork(parseIclConfig('checkpoint.config', { ...meta.config, ...overrides } as unknown as Record<string, unknown>), meta.seed);
+  const net = new IclNetwork(parseIclConfig('checkpoint.config', { ...meta.config, ...overrides } as unknown as Record<string, unknown>), meta.seed, false);
   const shapes = net.vars.map((v) => v.shape);
   if (shapes.length !== meta.tensors.length || shapes.some((s, i) => s.join('x') !== meta.tensors[i]!.shape.join('x'))) {
     throw new ParamError('checkpoint.tensors', `${dir}: tensor shapes do not match the configured network`);

@@ -99,8 +99,9 @@ export class IclNetwork {
   private readonly head2: V;
   private readonly head2b: V;
 
-  constructor(readonly c: IclConfig, seed: number) {
-    this.f = new ParamFactory(seed);
+  /** `randomInit` false: zero weights, for a network whose weights come from a checkpoint. */
+  constructor(readonly c: IclConfig, seed: number, randomInit = true) {
+    this.f = new ParamFactory(seed, randomInit);
     this.p = uniquePrefix('icl');
     const { dCol: d, dIcl: D } = c;
     this.cellW = this.f.normal([1, d], 1, `${this.p}/cellW`);

@@ -1,6 +1,6 @@
 #!/bin/bash
 # One device call: unpack node, build both libraries inside the offline bundle, then run the steps
-# named in $STEPS (test, kernels, anchors, train:<filter>, suite:<name>:<filter>). Logs and reports go
+# named in $STEPS (test, kernels, anchors, suite:<name>:<filter>, pretrain, bg:<suite>:<filter>:<tag>). Logs and reports go
 # to $OUT. Usage on the device: STEPS="test kernels" bash scripts/device/run.sh
 set -u
 OUT=${OUT:-/tmp/out}
@@ -16,8 +16,23 @@ for s in ${STEPS:-test}; do
     kernels) timeout ${T_KERNELS:-400} node $B/bin/bench.mjs --suite kernels-gpu --backend cuda --out /tmp/res/kernels-gpu ${KFILTER:+--filter "$KFILTER"} > "$OUT/kernels.log" 2>&1; echo "kernels exit $?"; tail -25 "$OUT/kernels.log"; cp /tmp/res/kernels-gpu/report.json "$OUT/kernels-gpu.json" 2>/dev/null;;
     anchors) PYTHONUNBUFFERED=1 timeout ${T_ANCHORS:-300} python3 scripts/device/anchors.py ${ALENGTHS:-1024,4096,16384} "$OUT/anchors.json" > "$OUT/anchors.log" 2>&1; echo "anchors exit $?"; tail -12 "$OUT/anchors.log";;
     suite:*) IFS=: read -r _ name filter <<< "$s"; timeout ${T_SUITE:-400} node $B/bin/bench.mjs --suite "$name" --backend cuda --resume --out /tmp/res/$name ${filter:+--filter "$filter"} > "$OUT/$name.log" 2>&1; echo "suite $name exit $?"; tail -30 "$OUT/$name.log"; cp /tmp/res/$name/report.json "$OUT/$name.json" 2>/dev/null;;
-    pretrain:*) # pretrain:<model>:<steps>: checkpoint to $OUT/pretrain-<model> (weights, optimizer, loss curve)
-      IFS=: read -r _ model steps <<< "$s"; timeout ${T_PRETRAIN:-500} node $B/bin/pretrain.mjs --model "$model" --steps "$steps" --backend cuda ${PRETRAIN_ARGS:-} --out "$OUT/pretrain-$model" > "$OUT/pretrain-$model.log" 2>&1; echo "pretrain exit $?"; tail -5 "$OUT/pretrain-$model.log";;
+    pretrain) # concurrent ICL pretraining runs sharing the GPU (each is bound by its own JS thread):
+      # RUNS="tag1|args1;tag2|args2" (pretrain flags), UNTIL=<epoch seconds> when to stop them. A run
+      # resumes from carried/<tag>.tar when the call carries one; its checkpoint returns as $OUT/<tag>.tar.
+      left=$(( ${UNTIL:?UNTIL: epoch seconds} - $(date +%s) )); echo "pretrain: ${left}s for training"
+      IFS=';' read -ra runs <<< "${RUNS:?RUNS: tag|args;...}"; pids=()
+      for r in "${runs[@]}"; do
+        tag=${r%%|*}; args=${r#*|}
+        (
+          mkdir -p /tmp/pt/$tag; resume=""
+          if [ -f carried/$tag.tar ]; then tar -xf carried/$tag.tar -C /tmp/pt/$tag; resume=--resume; fi
+          eval "timeout $left node $B/bin/pretrain.mjs --model orion-msp --backend cuda --out /tmp/pt/$tag $resume $args" > "$OUT/$tag.log" 2>&1
+          echo "$tag exit $?"; grep "step" "$OUT/$tag.log" | tail -2
+          tar -cf "$OUT/$tag.tar" -C /tmp/pt/$tag .
+        ) &
+        pids+=($!)
+      done
+      wait "${pids[@]}";;
     bg:*) # bg:<suite>:<filter>:<tag>: runs beside the other bg steps (they share the GPU); report only
       IFS=: read -r _ name filter tag <<< "$s"
       (timeout ${T_SUITE:-400} node $B/bin/bench.mjs --suite "$name" --backend cuda --out /tmp/res/$name-$tag --filter "$filter" > /tmp/res/$name-$tag.log 2>&1; echo "bg $tag exit $?"; grep -E "done:" /tmp/res/$name-$tag.log; cp /tmp/res/$name-$tag/report.json "$OUT/$name-$tag.json" 2>/dev/null) &;;
