@@ -11,6 +11,7 @@ import { stratifiedFolds, stratifiedSubsample } from '../datasets/tabular/splits
 import { sampleBatch, parsePriorConfig, PRIOR_DEFAULTS } from '../datasets/tabular/prior.js';
 import { PriorPool } from '../datasets/tabular/prior-pool.js';
 import { DEFAULT_LIMITS } from '../datasets/tabular/types.js';
+import { createHash } from 'node:crypto';
 
 const dir = mkdtempSync(join(tmpdir(), 'tabrecall-tab-'));
 const file = (name: string, text: string): string => {
@@ -153,6 +154,39 @@ describe('synthetic prior', () => {
     expect(() => parsePriorConfig('--prior', { maxRows: 10, minRows: 20 })).toThrow(/--prior\.maxRows: must be >= minRows/);
     expect(() => parsePriorConfig('--prior', { maxClasses: 1 })).toThrow(/--prior\.maxClasses: must be an integer in \[2, 100\]/);
     expect(() => parsePriorConfig('--prior', { mix: { mlp: 0, tree: 0, linear: 0 } })).toThrow(/--prior\.mix/);
+  });
+
+  it('draws the batches a shipped checkpoint was trained on: the first prior is unchanged by later options', () => {
+    // Pinned: the shipped checkpoint's recorded prior (no catTables/relevant keys) at its last step.
+    const b = sampleBatch(0, 4099, 2, parsePriorConfig('checkpoint.prior', { minRows: 64, maxRows: 512, maxFeatures: 100 }));
+    const h = createHash('sha256');
+    for (const t of b.tables) for (const a of [t.xTrain, t.yTrain, t.xTest]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    expect([b.nRows, b.nFeatures, b.nClasses, h.digest('hex')]).toEqual([92, 7, 2, '91d22379dda18674458e24f65a0c0931e1b5cee8bb26dc30189c7e9d0c3b3c3f']);
+  });
+
+  it('catTables makes categorical-heavy tables: few-level columns ranked by train frequency, no NaN', () => {
+    const cfg = parsePriorConfig('--prior', { catTables: 1, minRelevant: 0.1, maxRelevant: 1, maxFeatures: 40 });
+    let catCols = 0;
+    let cols = 0;
+    for (let s = 0; s < 12; s++) {
+      for (const t of sampleBatch(3, s, 2, cfg).tables) {
+        expect(t.xTrain.every(Number.isFinite) && t.xTest.every(Number.isFinite)).toBe(true);
+        for (let f = 0; f < t.nFeatures; f++) {
+          cols++;
+          const col = Array.from({ length: t.nTrain }, (_, r) => t.xTrain[r * t.nFeatures + f]!);
+          const distinct = [...new Set(col)].sort((a, b) => a - b);
+          if (distinct.length > 8) continue;
+          catCols++;
+          // Rank 0 (the most frequent level) is the smallest code; after standardising it stays the smallest value.
+          const count = (v: number): number => col.filter((x) => x === v).length;
+          expect(count(distinct[0]!)).toBeGreaterThanOrEqual(Math.max(...distinct.map(count)));
+        }
+      }
+    }
+    // Each table draws its categorical share from U(0, 1) (all columns in 30% of tables): well over the 15% of the first prior.
+    expect(catCols / cols).toBeGreaterThan(0.4);
+    expect(() => parsePriorConfig('--prior', { minRelevant: 0.8, maxRelevant: 0.2 })).toThrow(/--prior\.maxRelevant: must be >= minRelevant/);
+    expect(() => parsePriorConfig('--prior', { catTables: 2 })).toThrow(/--prior\.catTables/);
   });
 
   it('worker threads draw exactly the batches sampleBatch draws', async () => {

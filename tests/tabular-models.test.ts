@@ -176,11 +176,11 @@ describe('baselines and metrics', () => {
 describe(`pretraining on ${BACKEND}`, () => {
   it('lowers the loss, and at prior widths the sparse and dense models train to the same weights', async () => {
     const { AdamW, OPTIMIZER_DEFAULTS } = await import('../suites/optimizer.js');
-    const { sampleBatch } = await import('../datasets/tabular/prior.js');
+    const { PRIOR_DEFAULTS, sampleBatch } = await import('../datasets/tabular/prior.js');
     const { pretrainStep } = await import('../suites/pretrain.js');
     const { buildIclNetwork } = await import('../models/tabular/registry.js');
     const small = { dCol: 8, colHeads: 2, rowHeads: 2, inducing: 4, cls: 2, latents: 4, dIcl: 16, iclBlocks: 1, iclHeads: 2 };
-    const prior = { minRows: 24, maxRows: 32, minFeatures: 3, maxFeatures: 12, maxClasses: 3, minClassShare: 0.05, mix: { mlp: 0.4, tree: 0.3, linear: 0.3 } };
+    const prior = { ...PRIOR_DEFAULTS, minRows: 24, maxRows: 32, minFeatures: 3, maxFeatures: 12, maxClasses: 3, minClassShare: 0.05, mix: { mlp: 0.4, tree: 0.3, linear: 0.3 } };
     const weights: Float32Array[][] = [];
     const losses: number[][] = [];
     for (const model of ['orion-msp', 'dense-icl']) {

@@ -20,11 +20,23 @@ export interface PriorConfig {
   minClassShare: number;
   /** Share of tables per generator kind. */
   mix: { mlp: number; tree: number; linear: number };
+  /**
+   * Share of tables that are categorical-heavy: the table draws its share of categorical columns
+   * (U(0, 1), all columns in 30% of such tables) and its most levels per column (2..8; 2 makes a
+   * table of binary indicators); in tree and linear tables the target reads each category's own
+   * random effect, so categories matter as nominal values. Codes are ranked by train frequency as
+   * the real-table preprocessing ranks them. The other tables discretise a column with
+   * probability 0.15 after the target is drawn (the first prior's only categorical columns).
+   */
+  catTables: number;
+  /** Linear tables: share of features with a non-zero weight, drawn per table from U(minRelevant, maxRelevant). */
+  minRelevant: number;
+  maxRelevant: number;
 }
 
 export const PRIOR_DEFAULTS: PriorConfig = {
   minRows: 48, maxRows: 192, minFeatures: 2, maxFeatures: 24, maxClasses: 10, minClassShare: 0.02,
-  mix: { mlp: 0.5, tree: 0.3, linear: 0.2 },
+  mix: { mlp: 0.5, tree: 0.3, linear: 0.2 }, catTables: 0, minRelevant: 0.7, maxRelevant: 0.7,
 };
 
 export type PriorKind = keyof PriorConfig['mix'];
@@ -43,7 +55,9 @@ export function parsePriorConfig(where: string, given: Record<string, unknown>):
   const c: PriorConfig = {
     minRows: int('minRows', 8, 1 << 20), maxRows: int('maxRows', 8, 1 << 20), minFeatures: int('minFeatures', 1, 1 << 16), maxFeatures: int('maxFeatures', 1, 1 << 16),
     maxClasses: int('maxClasses', 2, 100), minClassShare: numParam(where, 'minClassShare', g.minClassShare, 0, 0.5), mix,
+    catTables: numParam(where, 'catTables', g.catTables, 0, 1), minRelevant: numParam(where, 'minRelevant', g.minRelevant, 0, 1), maxRelevant: numParam(where, 'maxRelevant', g.maxRelevant, 0, 1),
   };
+  if (c.maxRelevant < c.minRelevant) throw new ParamError(`${where}.maxRelevant`, `must be >= minRelevant (${c.minRelevant}), got ${c.maxRelevant}`);
   if (c.maxRows < c.minRows) throw new ParamError(`${where}.maxRows`, `must be >= minRows (${c.minRows}), got ${c.maxRows}`);
   if (c.maxFeatures < c.minFeatures) throw new ParamError(`${where}.maxFeatures`, `must be >= minFeatures (${c.minFeatures}), got ${c.maxFeatures}`);
   if (c.minClassShare * c.maxClasses > 1) throw new ParamError(`${where}.minClassShare`, `times maxClasses must be <= 1, got ${c.minClassShare} x ${c.maxClasses}`);
@@ -71,8 +85,54 @@ function logUniformInt(rng: Rng, lo: number, hi: number): number {
 
 const ACTS: ((x: number) => number)[] = [Math.tanh, (x) => Math.max(0, x), (x) => Math.sin(2 * x), Math.abs, (x) => x, (x) => (x > 0 ? 1 : 0)];
 
-/** Continuous features [n, F] and a continuous target from one generator. */
-function generate(rng: Rng, kind: PriorKind, n: number, F: number): { X: Float64Array; t: Float64Array } {
+/** Levels 0..L-1 of a column cut at random quantiles (so level frequencies vary, as real categories' do). */
+function discretize(rng: Rng, X: Float64Array, n: number, F: number, f: number, L: number): Int32Array {
+  const sorted = Float64Array.from({ length: n }, (_, r) => X[r * F + f]!).sort();
+  const cuts = Array.from({ length: L - 1 }, () => rng.float()).sort((a, b) => a - b).map((q) => sorted[Math.min(n - 1, Math.floor(q * n))]!);
+  return Int32Array.from({ length: n }, (_, r) => cuts.filter((c) => X[r * F + f]! > c).length);
+}
+
+/**
+ * Categorical-heavy tables: columns with levels[f] > 0 leave generate() holding level indices. In
+ * tree and linear tables the target reads a random effect per level (nominal categories); in MLP
+ * tables the column is cut after the target is drawn (an observed, coarsened node).
+ */
+interface GenOptions { relevant: number; levels: Int32Array | null }
+
+/** Features [n, F] (level indices in categorical columns) and a continuous target from one generator. */
+function generate(rng: Rng, kind: PriorKind, n: number, F: number, o: GenOptions = { relevant: 0.7, levels: null }): { X: Float64Array; t: Float64Array } {
+  const { X, t } = generateRaw(rng, kind, n, F, o);
+  if (o.levels && kind === 'mlp') {
+    for (let f = 0; f < F; f++) {
+      const L = o.levels[f]!;
+      if (L === 0) continue;
+      const lv = discretize(rng, X, n, F, f, L);
+      for (let r = 0; r < n; r++) X[r * F + f] = lv[r]!;
+    }
+  }
+  return { X, t };
+}
+
+/** Tree and linear inputs: categorical columns become per-level random effects for the target; the levels are kept to be observed. */
+function categoricalInputs(rng: Rng, X: Float64Array, n: number, F: number, levels: Int32Array | null): { f: number; lv: Int32Array }[] {
+  const kept: { f: number; lv: Int32Array }[] = [];
+  if (!levels) return kept;
+  for (let f = 0; f < F; f++) {
+    const L = levels[f]!;
+    if (L === 0) continue;
+    const lv = discretize(rng, X, n, F, f, L);
+    const effect = Float64Array.from({ length: L }, () => rng.normal());
+    for (let r = 0; r < n; r++) X[r * F + f] = effect[lv[r]!]!;
+    kept.push({ f, lv });
+  }
+  return kept;
+}
+
+function observeLevels(X: Float64Array, n: number, F: number, kept: { f: number; lv: Int32Array }[]): void {
+  for (const { f, lv } of kept) for (let r = 0; r < n; r++) X[r * F + f] = lv[r]!;
+}
+
+function generateRaw(rng: Rng, kind: PriorKind, n: number, F: number, o: GenOptions): { X: Float64Array; t: Float64Array } {
   const X = new Float64Array(n * F);
   const t = new Float64Array(n);
   if (kind === 'mlp') {
@@ -113,6 +173,7 @@ function generate(rng: Rng, kind: PriorKind, n: number, F: number): { X: Float64
     return { X, t };
   }
   for (let i = 0; i < X.length; i++) X[i] = rng.float() < 0.5 ? rng.normal() : rng.float() * 2 - 1;
+  const kept = categoricalInputs(rng, X, n, F, o.levels);
   if (kind === 'tree') {
     // Sum of random axis-aligned trees: piecewise-constant targets with interactions.
     const trees = rng.int(1, 6);
@@ -129,15 +190,17 @@ function generate(rng: Rng, kind: PriorKind, n: number, F: number): { X: Float64
       }
     }
     for (let r = 0; r < n; r++) t[r] += 0.1 * rng.normal();
+    observeLevels(X, n, F, kept);
     return { X, t };
   }
-  const w = Float64Array.from({ length: F }, () => (rng.float() < 0.7 ? rng.normal() : 0));
+  const w = Float64Array.from({ length: F }, () => (rng.float() < o.relevant ? rng.normal() : 0));
   const noise = 0.05 + 0.5 * rng.float();
   for (let r = 0; r < n; r++) {
     let s = 0;
     for (let f = 0; f < F; f++) s += w[f]! * X[r * F + f]!;
     t[r] = s + noise * rng.normal();
   }
+  observeLevels(X, n, F, kept);
   return { X, t };
 }
 
@@ -160,11 +223,21 @@ function toClasses(rng: Rng, t: Float64Array, C: number, minShare: number): Int3
 }
 
 /** Robust standardisation on train rows + clip, as for real tables; a few columns discretised (categorical-like). */
-function finishFeatures(rng: Rng, X: Float64Array, n: number, F: number, nTrain: number): Float32Array {
+function finishFeatures(rng: Rng, X: Float64Array, n: number, F: number, nTrain: number, levels: Int32Array | null = null): Float32Array {
   const out = new Float32Array(n * F);
   for (let f = 0; f < F; f++) {
     const col = Float64Array.from({ length: n }, (_, r) => X[r * F + f]!);
-    if (rng.float() < 0.15) {
+    if (levels) {
+      // Already levels (or numeric): categorical codes ranked by train frequency, as preprocess.ts ranks real categories.
+      const L = levels[f]!;
+      if (L > 0) {
+        const counts = new Array<number>(L).fill(0);
+        for (let r = 0; r < nTrain; r++) counts[col[r]!]!++;
+        const rank = new Int32Array(L);
+        Array.from({ length: L }, (_, l) => l).sort((a, b) => counts[b]! - counts[a]! || a - b).forEach((l, i) => (rank[l] = i));
+        for (let r = 0; r < n; r++) col[r] = rank[col[r]!]!;
+      }
+    } else if (rng.float() < 0.15) {
       // Ordinal categorical: a few levels, ranked in a random order (as ordinal codes of a nominal column are).
       const levels = rng.int(2, 8);
       const perm = Array.from({ length: levels }, (_, i) => i);
@@ -186,6 +259,13 @@ function finishFeatures(rng: Rng, X: Float64Array, n: number, F: number, nTrain:
   return out;
 }
 
+/** A categorical-heavy table's levels per column (0: numeric). */
+function categoricalPlan(rng: Rng, F: number): Int32Array {
+  const share = rng.float() < 0.3 ? 1 : rng.float();
+  const maxLevels = rng.int(2, 9);
+  return Int32Array.from({ length: F }, () => (rng.float() < share ? rng.int(2, maxLevels + 1) : 0));
+}
+
 /** One batch of `size` tables sharing shape; deterministic in (seed, step). */
 export function sampleBatch(seed: number, step: number, size: number, c: PriorConfig = PRIOR_DEFAULTS): PriorBatch {
   const rng = new Rng(Rng.derive(seed, `prior/${step}`));
@@ -199,10 +279,14 @@ export function sampleBatch(seed: number, step: number, size: number, c: PriorCo
     const u = rng.float() * total;
     const kind: PriorKind = u < c.mix.mlp ? 'mlp' : u < c.mix.mlp + c.mix.tree ? 'tree' : 'linear';
     // Shuffle rows so the split is random with respect to the generator.
-    const { X, t } = generate(rng, kind, nRows, nFeatures);
+    const o: GenOptions = {
+      relevant: c.maxRelevant > c.minRelevant ? c.minRelevant + (c.maxRelevant - c.minRelevant) * rng.float() : c.minRelevant,
+      levels: c.catTables > 0 && rng.float() < c.catTables ? categoricalPlan(rng, nFeatures) : null,
+    };
+    const { X, t } = generate(rng, kind, nRows, nFeatures, o);
     const y = toClasses(rng, t, nClasses, c.minClassShare);
     if (!y) continue;
-    const x = finishFeatures(rng, X, nRows, nFeatures, nTrain);
+    const x = finishFeatures(rng, X, nRows, nFeatures, nTrain, o.levels);
     tables.push({
       kind, nFeatures, nClasses, nTrain, nTest: nRows - nTrain,
       xTrain: x.slice(0, nTrain * nFeatures), yTrain: y.slice(0, nTrain),
