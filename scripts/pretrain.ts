@@ -112,7 +112,10 @@ main(async () => {
     const c = loadCheckpoint(resolve(o.init!), { rowAttention: model === 'orion-msp' ? 'sparse' : 'dense' });
     net = c.net;
     const m = c.meta;
-    initFrom = { dir: o.init, model: m.model, step: m.step, trainSeconds: m.trainSeconds + (m.initFrom?.trainSeconds ?? 0), backend: m.backend, command: m.command, gitSha: m.gitSha };
+    initFrom = {
+      dir: o.init, model: m.model, step: m.step, trainSeconds: m.trainSeconds + (m.initFrom?.trainSeconds ?? 0), backend: m.backend, command: m.command, gitSha: m.gitSha,
+      ...(m.initFrom ? { initFrom: m.initFrom } : {}),
+    };
     process.stderr.write(`pretrain: starting from ${o.init} (${m.model}, step ${m.step})\n`);
   } else net = buildIclNetwork(model, seed, configOverrides);
   const opt = new AdamW(net.vars, optCfg, steps);

@@ -37,6 +37,8 @@ export interface TabularModelSpec {
   members?: number;
   /** ICL models: members of tables wider than this read random subsets of this many features (0: all). */
   maxFeatures?: number;
+  /** ICL models: 'mixed' gives odd ensemble members quantile-normal features (see EnsembleOptions.transform). */
+  transform?: 'robust' | 'mixed' | 'quantile';
   k?: number;
   trees?: number;
 }
@@ -67,11 +69,12 @@ export function validateTabular(raw: Record<string, unknown>): TabularConfig {
   const models = raw.models as TabularModelSpec[];
   if (!Array.isArray(models) || models.length === 0) throw new ParamError(`${w}.models`, `must be a non-empty list of {name: ${TABULAR_MODELS.join('|')}}`);
   models.forEach((m, i) => {
-    rejectUnknown(`${w}.models[${i}]`, m as unknown as Record<string, unknown>, ['name', 'checkpoint', 'path', 'members', 'maxFeatures', 'k', 'trees']);
+    rejectUnknown(`${w}.models[${i}]`, m as unknown as Record<string, unknown>, ['name', 'checkpoint', 'path', 'members', 'maxFeatures', 'transform', 'k', 'trees']);
     enumParam(`${w}.models[${i}]`, 'name', m.name, TABULAR_MODELS);
     if ((m.name === 'orion-msp' || m.name === 'dense-icl') && typeof m.checkpoint !== 'string') throw new ParamError(`${w}.models[${i}].checkpoint`, 'ICL models need a checkpoint folder');
     if (m.members !== undefined) intParam(`${w}.models[${i}]`, 'members', m.members, 1, 256);
     if (m.maxFeatures !== undefined) intParam(`${w}.models[${i}]`, 'maxFeatures', m.maxFeatures, 0, 1 << 16);
+    if (m.transform !== undefined) enumParam(`${w}.models[${i}]`, 'transform', m.transform, ['robust', 'mixed', 'quantile'] as const);
     if (m.name === 'onnx' && typeof m.path !== 'string') throw new ParamError(`${w}.models[${i}].path`, 'the onnx model needs a path to a .onnx file');
   });
   const folds = intParam(w, 'folds', raw.folds ?? 5, 2, 100);
@@ -102,7 +105,7 @@ export function buildTabularModel(m: TabularModelSpec, seed: number): TabularMod
     case 'dense-icl': {
       const dir = repoPath(m.checkpoint!);
       const { net } = loadCheckpoint(dir, { rowAttention: iclConfig(m.name).rowAttention });
-      return new IclModel(m.name, net, { ...ENSEMBLE_DEFAULTS, members: m.members ?? ENSEMBLE_DEFAULTS.members, maxFeatures: m.maxFeatures ?? ENSEMBLE_DEFAULTS.maxFeatures });
+      return new IclModel(m.name, net, { ...ENSEMBLE_DEFAULTS, members: m.members ?? ENSEMBLE_DEFAULTS.members, maxFeatures: m.maxFeatures ?? ENSEMBLE_DEFAULTS.maxFeatures, transform: m.transform ?? ENSEMBLE_DEFAULTS.transform });
     }
     case 'logreg':
       return new LogisticRegression('logreg', { C: 1, maxIter: 500, tol: 1e-5 });

@@ -45,6 +45,19 @@ describe('pretrain CLI', () => {
   });
 });
 
+describe('pretrain --init', () => {
+  it('records where it started, with that checkpoint\'s own chain, back to a random init', () => {
+    const out = mkdtempSync(join(tmpdir(), 'tr-init-'));
+    const r = cli('pretrain.ts', ['--model', 'orion-msp', '--steps', '1', '--batch', '1', '--every', '1', '--backend', 'native', '--out', out,
+      '--init', 'models/checkpoints/orion-msp', '--prior', '{"minRows":16,"maxRows":24,"maxFeatures":4}']);
+    expect(r.code, r.err).toBe(0);
+    const shipped = JSON.parse(readFileSync(join('models', 'checkpoints', 'orion-msp', 'model.json'), 'utf8'));
+    const meta = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
+    expect(meta.initFrom).toMatchObject({ dir: 'models/checkpoints/orion-msp', step: shipped.step, command: shipped.command });
+    expect(meta.initFrom.initFrom).toEqual(shipped.initFrom);
+  });
+});
+
 describe('bench CLI', () => {
   it('bad input: one line naming the field and the allowed values, exit 2', () => {
     const cases: [string[], RegExp][] = [

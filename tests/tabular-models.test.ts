@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../kernels/backend.js';
 import { BACKEND } from './under-test.js';
 import { IclNetwork, ICL_DEFAULTS } from '../models/tabular/icl-network.js';
-import { IclModel } from '../models/tabular/icl-model.js';
+import { IclModel, quantileNormal } from '../models/tabular/icl-model.js';
 import { loadCheckpoint, saveCheckpoint } from '../models/tabular/checkpoint.js';
 import { KNearest, LogisticRegression, RandomForest, lbfgs } from '../models/tabular/baselines.js';
 import { nearestCentroidOnnx } from '../models/tabular/onnx-builder.js';
@@ -39,8 +39,8 @@ describe(`ICL network on ${BACKEND}`, () => {
   it('is ICL-safe: changing a test row changes no other test row (ensemble and chunking included)', async () => {
     const net = new IclNetwork({ ...SMALL }, 1);
     const task = randomTask(2, 24, 10, 21, 3);
-    // A small cell budget forces test-row chunks and one member per call.
-    const model = new IclModel('orion-msp', net, { members: 3, temperature: 0.9, cellBudget: 30 * 21, maxFeatures: 0 });
+    // A small cell budget forces test-row chunks and one member per call; odd members read quantile-normal features.
+    const model = new IclModel('orion-msp', net, { members: 3, temperature: 0.9, cellBudget: 30 * 21, maxFeatures: 0, transform: 'mixed' });
     expect(await iclSafetyDelta(model, task, 3, 0)).toBeLessThan(1e-5);
   });
 
@@ -54,7 +54,7 @@ describe(`ICL network on ${BACKEND}`, () => {
     expect(Array.from(IclModel.columns(0, 10, 12))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const net = new IclNetwork({ ...SMALL }, 1);
     const task = randomTask(4, 20, 30, 9, 3);
-    const model = new IclModel('orion-msp', net, { members: 3, temperature: 0.9, cellBudget: 1 << 18, maxFeatures: 8 });
+    const model = new IclModel('orion-msp', net, { members: 3, temperature: 0.9, cellBudget: 1 << 18, maxFeatures: 8, transform: 'robust' });
     const p = await model.predictProba(task);
     expect(p.every(Number.isFinite)).toBe(true);
     expect(await iclSafetyDelta(model, task, 3, 0)).toBeLessThan(1e-5);
@@ -115,6 +115,33 @@ describe(`ICL network on ${BACKEND}`, () => {
     const again = loadCheckpoint(dir).net;
     for (const v of again.vars) v.dispose();
     expect(tf.memory().numBytes).toBe(before);
+  });
+});
+
+describe('quantile-normal member features', () => {
+  it('maps train values to normal quantiles of their mid-ranks, test values between them, per column', () => {
+    const n = 40;
+    // Column 0: distinct values 0..39 (shuffled); column 1: binary, 30 zeros and 10 ones.
+    const order = Array.from({ length: n }, (_, i) => (i * 17) % n);
+    const xTrain = new Float32Array(n * 2);
+    order.forEach((v, r) => { xTrain[r * 2] = v; xTrain[r * 2 + 1] = r < 30 ? 0 : 1; });
+    const xTest = Float32Array.from([39, 1, 19.5, 0, -5, 0.5, 100, 1]);
+    const q = quantileNormal({ nFeatures: 2, nClasses: 2, nTrain: n, nTest: 4, xTrain, yTrain: new Int32Array(n), xTest });
+    const train0 = (v: number): number => q.xTrain[order.indexOf(v) * 2]!;
+    // Phi^-1((i + 0.5) / 40): i = 39 -> Phi^-1(0.9875) = 2.2414027, i = 0 -> -2.2414027 (|error| < 1e-6 stated for the approximation).
+    expect(train0(39)).toBeCloseTo(2.2414027, 5);
+    expect(train0(0)).toBeCloseTo(-2.2414027, 5);
+    for (let v = 1; v < n; v++) expect(train0(v)).toBeGreaterThan(train0(v - 1));
+    // Ties share one value: zeros at mid-rank 15/40, ones at 35/40.
+    expect(q.xTrain[1]).toBeCloseTo(-0.3186394, 5);
+    expect(q.xTrain[(n - 1) * 2 + 1]).toBeCloseTo(1.1503494, 5);
+    // Test rows: equal to the train value's image, interpolated between neighbours, clamped outside the train range.
+    expect(q.xTest[0]).toBeCloseTo(train0(39), 6);
+    expect(q.xTest[2]).toBeCloseTo(0, 5);
+    expect(q.xTest[4]).toBeCloseTo(train0(0), 6);
+    expect(q.xTest[6]).toBeCloseTo(train0(39), 6);
+    expect(q.xTest[5]).toBeGreaterThan(q.xTrain[1]!);
+    expect(q.xTest[5]).toBeLessThan(q.xTest[1]!);
   });
 });
 

@@ -30,9 +30,14 @@ export interface CheckpointMeta {
   lossCurve: [number, number][];
   tensors: { shape: number[] }[];
   optimizerStep?: number;
-  /** Set when the run started from another checkpoint's weights (pretrain --init); trainSeconds there includes its own start. */
-  initFrom?: { dir: string; model: string; step: number; trainSeconds: number; backend: string; command: string; gitSha: string };
+  /**
+   * Set when the run started from another checkpoint's weights (pretrain --init); trainSeconds there
+   * includes its own start, and its own initFrom is kept, so the chain back to a random init is whole.
+   */
+  initFrom?: InitFrom;
 }
+
+export interface InitFrom { dir: string; model: string; step: number; trainSeconds: number; backend: string; command: string; gitSha: string; initFrom?: InitFrom }
 
 function concat(arrays: Float32Array[]): Uint8Array {
   const out = new Float32Array(arrays.reduce((s, a) => s + a.length, 0));
