@@ -193,17 +193,21 @@ function kernelsSection(rs: RunRecord[]): string {
   return `<section id="task-attention-op"><h2>kernels: the shared block-sparse operator</h2><div class="plots">${densityPlot}${lengthPlot}</div>${tableHtml}</section>`;
 }
 
-/** The tabular suites: per-table accuracy, aggregates with CIs, mean-rank plot, width scaling. */
-function tabularSection(rs: RunRecord[]): string {
+/**
+ * One tabular suite: per-table accuracy, aggregates with CIs, mean-rank plot, width scaling. Suites
+ * are never pooled (their splits, seeds and checkpoints differ); with several, element ids carry
+ * the suite's name.
+ */
+function tabularSection(rs: RunRecord[], suite: string, idSuffix: string): string {
   const s = tabularSummary(rs);
   const w = widthSummary(rs);
   let out = '';
   if (s.models.length) {
-    const per = table('tabular-tables', ['table', 'features', 'classes', 'train rows', ...s.models.map((m) => `${m} acc`)], s.tables.map((t) => {
+    const per = table(`tabular-tables${idSuffix}`, ['table', 'features', 'classes', 'train rows', ...s.models.map((m) => `${m} acc`)], s.tables.map((t) => {
       const any = rs.find((r) => r.metrics.tabular?.table === t)!.metrics.tabular!;
       return { cells: [t, any.nFeatures, any.nClasses, any.nTrain, ...s.models.map((m) => s.perTable[t]![m]?.accuracy ?? NaN)] };
     }));
-    const agg = table('tabular-aggregate', ['model', 'mean accuracy', '95% CI +-', 'mean ROC-AUC', 'mean log-loss', 'mean rank', 'tables'], s.models.map((m) => {
+    const agg = table(`tabular-aggregate${idSuffix}`, ['model', 'mean accuracy', '95% CI +-', 'mean ROC-AUC', 'mean log-loss', 'mean rank', 'tables'], s.models.map((m) => {
       const a = s.aggregate[m]!;
       return { cells: [m, a.accuracy.mean, a.accuracy.ci95, a.rocAuc.mean, a.logLoss.mean, a.meanRank, a.tables] };
     }));
@@ -219,10 +223,10 @@ function tabularSection(rs: RunRecord[]): string {
       series: [{ name: 'block-sparse multi-scale', points: w.map((r) => [r.features, r.sparseMs] as [number, number]) }, { name: 'dense', points: w.map((r) => [r.features, r.denseMs] as [number, number]) }] });
     const mem = linePlot({ title: 'Row interaction peak tensor memory vs features', xLabel: 'features', yLabel: 'MB', logX: true, logY: true,
       series: [{ name: 'block-sparse multi-scale', points: w.map((r) => [r.features, r.sparseBytes / 1e6] as [number, number]) }, { name: 'dense', points: w.map((r) => [r.features, r.denseBytes / 1e6] as [number, number]) }] });
-    const wt = table('width-scaling', ['features', 'sparse ms', 'dense ms', 'dense / sparse', 'sparse peak MB', 'dense peak MB', 'sparse layout density'], w.map((r) => ({ cells: [r.features, r.sparseMs, r.denseMs, r.denseMs / r.sparseMs, r.sparseBytes / 1e6, r.denseBytes / 1e6, r.sparseDensity] })));
+    const wt = table(`width-scaling${idSuffix}`, ['features', 'sparse ms', 'dense ms', 'dense / sparse', 'sparse peak MB', 'dense peak MB', 'sparse layout density'], w.map((r) => ({ cells: [r.features, r.sparseMs, r.denseMs, r.denseMs / r.sparseMs, r.sparseBytes / 1e6, r.denseBytes / 1e6, r.sparseDensity] })));
     out += `<h3>Width scaling</h3><div class="plots">${lat}${mem}</div>${wt}`;
   }
-  return `<section id="task-tabular"><h2>tabular in-context learning</h2>${out}</section>`;
+  return `<section id="task-tabular${idSuffix}"><h2>tabular in-context learning: suite ${esc(suite)}</h2>${out}</section>`;
 }
 
 export function renderLeaderboard(reports: { path: string; report: Report }[]): string {
@@ -230,6 +234,7 @@ export function renderLeaderboard(reports: { path: string; report: Report }[]): 
   const TABULAR = ['tabular', 'width-scaling'];
   const tasks = [...new Set(records.map((r) => r.task.name))].filter((t) => t !== 'attention-op' && !TABULAR.includes(t)).sort();
   const tabularRecords = records.filter((r) => TABULAR.includes(r.task.name));
+  const tabularSuites = [...new Set(tabularRecords.map((r) => r.suite))];
   const kernelRecords = records.filter((r) => r.task.name === 'attention-op');
   const sections = tasks.map((t) => {
     const rs = records.filter((r) => r.task.name === t);
@@ -247,7 +252,7 @@ export function renderLeaderboard(reports: { path: string; report: Report }[]): 
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tabrecall leaderboard</title><style>${CSS}</style></head><body>
 <h1>tabrecall leaderboard</h1><p>${records.length} runs from ${reports.length} report(s). Click a column header to sort.</p>
 ${sections.join('\n')}
-${tabularRecords.length ? tabularSection(tabularRecords) : ''}
+${tabularSuites.map((suite) => tabularSection(tabularRecords.filter((r) => r.suite === suite), suite, tabularSuites.length > 1 ? `-${suite.replace(/[^A-Za-z0-9_-]/g, '_')}` : '')).join('\n')}
 ${kernelRecords.length ? kernelsSection(kernelRecords) : ''}
 <h2>Environment</h2>${fingerprints(reports)}
 <script>${SORT_JS}</script></body></html>`;

@@ -91,4 +91,21 @@ describe('reports', () => {
     expect(html).toContain('0.9900');
     expect(html).toContain('data-run-id="abc123"');
   });
+
+  it('tabular suites get one section each, never pooled', () => {
+    const tab = (suite: string, table: string, acc: number): RunRecord => {
+      const r = fakeRecord({ suite, runId: `${suite}-${table}`, task: { name: 'tabular', params: { table } }, model: { name: 'logreg', size: 'logreg', params: {}, parameterCount: 0 } }, acc);
+      r.metrics.tabular = { table, fold: 0, folds: 5, rocAuc: acc, logLoss: 1 - acc, nTrain: 100, nTest: 50, nFeatures: 4, nClasses: 3, seconds: 0.1, iclSafetyMaxDelta: null };
+      return r;
+    };
+    const html = renderLeaderboard([
+      { path: 'a.json', report: { ...report([tab('tabular-quick', 'iris', 0.9)]), suite: 'tabular-quick' } },
+      { path: 'b.json', report: { ...report([tab('tabular-holdout', 'iris', 0.7)]), suite: 'tabular-holdout' } },
+    ]);
+    const section = (id: string): string => html.slice(html.indexOf(`<section id="${id}"`), html.indexOf('</section>', html.indexOf(`<section id="${id}"`)));
+    expect(section('task-tabular-tabular-quick')).toContain('0.9000');
+    expect(section('task-tabular-tabular-quick')).not.toContain('0.8000');
+    expect(section('task-tabular-tabular-holdout')).toContain('0.7000');
+    expect(html).toContain('id="tabular-aggregate-tabular-holdout"');
+  });
 });
