@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { UsageError } from './cli.js';
 import type { SuiteFile } from '../suites/types.js';
 import { useBackend, backendInfo } from '../kernels/backend.js';
-import { runTabularCase, runWidthCase, tabularCaseId, tabularCases, tabularLabel, widthCaseId, widthLabel } from '../suites/tabular.js';
+import { modelFileDigest, runTabularCase, runWidthCase, tabularCaseId, tabularCases, tabularLabel, widthCaseId, widthLabel } from '../suites/tabular.js';
 import { emitReport, loadRecord, recordPath } from '../suites/runner.js';
 import { fingerprint } from '../reports/fingerprint.js';
 import { renderLeaderboard } from '../reports/html.js';
@@ -32,9 +32,13 @@ export async function runTabular(suite: SuiteFile, seeds: number[], filter: RegE
   const t0 = performance.now();
   let done = 0;
   let lastEmit = t0;
-  const step = async (id: string, label: string, run: () => Promise<RunRecord>): Promise<void> => {
+  const step = async (id: string, label: string, run: () => Promise<RunRecord>, fileDigest?: string): Promise<void> => {
     const path = recordPath(outDir, id);
-    const old = o.resume && existsSync(path) ? loadRecord(path) : undefined;
+    const saved = o.resume && existsSync(path) ? loadRecord(path) : undefined;
+    // A result computed from a model file since replaced at the same path is run again.
+    const stale = saved !== undefined && saved.model.params.fileDigest !== fileDigest;
+    const old = stale ? undefined : saved;
+    if (stale) process.stderr.write(`[case ${done + 1}/${total}] ${label}: model file changed since the saved result; running it again\n`);
     const elapsed = (performance.now() - t0) / 1000;
     const eta = done ? Math.round((elapsed / done) * (total - done)) : NaN;
     process.stderr.write(`[case ${done + 1}/${total}] ${label} ${old ? '(resumed)' : `... ETA ${Number.isNaN(eta) ? '?' : eta}s`}`);
@@ -49,7 +53,7 @@ export async function runTabular(suite: SuiteFile, seeds: number[], filter: RegE
       lastEmit = performance.now();
     }
   };
-  for (const k of cases) await step(tabularCaseId(suite.name, c, k, backend), tabularLabel(k), () => runTabularCase(suite.name, c, k, backend, fp));
+  for (const k of cases) await step(tabularCaseId(suite.name, c, k, backend), tabularLabel(k), () => runTabularCase(suite.name, c, k, backend, fp), modelFileDigest(k.model));
   for (const w of widths) await step(widthCaseId(suite.name, c.widthScaling!, w.f, w.a, backend), w.label, () => runWidthCase(suite.name, c.widthScaling!, w.f, w.a, backend, fp));
   const paths = emitReport(outDir, suite.name, fp, records);
   const report = { schemaVersion: 1, suite: suite.name, createdAt: new Date().toISOString(), fingerprint: fp, records };

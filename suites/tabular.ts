@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ParamError, enumParam, intParam, rejectUnknown } from '../datasets/params.js';
@@ -94,6 +95,24 @@ function validTables(field: string, v: unknown, names: string[]): string[] {
 }
 
 const repoPath = (p: string): string => (isAbsolute(p) ? p : join(ROOT, p));
+
+const digests = new Map<string, string>();
+/**
+ * The bytes a model reads (checkpoint model.json + weights.bin, or the .onnx file), hashed: recorded
+ * with each run so `--resume` never reuses a result computed from a file since replaced at the same
+ * path (a new shipped checkpoint after `git pull`). Undefined for models without a file.
+ */
+export function modelFileDigest(m: TabularModelSpec): string | undefined {
+  const files = m.checkpoint !== undefined ? ['model.json', 'weights.bin'].map((f) => join(repoPath(m.checkpoint!), f)) : m.path !== undefined ? [repoPath(m.path)] : [];
+  if (!files.length) return undefined;
+  const key = files.join('|');
+  if (!digests.has(key)) {
+    const h = createHash('sha256');
+    for (const f of files) h.update(readFileSync(f));
+    digests.set(key, h.digest('hex').slice(0, 16));
+  }
+  return digests.get(key);
+}
 
 export function modelLabel(m: TabularModelSpec): string {
   return m.name === 'knn' ? `knn k=${m.k ?? 15}` : m.name === 'random-forest' ? `random-forest ${m.trees ?? 100} trees` : m.name;
@@ -241,6 +260,7 @@ export async function runTabularCase(suite: string, c: TabularConfig, k: Tabular
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
   const task = cachedTask(c, k);
+  const digest = modelFileDigest(k.model);
   const model = buildTabularModel(k.model, k.seed);
   const p0 = performance.now();
   const p = await model.predictProba(task);
@@ -255,7 +275,7 @@ export async function runTabularCase(suite: string, c: TabularConfig, k: Tabular
   return {
     schemaVersion: SCHEMA_VERSION, runId: tabularCaseId(suite, c, k, backend), suite, label: tabularLabel(k),
     task: { name: 'tabular', params: { table: k.table, fold: k.fold, folds: c.folds, maxTrainRows: c.maxTrainRows, maxTestRows: c.maxTestRows, maxClasses: c.maxClasses } },
-    model: { name: k.model.name, size: modelLabel(k.model), params: { ...k.model }, parameterCount },
+    model: { name: k.model.name, size: modelLabel(k.model), params: { ...k.model, ...(digest ? { fileDigest: digest } : {}) }, parameterCount },
     train: {}, optimizer: {}, latencyConfig: {}, seed: k.seed, backend, fingerprint: fp, gitSha: fp.gitSha,
     metrics: {
       ...emptyMetrics(), accuracy: acc, accuracyDenominator: task.nTest, exactMatch: acc, examples: task.nTest,

@@ -1,7 +1,7 @@
 /** The CLI's contract: one-line errors with exit code 2, nothing overwritten, and --resume after a kill. */
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -106,6 +106,30 @@ describe('bench CLI', () => {
     const l = cli('leaderboard.ts', [join(dir, 'missing.json'), '--out', join(dir, 'lb.html')]);
     expect(l.code).toBe(2);
     expect(existsSync(join(dir, 'lb.html'))).toBe(false);
+  });
+
+  it('--resume runs a tabular case again when its checkpoint was replaced at the same path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tr-ckpt-'));
+    const ckpt = join(dir, 'ckpt');
+    cpSync(join('models', 'checkpoints', 'orion-msp'), ckpt, { recursive: true });
+    const suite = join(dir, 'tab.json');
+    writeFileSync(suite, JSON.stringify({
+      name: 'tab', description: 'test', kind: 'tabular', seeds: [0], entries: [],
+      tabular: { tables: ['iris'], folds: 5, evalFolds: 1, maxTrainRows: 64, maxTestRows: 16, safetyProbes: 0, models: [{ name: 'orion-msp', checkpoint: ckpt, members: 1 }] },
+    }));
+    const out = join(dir, 'out');
+    const run = () => cli('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out, '--resume']);
+    expect(run().code).toBe(0);
+    const again = run();
+    expect(again.err).toMatch(/\(resumed\)/);
+    // Same shapes, other weights: the saved result no longer describes this checkpoint.
+    const w = readFileSync(join(ckpt, 'weights.bin'));
+    new Float32Array(w.buffer, w.byteOffset, w.byteLength / 4).forEach((x, i, a) => (a[i] = x * 0.5));
+    writeFileSync(join(ckpt, 'weights.bin'), w);
+    const changed = run();
+    expect(changed.code).toBe(0);
+    expect(changed.err).toMatch(/model file changed since the saved result; running it again/);
+    expect(changed.err).not.toMatch(/\(resumed\)/);
   });
 
   it('--resume skips runs finished before an interruption', async () => {
