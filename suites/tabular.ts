@@ -15,7 +15,7 @@ import { stratifiedFolds, stratifiedSubsample } from '../datasets/tabular/splits
 import type { IclTask, RawTable } from '../datasets/tabular/types.js';
 import { Rng } from '../datasets/rng.js';
 import { loadCheckpoint } from '../models/tabular/checkpoint.js';
-import { IclModel, ENSEMBLE_DEFAULTS } from '../models/tabular/icl-model.js';
+import { IclModel, ENSEMBLE_DEFAULTS, ENSEMBLE_TRANSFORMS, type EnsembleTransform } from '../models/tabular/icl-model.js';
 import { IclNetwork } from '../models/tabular/icl-network.js';
 import { iclConfig } from '../models/tabular/registry.js';
 import { KNearest, LogisticRegression, RandomForest } from '../models/tabular/baselines.js';
@@ -39,7 +39,7 @@ export interface TabularModelSpec {
   /** ICL models: members of tables wider than this read random subsets of this many features (0: all). */
   maxFeatures?: number;
   /** ICL models: 'mixed' gives odd ensemble members quantile-normal features (see EnsembleOptions.transform). */
-  transform?: 'robust' | 'mixed' | 'quantile';
+  transform?: EnsembleTransform;
   k?: number;
   trees?: number;
 }
@@ -75,7 +75,7 @@ export function validateTabular(raw: Record<string, unknown>): TabularConfig {
     if ((m.name === 'orion-msp' || m.name === 'dense-icl') && typeof m.checkpoint !== 'string') throw new ParamError(`${w}.models[${i}].checkpoint`, 'ICL models need a checkpoint folder');
     if (m.members !== undefined) intParam(`${w}.models[${i}]`, 'members', m.members, 1, 256);
     if (m.maxFeatures !== undefined) intParam(`${w}.models[${i}]`, 'maxFeatures', m.maxFeatures, 0, 1 << 16);
-    if (m.transform !== undefined) enumParam(`${w}.models[${i}]`, 'transform', m.transform, ['robust', 'mixed', 'quantile'] as const);
+    if (m.transform !== undefined) enumParam(`${w}.models[${i}]`, 'transform', m.transform, ENSEMBLE_TRANSFORMS);
     if (m.name === 'onnx' && typeof m.path !== 'string') throw new ParamError(`${w}.models[${i}].path`, 'the onnx model needs a path to a .onnx file');
   });
   const folds = intParam(w, 'folds', raw.folds ?? 5, 2, 100);

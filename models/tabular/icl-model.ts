@@ -22,13 +22,16 @@ export interface EnsembleOptions {
    */
   maxFeatures: number;
   /**
-   * Odd members read the features through a quantile-normal transform fitted on the train rows
-   * (TabPFN's per-member preprocessing variety): skewed and heavy-tailed real columns then look
-   * like the prior's near-normal ones. 'robust': every member reads the table's robust z-scores;
-   * 'quantile': every member reads quantile-normal features.
+   * 'mixed': odd members read the features through a quantile-normal transform fitted on the train
+   * rows (TabPFN's per-member preprocessing variety), so skewed and heavy-tailed real columns look
+   * like the prior's near-normal ones; 'quantile': every member does; 'robust': every member reads
+   * the table's robust z-scores.
    */
-  transform: 'robust' | 'mixed' | 'quantile';
+  transform: EnsembleTransform;
 }
+
+export const ENSEMBLE_TRANSFORMS = ['robust', 'mixed', 'quantile'] as const;
+export type EnsembleTransform = (typeof ENSEMBLE_TRANSFORMS)[number];
 
 export const ENSEMBLE_DEFAULTS: EnsembleOptions = { members: 4, temperature: 0.9, cellBudget: 1 << 18, maxFeatures: 0, transform: 'robust' };
 
