@@ -17,7 +17,7 @@ import { loadCheckpoint, saveCheckpoint } from '../models/tabular/checkpoint.js'
 import { KNearest, LogisticRegression, RandomForest, lbfgs } from '../models/tabular/baselines.js';
 import { nearestCentroidOnnx } from '../models/tabular/onnx-builder.js';
 import { OnnxIclModel } from '../models/tabular/onnx.js';
-import { accuracy, binaryAuc, iclSafetyDelta, logLoss, rocAuc, makeTask } from '../suites/tabular.js';
+import { accuracy, binaryAuc, iclSafetyDelta, logLoss, rocAuc, makeTask, validateTabular } from '../suites/tabular.js';
 import { loadShipped } from '../datasets/tabular/load.js';
 import { density } from '../kernels/layout.js';
 import { Rng } from '../datasets/rng.js';
@@ -142,6 +142,11 @@ describe('quantile-normal member features', () => {
     expect(q.xTest[6]).toBeCloseTo(train0(39), 6);
     expect(q.xTest[5]).toBeGreaterThan(q.xTrain[1]!);
     expect(q.xTest[5]).toBeLessThan(q.xTest[1]!);
+  });
+
+  it('a suite names a bad transform and the allowed ones', () => {
+    expect(() => validateTabular({ tables: ['iris'], models: [{ name: 'orion-msp', checkpoint: 'models/checkpoints/orion-msp', transform: 'log' }] }))
+      .toThrow(/models\[0\]\.transform: must be one of robust, mixed, quantile; got "log"/);
   });
 });
 
