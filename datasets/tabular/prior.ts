@@ -99,30 +99,20 @@ function discretize(rng: Rng, X: Float64Array, n: number, F: number, f: number, 
  */
 interface GenOptions { relevant: number; levels: Int32Array | null }
 
-/** Features [n, F] (level indices in categorical columns) and a continuous target from one generator. */
-function generate(rng: Rng, kind: PriorKind, n: number, F: number, o: GenOptions = { relevant: 0.7, levels: null }): { X: Float64Array; t: Float64Array } {
-  const { X, t } = generateRaw(rng, kind, n, F, o);
-  if (o.levels && kind === 'mlp') {
-    for (let f = 0; f < F; f++) {
-      const L = o.levels[f]!;
-      if (L === 0) continue;
-      const lv = discretize(rng, X, n, F, f, L);
-      for (let r = 0; r < n; r++) X[r * F + f] = lv[r]!;
-    }
-  }
-  return { X, t };
-}
-
-/** Tree and linear inputs: categorical columns become per-level random effects for the target; the levels are kept to be observed. */
-function categoricalInputs(rng: Rng, X: Float64Array, n: number, F: number, levels: Int32Array | null): { f: number; lv: Int32Array }[] {
+/**
+ * Cut the categorical columns into levels. `effects`: each column then holds a random effect per
+ * level (what a tree or linear target reads) and its levels are returned, to be observed once the
+ * target is drawn; otherwise the column holds its level indices at once.
+ */
+function cutColumns(rng: Rng, X: Float64Array, n: number, F: number, levels: Int32Array | null, effects: boolean): { f: number; lv: Int32Array }[] {
   const kept: { f: number; lv: Int32Array }[] = [];
   if (!levels) return kept;
   for (let f = 0; f < F; f++) {
     const L = levels[f]!;
     if (L === 0) continue;
     const lv = discretize(rng, X, n, F, f, L);
-    const effect = Float64Array.from({ length: L }, () => rng.normal());
-    for (let r = 0; r < n; r++) X[r * F + f] = effect[lv[r]!]!;
+    const value = effects ? Float64Array.from({ length: L }, () => rng.normal()) : null;
+    for (let r = 0; r < n; r++) X[r * F + f] = value ? value[lv[r]!]! : lv[r]!;
     kept.push({ f, lv });
   }
   return kept;
@@ -132,7 +122,8 @@ function observeLevels(X: Float64Array, n: number, F: number, kept: { f: number;
   for (const { f, lv } of kept) for (let r = 0; r < n; r++) X[r * F + f] = lv[r]!;
 }
 
-function generateRaw(rng: Rng, kind: PriorKind, n: number, F: number, o: GenOptions): { X: Float64Array; t: Float64Array } {
+/** Features [n, F] (level indices in categorical columns) and a continuous target from one generator. */
+function generate(rng: Rng, kind: PriorKind, n: number, F: number, o: GenOptions): { X: Float64Array; t: Float64Array } {
   const X = new Float64Array(n * F);
   const t = new Float64Array(n);
   if (kind === 'mlp') {
@@ -170,10 +161,11 @@ function generateRaw(rng: Rng, kind: PriorKind, n: number, F: number, o: GenOpti
       for (let f = 0; f < F; f++) X[r * F + f] = all[pick[f % pick.length]! - width]! ?? 0;
       t[r] = all[pick[pick.length - 1]! - width]!;
     }
+    cutColumns(rng, X, n, F, o.levels, false);
     return { X, t };
   }
   for (let i = 0; i < X.length; i++) X[i] = rng.float() < 0.5 ? rng.normal() : rng.float() * 2 - 1;
-  const kept = categoricalInputs(rng, X, n, F, o.levels);
+  const kept = cutColumns(rng, X, n, F, o.levels, true);
   if (kind === 'tree') {
     // Sum of random axis-aligned trees: piecewise-constant targets with interactions.
     const trees = rng.int(1, 6);
