@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds kernels/cuda/build/libtabrecall_cuda.so with nvcc (sm_80 and sm_90 machine code, PTX for
+// Builds kernels/cuda/build/libtabrecall_cuda.so with nvcc (sm_80 and sm_90a machine code, PTX for
 // newer GPUs) against cuBLAS. Without CUDA it says so in one line and exits 0: nothing else depends
 // on it (`auto` then picks native). `--strict` makes a failed build an error.
 import { spawnSync } from 'node:child_process';
@@ -21,7 +21,9 @@ function fail(msg) {
 if (spawnSync(nvcc, ['--version'], { stdio: 'ignore' }).status !== 0) fail(`no nvcc found; set NVCC or CUDA_HOME`);
 const sources = readdirSync(join(here, 'src')).filter((f) => f.endsWith('.cu')).map((f) => join(here, 'src', f));
 const arch = (process.env.TABRECALL_CUDA_ARCH ?? '80,90').split(',');
-const gencode = arch.flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a}`]);
+// sm_90 is built as sm_90a: wgmma (attention_hopper.cu) exists only there. The PTX for newer GPUs is
+// plain compute_XX, since arch-specific ('a') PTX runs on no other GPU.
+const gencode = arch.flatMap((a) => ['-gencode', a === '90' ? 'arch=compute_90a,code=sm_90a' : `arch=compute_${a},code=sm_${a}`]);
 gencode.push('-gencode', `arch=compute_${arch[arch.length - 1]},code=compute_${arch[arch.length - 1]}`);
 const flags = ['-std=c++17', '-O3', '-shared', '-Xcompiler', '-fPIC', '-t', '0', ...gencode];
 mkdirSync(out, { recursive: true });
@@ -34,4 +36,4 @@ if (r.status !== 0) {
   fail('nvcc failed');
 }
 writeFileSync(join(out, 'build-info.json'), JSON.stringify({ nvcc, flags, builtAt: new Date().toISOString() }, null, 1));
-console.log(`tabrecall: cuda backend built (${arch.map((a) => `sm_${a}`).join(', ')}) -> ${lib}`);
+console.log(`tabrecall: cuda backend built (${arch.map((a) => (a === '90' ? 'sm_90a' : `sm_${a}`)).join(', ')}) -> ${lib}`);

@@ -5,129 +5,12 @@
 // blocks skip the token rule. Shapes it takes: head dim 64, Bq = Bk = 64 (others use attention.cu).
 // Shared-memory rows are 128 bytes, swizzled by 16-byte chunk (chunk ^ row % 8): ldmatrix and
 // cp.async then touch 8 different bank groups.
-#include "common.cuh"
-#include <cuda_bf16.h>
+#include "attention_tc.cuh"
 
 using namespace tr;
+using namespace tr::tc;
 
 namespace {
-constexpr int T = 64;  // rows of a query block, keys of a key block, head dim
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
-
-__device__ __forceinline__ int swz(int row, int col) { return row * T + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7)); }
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-  const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n"); }
-template <int N>
-__device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
-  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-
-// Rows [row0, row0+64) of a [len, 64] bf16 matrix into a swizzled tile; rows past len read as zeros.
-__device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat16* base, int row0, int len) {
-  for (int c = threadIdx.x; c < T * 8; c += blockDim.x) {
-    const int row = c >> 3, ch = c & 7;
-    const bool ok = row0 + row < len;
-    cp_async16(tile + swz(row, ch * 8), base + (int64_t)(ok ? row0 + row : 0) * T + ch * 8, ok);
-  }
-}
-
-struct Args {
-  int H, Lq, Lk, LH, nQ;
-  const int32_t *row_ptr, *col_idx;
-  const uint8_t *full, *mask;
-  int causal, window;
-  float scale;
-  int64_t kb_sb, kb_sh;
-};
-
-__device__ __forceinline__ float ex2(float x) {  // 2^x; ex2.approx(-inf) = +0
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-// Token rule (partial blocks), scale, key bias and the online-softmax update of one 16 x 64 tile of
-// raw scores held in mma accumulator layout (s[n-tile][c0..c3]: rows g and g+8, columns 2t, 2t+1);
-// P overwrites S, the output accumulators are rescaled. Statistics are kept in log2 units. Full
-// blocks without key bias (the bulk of dense, window and BigBird) take one FFMA per score.
-__device__ __forceinline__ void mask_softmax(const Args& p, float (&s)[8][4], float (&o)[8][4], float (&mrow)[2], float (&lrow)[2],
-                                             const float* kb, int pi, int i0, int rowa, int t, float sl2) {
-  const int j0 = p.col_idx[pi] * T;
-  const bool full = p.full[pi] != 0 && j0 + T <= p.Lk;
-  const bool plain = full && !kb;
-  if (!plain) {
-    const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T : nullptr;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++) {
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int col = nt * 8 + 2 * t + (e & 1);
-        const int row = rowa + (e >> 1) * 8;
-        float x = s[nt][e] * sl2 + (kb ? kb[j0 + col] * kLog2e : 0.0f);
-        if (!full) {
-          const int c = j0 + col, qi = row + (p.Lk - p.Lq);
-          int lo = p.window >= 0 ? max(0, qi - p.window) : 0;
-          int hi = p.causal ? qi : p.Lk - 1;
-          if (p.window >= 0) hi = min(hi, qi + p.window);
-          if (c >= p.Lk || c < lo || c > hi || (bits && !bits[(row - i0) * T + col])) x = -INFINITY;
-        }
-        s[nt][e] = x;
-      }
-    }
-  }
-  const float mul = plain ? sl2 : 1.0f;  // raw scores still need the scale
-#pragma unroll
-  for (int hf = 0; hf < 2; hf++) {
-    float mx = -INFINITY;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-    const float mnew = fmaxf(mrow[hf], mx * mul);
-    const float corr = mnew == -INFINITY ? 1.0f : ex2(mrow[hf] - mnew);
-    const float neg = mnew == -INFINITY ? 0.0f : -mnew;  // a fully masked row so far: every p is 0
-    float sum = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++) {
-#pragma unroll
-      for (int e = 2 * hf; e < 2 * hf + 2; e++) {
-        const float pv = ex2(fmaf(s[nt][e], mul, neg));
-        s[nt][e] = pv;
-        sum += pv;
-      }
-      o[nt][2 * hf] *= corr;
-      o[nt][2 * hf + 1] *= corr;
-    }
-    sum += __shfl_xor_sync(0xffffffff, sum, 1);
-    sum += __shfl_xor_sync(0xffffffff, sum, 2);
-    lrow[hf] = lrow[hf] * corr + sum;
-    mrow[hf] = mnew;
-  }
-}
 
 __global__ void __launch_bounds__(128, 4) bsa_fwd_bf16_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                                       const float* kbias, float* out, float* lse) {
@@ -145,11 +28,11 @@ __global__ void __launch_bounds__(128, 4) bsa_fwd_bf16_k(Args p, const __nv_bflo
   const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
   const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
 
-  load_tile(Qs, qb, i0, p.Lq);
+  load_tile<128>(Qs, qb, i0, p.Lq);
   if (n > 0) {
     const int j0 = p.col_idx[a] * T;
-    load_tile(Ks[0], kbh, j0, p.Lk);
-    load_tile(Vs[0], vbh, j0, p.Lk);
+    load_tile<128>(Ks[0], kbh, j0, p.Lk);
+    load_tile<128>(Vs[0], vbh, j0, p.Lk);
   }
   cp_commit();
 
@@ -165,8 +48,8 @@ __global__ void __launch_bounds__(128, 4) bsa_fwd_bf16_k(Args p, const __nv_bflo
     const int pi = a + it, buf = it & 1;
     if (it + 1 < n) {
       const int j1 = p.col_idx[pi + 1] * T;
-      load_tile(Ks[buf ^ 1], kbh, j1, p.Lk);
-      load_tile(Vs[buf ^ 1], vbh, j1, p.Lk);
+      load_tile<128>(Ks[buf ^ 1], kbh, j1, p.Lk);
+      load_tile<128>(Vs[buf ^ 1], vbh, j1, p.Lk);
       cp_commit();
       cp_wait<1>();
     } else {
@@ -375,6 +258,7 @@ TR_API void tr_bsa_fwd_bf16(const void* q, const void* k, const void* v, const f
   const int nQ = (Lq + T - 1) / T;
   if (B * H * nQ == 0) return;
   Args p{H, Lq, Lk, LH, nQ, row_ptr, col_idx, full, mask, causal, window, scale, kb_sb, kb_sh};
+  if (hopper_bsa_fwd_bf16(p, B, (const __nv_bfloat16*)q, (const __nv_bfloat16*)k, (const __nv_bfloat16*)v, kb, out, lse)) return;
   bsa_fwd_bf16_k<<<dim3(nQ, H, B), 128, 0, stream()>>>(p, (const __nv_bfloat16*)q, (const __nv_bfloat16*)k, (const __nv_bfloat16*)v, kb,
                                                         out, lse);
   TR_LAUNCHED("bsa_fwd_bf16");

@@ -1,0 +1,466 @@
+// Block-sparse attention forward for Hopper (sm_90a) on wgmma: bf16 q/k/v, fp32 accumulation, softmax
+// statistics and output, the same arguments and results as attention_tc.cu's mma.sync kernel.
+// One CTA = 2 warpgroups, each owning one 64-row query block (wgmma's M = 64), so a CTA covers 128
+// query rows and each K/V tile it loads serves both: half the L2 -> shared-memory traffic per FLOP of a
+// 64-row CTA. The two query blocks' sorted key-block lists are walked as one sorted union; a
+// warpgroup whose list lacks the current block sits that step out (dense: never; window: 1 step in 10).
+// K/V tiles stream through a 3-stage cp.async ring in the 128-byte swizzled layout that wgmma's
+// descriptors read (the same swizzle the mma.sync kernel uses for ldmatrix). S = QK^T reads Q and K
+// from shared memory; O += PV takes P from registers (the S accumulators, rounded to bf16) and V
+// from shared memory through the descriptor's transpose. Softmax is attention_tc.cuh's mask_softmax,
+// since wgmma's accumulator layout per warp is mma.sync's m16n8 layout repeated along N.
+#include "attention_tc.cuh"
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+using namespace tr;
+using namespace tr::tc;
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define TR_WGMMA 1
+#endif
+
+namespace {
+constexpr int kTile = T * T;  // elements of one 64 x 64 tile (8 KB)
+// Q tiles + a K/V ring, + slack to align the swizzle atoms to 1024 bytes
+constexpr size_t smem_bytes(int qTiles, int stages) { return sizeof(__nv_bfloat16) * kTile * (qTiles + 2 * stages) + 1024; }
+__device__ __forceinline__ __nv_bfloat16* smem_base(uint8_t* raw) {
+  const uint32_t a = (uint32_t)__cvta_generic_to_shared(raw);
+  return reinterpret_cast<__nv_bfloat16*>(raw + (((a + 1023) & ~1023u) - a));
+}
+
+// Shared-memory matrix descriptor: 128-byte swizzle; 8-row groups 1024 bytes apart (stride byte
+// offset). The leading byte offset only counts when a tile spans several swizzle atoms along its
+// contiguous dimension; ours are exactly one atom (64 bf16) wide.
+__device__ __forceinline__ uint64_t desc128(uint32_t saddr) {
+  return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
+}
+__device__ __forceinline__ uint32_t saddr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// D (64 x 64, fp32) = A(smem, K-major) B(smem, K-major) (+ D when acc)
+__device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint64_t da, uint64_t db, int acc) {
+#ifdef TR_WGMMA
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "l"(da), "l"(db), "r"(acc));
+#endif
+}
+// D += A(registers, mma.sync's A-fragment layout per warp) B(smem, N contiguous: transposed)
+__device__ __forceinline__ void wgmma_rs_t(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db) {
+#ifdef TR_WGMMA
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+#endif
+}
+__device__ __forceinline__ void wg_fence() {
+#ifdef TR_WGMMA
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wg_commit() {
+#ifdef TR_WGMMA
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void wg_wait() {
+#ifdef TR_WGMMA
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+// cp.async writes through the generic proxy; wgmma reads through the async proxy.
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Keeps the compiler from moving accumulator reads or writes across an in-flight wgmma.
+__device__ __forceinline__ void pin(float (&d)[8][4]) {
+#pragma unroll
+  for (int i = 0; i < 8; i++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) asm volatile("" : "+f"(d[i][e])::"memory");
+}
+
+// kWG warpgroups per CTA, each owning one 64-row query block (wgmma's M = 64): the CTA covers
+// 64 * kWG query rows, and each K/V tile it loads serves every warpgroup whose list holds it (a 64-row
+// CTA moves kWG times more bytes from L2 per FLOP). The query blocks' sorted key-block lists are
+// walked as one sorted union; a warpgroup whose list lacks the current block sits that step out.
+// Within a warpgroup, FlashAttention-3's overlap: the PV product of its previous tile runs on the
+// tensor cores while the softmax of the current tile runs; the output correction waits for that PV to
+// land. A deferred PV always belongs to the previous union step (a warpgroup that sits a step out
+// flushes it then), so the K/V ring may refill the stage of step u-2 at step u: kStages - 2 tiles ahead.
+template <int kWG, int kStages>
+__global__ void __launch_bounds__(128 * kWG, kWG == 1 ? 3 : kWG == 2 ? 2 : 1)
+    bsa_fwd_wgmma_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kbias, float* out,
+                    float* lse) {
+#ifdef TR_WGMMA
+  static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
+  extern __shared__ uint8_t smraw[];
+  __nv_bfloat16* Qs = smem_base(smraw);  // [kWG][kTile]
+  __nv_bfloat16* Ks = Qs + kWG * kTile;  // [kStages][kTile]
+  __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  // Warp-uniform by construction (a lane-0 broadcast): ptxas serializes every wgmma (C7520) when a
+  // branch around them might diverge within a warp.
+  const int wg = __shfl_sync(0xffffffff, threadIdx.x >> 7, 0);
+  const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int qb0 = blockIdx.x * kWG;
+  const int32_t* rp = p.row_ptr + (int64_t)lh * (p.nQ + 1);
+  int la[kWG], ln[kWG], cu[kWG], lu[kWG];  // each list's start and length; compute and loader cursors
+#pragma unroll
+  for (int w = 0; w < kWG; w++) {
+    const bool ok = qb0 + w < p.nQ;
+    la[w] = ok ? rp[qb0 + w] : 0;
+    ln[w] = ok ? rp[qb0 + w + 1] - la[w] : 0;
+    cu[w] = lu[w] = 0;
+  }
+  // The next block of the union at cursors u (advanced past it); mine: whether warpgroup wg's list
+  // holds it, and at which position of the layout. Unrolled selects: no run-time register indexing.
+  auto union_next = [&](int (&u)[kWG], bool& mine, int& pi) {
+    int jw[kWG], j = INT_MAX;
+#pragma unroll
+    for (int w = 0; w < kWG; w++) {
+      jw[w] = u[w] < ln[w] ? __ldg(p.col_idx + la[w] + u[w]) : INT_MAX;
+      j = min(j, jw[w]);
+    }
+    mine = false;
+    pi = -1;
+#pragma unroll
+    for (int w = 0; w < kWG; w++) {
+      const bool in = jw[w] == j;
+      if (w == wg && in) {
+        mine = true;
+        pi = la[w] + u[w];
+      }
+      u[w] += in;
+    }
+    return j;
+  };
+  auto more = [&](const int (&u)[kWG]) {
+    bool m = false;
+#pragma unroll
+    for (int w = 0; w < kWG; w++) m |= u[w] < ln[w];
+    return m;
+  };
+  const __nv_bfloat16* qbh = q + bh * p.Lq * T;
+  const __nv_bfloat16* kbh = k + bh * p.Lk * T;
+  const __nv_bfloat16* vbh = v + bh * p.Lk * T;
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+
+#pragma unroll
+  for (int w = 0; w < kWG; w++) load_tile<128 * kWG>(Qs + w * kTile, qbh, (qb0 + w) * T, p.Lq);
+  bool xm;
+  int xp;
+#pragma unroll
+  for (int st = 0; st < kStages - 2; st++) {
+    if (more(lu)) {
+      const int j = union_next(lu, xm, xp) * T;
+      load_tile<128 * kWG>(Ks + st * kTile, kbh, j, p.Lk);
+      load_tile<128 * kWG>(Vs + st * kTile, vbh, j, p.Lk);
+    }
+    cp_commit();
+  }
+
+  float o[8][4];
+#pragma unroll
+  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f}, corr[2];
+  uint32_t pa[4][4];  // P of the deferred PV, bf16 pairs in wgmma's A-fragment layout
+  bool pending = false;
+  const float sl2 = p.scale * kLog2e;
+  const int i0 = (qb0 + wg) * T;
+  const int rowa = i0 + warp * 16 + g;  // this lane's rows: rowa, rowa + 8
+  const uint32_t qaddr = saddr(Qs + wg * kTile), kaddr0 = saddr(Ks), vaddr0 = saddr(Vs);
+  int st = 0, pst = 0, fst = kStages - 2;  // stage of this step, of the previous step, to refill
+  auto pv_issue = [&]() {
+    const uint32_t vaddr = vaddr0 + pst * kTile * 2;
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], desc128(vaddr + kk * 16 * 128));
+  };
+  while (more(cu)) {
+    bool mine;
+    int pi;
+    union_next(cu, mine, pi);
+    mine = __shfl_sync(0xffffffff, mine, 0);
+    cp_wait<kStages - 3>();
+    fence_proxy_async();
+    __syncthreads();  // this step's tile is in; every warpgroup is done with the stage of step u-2
+    if (more(lu)) {
+      const int j = union_next(lu, xm, xp) * T;
+      load_tile<128 * kWG>(Ks + fst * kTile, kbh, j, p.Lk);
+      load_tile<128 * kWG>(Vs + fst * kTile, vbh, j, p.Lk);
+    }
+    cp_commit();
+    if (mine) {
+      const uint32_t kaddr = kaddr0 + st * kTile * 2;
+      float s[8][4];
+      pin(o);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++) wgmma_ss(s, desc128(qaddr + kk * 32), desc128(kaddr + kk * 32), kk);
+      wg_commit();
+      if (pending) pv_issue();
+      wg_commit();  // (an empty group when nothing was pending: the waits stay unconditional)
+      wg_wait<1>();  // S is in; the PV may still run
+      pin(s);
+      softmax_update(p, s, corr, mrow, lrow, kb, pi, i0, rowa, t, sl2);
+      wg_wait<0>();
+      pin(o);
+      // Once the row maxima settle, most steps change none: skip the 32 multiplies warp-wide.
+      if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) rescale(o, corr);
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++) {
+        pa[kk][0] = pack(s[2 * kk][0], s[2 * kk][1]);
+        pa[kk][1] = pack(s[2 * kk][2], s[2 * kk][3]);
+        pa[kk][2] = pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        pa[kk][3] = pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      }
+      pending = true;
+    } else if (pending) {  // flush: the stage it reads is refilled next step
+      pin(o);
+      wg_fence();
+      pv_issue();
+      wg_commit();
+      wg_wait<0>();
+      pin(o);
+      pending = false;
+    }
+    pst = st;
+    st = st + 1 == kStages ? 0 : st + 1;
+    fst = fst + 1 == kStages ? 0 : fst + 1;
+  }
+  if (pending) {
+    pin(o);
+    wg_fence();
+    pv_issue();
+    wg_commit();
+    wg_wait<0>();
+    pin(o);
+  }
+  cp_wait<0>();
+  if (qb0 + wg >= p.nQ) return;
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    const int row = rowa + hf * 8;
+    if (row >= p.Lq) continue;
+    const float inv = lrow[hf] > 0 ? 1.0f / lrow[hf] : 0.0f;  // empty rows give zeros
+    float* orow = out + (bh * p.Lq + row) * T;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+      *reinterpret_cast<float2*>(orow + nt * 8 + 2 * t) = make_float2(o[nt][2 * hf] * inv, o[nt][2 * hf + 1] * inv);
+    if (t == 0) lse[bh * p.Lq + row] = lrow[hf] > 0 ? mrow[hf] * kLn2 + logf(lrow[hf]) : -INFINITY;
+  }
+#endif
+}
+
+// One warpgroup per CTA, straight-line pipeline (no union, no sit-out branches): the first tile is
+// peeled, so the loop body always issues S of tile it then PV of tile it-1.
+template <int kStages>
+__global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_pipe_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                                            const float* kbias, float* out, float* lse) {
+#ifdef TR_WGMMA
+  static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
+  extern __shared__ uint8_t smraw[];
+  __nv_bfloat16* Qs = smem_base(smraw);
+  __nv_bfloat16* Ks = Qs + kTile;  // [kStages][kTile]
+  __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
+  const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
+  const __nv_bfloat16* kbh = k + bh * p.Lk * T;
+  const __nv_bfloat16* vbh = v + bh * p.Lk * T;
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+  const int i0 = i * T, rowa = i0 + warp * 16 + g;
+
+  load_tile<128>(Qs, q + bh * p.Lq * T, i0, p.Lq);
+#pragma unroll
+  for (int st = 0; st < kStages - 2; st++) {
+    if (st < n) {
+      const int j = __ldg(p.col_idx + a + st) * T;
+      load_tile<128>(Ks + st * kTile, kbh, j, p.Lk);
+      load_tile<128>(Vs + st * kTile, vbh, j, p.Lk);
+    }
+    cp_commit();
+  }
+  float o[8][4];
+#pragma unroll
+  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f}, corr[2];
+  const float sl2 = p.scale * kLog2e;
+  const uint32_t qaddr = saddr(Qs), kaddr0 = saddr(Ks), vaddr0 = saddr(Vs);
+  uint32_t pa[4][4];
+  auto to_p = [&](const float (&s)[8][4]) {
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+      pa[kk][0] = pack(s[2 * kk][0], s[2 * kk][1]);
+      pa[kk][1] = pack(s[2 * kk][2], s[2 * kk][3]);
+      pa[kk][2] = pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[kk][3] = pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+  };
+  auto next_tile = [&](int it) {  // waits for tile it; refills the stage of tile it-2
+    cp_wait<kStages - 3>();
+    fence_proxy_async();
+    __syncthreads();
+    const int f = it + kStages - 2;
+    if (f < n) {
+      const int j = __ldg(p.col_idx + a + f) * T, st = f % kStages;
+      load_tile<128>(Ks + st * kTile, kbh, j, p.Lk);
+      load_tile<128>(Vs + st * kTile, vbh, j, p.Lk);
+    }
+    cp_commit();
+  };
+  if (n > 0) {
+    next_tile(0);
+    float s[8][4];
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wgmma_ss(s, desc128(qaddr + kk * 32), desc128(kaddr0 + kk * 32), kk);
+    wg_commit();
+    wg_wait<0>();
+    pin(s);
+    softmax_update(p, s, corr, mrow, lrow, kb, a, i0, rowa, t, sl2);  // o is still zero: no correction
+    to_p(s);
+    for (int it = 1; it < n; it++) {
+      next_tile(it);
+      const uint32_t kaddr = kaddr0 + (it % kStages) * kTile * 2, vaddr = vaddr0 + ((it - 1) % kStages) * kTile * 2;
+      float sn[8][4];
+      pin(o);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++) wgmma_ss(sn, desc128(qaddr + kk * 32), desc128(kaddr + kk * 32), kk);
+      wg_commit();
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], desc128(vaddr + kk * 16 * 128));
+      wg_commit();
+      wg_wait<1>();  // S of tile it is in; PV of tile it-1 may still run
+      pin(sn);
+      softmax_update(p, sn, corr, mrow, lrow, kb, a + it, i0, rowa, t, sl2);
+      wg_wait<0>();
+      pin(o);
+      // Once the row maxima settle, most steps change none: skip the 32 multiplies warp-wide.
+      if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) rescale(o, corr);
+      to_p(sn);
+    }
+    const uint32_t vaddr = vaddr0 + ((n - 1) % kStages) * kTile * 2;
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], desc128(vaddr + kk * 16 * 128));
+    wg_commit();
+    wg_wait<0>();
+    pin(o);
+  }
+  cp_wait<0>();
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    const int row = rowa + hf * 8;
+    if (row >= p.Lq) continue;
+    const float inv = lrow[hf] > 0 ? 1.0f / lrow[hf] : 0.0f;  // empty rows give zeros
+    float* orow = out + (bh * p.Lq + row) * T;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+      *reinterpret_cast<float2*>(orow + nt * 8 + 2 * t) = make_float2(o[nt][2 * hf] * inv, o[nt][2 * hf + 1] * inv);
+    if (t == 0) lse[bh * p.Lq + row] = lrow[hf] > 0 ? mrow[hf] * kLn2 + logf(lrow[hf]) : -INFINITY;
+  }
+#endif
+}
+
+// 1 when this build carries the sm_90a kernel body (the only target that can run wgmma).
+__global__ void wgmma_probe_k(int* out) {
+#ifdef TR_WGMMA
+  *out = 1;
+#else
+  *out = 0;
+#endif
+}
+
+int g_choice = -1;  // -1 unset, 0 auto, 1 mma.sync, 2 wgmma (the default variant), 3.. a named variant
+int g_hopper = -1;  // whether this GPU runs the wgmma kernels
+
+using Kernel = void (*)(Args, const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, const float*, float*, float*);
+struct Variant {
+  const char* name;
+  Kernel fn;
+  int rows;  // query rows per CTA
+  size_t smem;
+};
+// [0] is the default ("wgmma"); the others stay selectable for comparisons (bsa_fwd_check).
+const Variant kVariants[] = {
+    {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4>, 64, smem_bytes(1, 4)},
+    {"wgmma-2wg-s4", bsa_fwd_wgmma_k<2, 4>, 128, smem_bytes(2, 4)},
+    {"wgmma-1wg-s4", bsa_fwd_wgmma_k<1, 4>, 64, smem_bytes(1, 4)},
+};
+constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
+
+bool hopper_ready() {
+  if (g_hopper >= 0) return g_hopper == 1;
+  g_hopper = 0;
+  int dev = 0, major = 0, minor = 0;
+  TR_CUDA(cudaGetDevice(&dev));
+  TR_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  TR_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  if (major != 9 || minor != 0) return false;
+  int* d = nullptr;
+  int h = 0;
+  TR_CUDA(cudaMallocAsync(&d, sizeof(int), stream()));
+  wgmma_probe_k<<<1, 1, 0, stream()>>>(d);
+  TR_LAUNCHED("wgmma_probe");
+  TR_CUDA(cudaMemcpyAsync(&h, d, sizeof(int), cudaMemcpyDeviceToHost, stream()));
+  TR_CUDA(cudaStreamSynchronize(stream()));  // once per process
+  TR_CUDA(cudaFreeAsync(d, stream()));
+  if (h == 1)
+    for (const Variant& v : kVariants) TR_CUDA(cudaFuncSetAttribute((const void*)v.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)v.smem));
+  g_hopper = h == 1 && !has_error() ? 1 : 0;
+  return g_hopper == 1;
+}
+}  // namespace
+
+namespace tr {
+namespace tc {
+// Which bf16 forward runs: TABRECALL_BSA_KERNEL (auto | mma | wgmma | a variant's name) unless
+// tr_bsa_set_kernel chose.
+int bf16_kernel_choice() {
+  if (g_choice < 0) {
+    const char* e = getenv("TABRECALL_BSA_KERNEL");
+    g_choice = 0;
+    if (e && !strcmp(e, "mma")) g_choice = 1;
+    if (e && !strcmp(e, "wgmma")) g_choice = 2;
+    for (int i = 0; e && i < kNumVariants; i++)
+      if (!strcmp(e, kVariants[i].name)) g_choice = 2 + i;
+  }
+  return g_choice;
+}
+
+bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kb,
+                         float* out, float* lse) {
+  const int choice = bf16_kernel_choice();
+  if (choice == 1) return false;
+  if (!hopper_ready()) {
+    if (choice >= 2) set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "the wgmma kernels need an sm_90 GPU and a build with sm_90a");
+    return choice >= 2;
+  }
+  const Variant& x = kVariants[choice >= 2 ? choice - 2 : 0];
+  const int nQ = (p.Lq + x.rows - 1) / x.rows;
+  x.fn<<<dim3(nQ, p.H, B), x.rows * 2, x.smem, stream()>>>(p, q, k, v, kb, out, lse);
+  TR_LAUNCHED("bsa_fwd_wgmma");
+  return true;
+}
+}  // namespace tc
+}  // namespace tr
+
+// 0: pick (wgmma on sm_90 when built for sm_90a, else mma.sync); 1: mma.sync; 2: wgmma (an error
+// elsewhere); 3.. the other wgmma variants, for comparisons.
+TR_API void tr_bsa_set_kernel(int which) { g_choice = which < 0 || which >= 2 + kNumVariants ? 0 : which; }
+
+// The bf16 forward that runs now: a wgmma variant's name or "mma.sync".
+TR_API const char* tr_bsa_fwd_kernel() {
+  const int c = tr::tc::bf16_kernel_choice();
+  return c != 1 && hopper_ready() ? kVariants[c >= 2 ? c - 2 : 0].name : "mma.sync";
+}

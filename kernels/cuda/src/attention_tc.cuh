@@ -1,0 +1,165 @@
+// Device helpers shared by the tensor-core attention forwards (attention_tc.cu: mma.sync, sm_80 up;
+// attention_hopper.cu: wgmma, sm_90a): tile constants, the swizzled 64 x 64 bf16 tile and its
+// cp.async loader, the block-sparse arguments, and the masked online-softmax update of a 16-row
+// slice of scores in the mma/wgmma accumulator layout.
+#pragma once
+#include "common.cuh"
+#include <cuda_bf16.h>
+
+namespace tr {
+namespace tc {
+constexpr int T = 64;  // rows of a query block, keys of a key block, head dim
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+__device__ __forceinline__ int swz(int row, int col) { return row * T + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7)); }
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// Rows [row0, row0+64) of a [len, 64] bf16 matrix into a swizzled tile by the NT threads of the CTA;
+// rows past len read as zeros. Each thread moves the same 16-byte chunk of every (NT/8)-th row, so its
+// swizzled offset is one constant and the copies unroll with immediate offsets (a run-time strided loop
+// cost the wgmma kernel a third of its instructions).
+template <int NT>
+__device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat16* base, int row0, int len) {
+  static_assert(NT >= 64 && (T * 8) % NT == 0, "rows per pass must keep row % 8 per thread");
+  constexpr int kStep = NT / 8, kPasses = T * 8 / NT;
+  const int r = threadIdx.x / 8 % kStep, ch = threadIdx.x & 7;
+  __nv_bfloat16* dst = tile + r * T + ((ch ^ (r & 7)) << 3);
+  const __nv_bfloat16* src = base + (int64_t)(row0 + r) * T + ch * 8;
+  if (row0 + T <= len) {
+#pragma unroll
+    for (int x = 0; x < kPasses; x++) cp_async16(dst + x * kStep * T, src + x * kStep * T, true);
+  } else {
+#pragma unroll
+    for (int x = 0; x < kPasses; x++) {
+      const bool ok = row0 + r + x * kStep < len;
+      cp_async16(dst + x * kStep * T, ok ? src + x * kStep * T : base, ok);
+    }
+  }
+}
+
+struct Args {
+  int H, Lq, Lk, LH, nQ;
+  const int32_t *row_ptr, *col_idx;
+  const uint8_t *full, *mask;
+  int causal, window;
+  float scale;
+  int64_t kb_sb, kb_sh;
+};
+
+__device__ __forceinline__ float ex2(float x) {  // 2^x; ex2.approx(-inf) = +0
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Token rule (partial blocks), scale, key bias and the online-softmax update of one 16 x 64 tile of
+// raw scores held in mma accumulator layout (s[n-tile][c0..c3]: rows g and g+8, columns 2t, 2t+1);
+// P overwrites S; corr receives the factor the output rows must be scaled by (rescale() below; the
+// wgmma kernel applies it only once the PV product in flight has landed). Statistics in log2 units. Full
+// blocks without key bias (the bulk of dense, window and BigBird) take one FFMA per score.
+__device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], float (&corr)[2], float (&mrow)[2], float (&lrow)[2],
+                                               const float* kb, int pi, int i0, int rowa, int t, float sl2) {
+  const int j0 = p.col_idx[pi] * T;
+  const bool full = p.full[pi] != 0 && j0 + T <= p.Lk;
+  const bool plain = full && !kb;
+  if (!plain) {
+    const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T : nullptr;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int col = nt * 8 + 2 * t + (e & 1);
+        const int row = rowa + (e >> 1) * 8;
+        float x = s[nt][e] * sl2 + (kb ? kb[j0 + col] * kLog2e : 0.0f);
+        if (!full) {
+          const int c = j0 + col, qi = row + (p.Lk - p.Lq);
+          int lo = p.window >= 0 ? max(0, qi - p.window) : 0;
+          int hi = p.causal ? qi : p.Lk - 1;
+          if (p.window >= 0) hi = min(hi, qi + p.window);
+          if (c >= p.Lk || c < lo || c > hi || (bits && !bits[(row - i0) * T + col])) x = -INFINITY;
+        }
+        s[nt][e] = x;
+      }
+    }
+  }
+  const float mul = plain ? sl2 : 1.0f;  // raw scores still need the scale
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+    const float mnew = fmaxf(mrow[hf], mx * mul);
+    corr[hf] = mnew == -INFINITY ? 1.0f : ex2(mrow[hf] - mnew);
+    const float neg = mnew == -INFINITY ? 0.0f : -mnew;  // a fully masked row so far: every p is 0
+    float sum = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+#pragma unroll
+      for (int e = 2 * hf; e < 2 * hf + 2; e++) {
+        const float pv = ex2(fmaf(s[nt][e], mul, neg));
+        s[nt][e] = pv;
+        sum += pv;
+      }
+    }
+    sum += __shfl_xor_sync(0xffffffff, sum, 1);
+    sum += __shfl_xor_sync(0xffffffff, sum, 2);
+    lrow[hf] = lrow[hf] * corr[hf] + sum;
+    mrow[hf] = mnew;
+  }
+}
+
+// Output rows rescaled by the softmax update's correction (the output accumulators layout: as s).
+__device__ __forceinline__ void rescale(float (&o)[8][4], const float (&corr)[2]) {
+#pragma unroll
+  for (int nt = 0; nt < 8; nt++) {
+    o[nt][0] *= corr[0];
+    o[nt][1] *= corr[0];
+    o[nt][2] *= corr[1];
+    o[nt][3] *= corr[1];
+  }
+}
+
+__device__ __forceinline__ void mask_softmax(const Args& p, float (&s)[8][4], float (&o)[8][4], float (&mrow)[2], float (&lrow)[2],
+                                             const float* kb, int pi, int i0, int rowa, int t, float sl2) {
+  float corr[2];
+  softmax_update(p, s, corr, mrow, lrow, kb, pi, i0, rowa, t, sl2);
+  rescale(o, corr);
+}
+
+// attention_hopper.cu: launches the sm_90a wgmma forward when chosen and runnable; false when the
+// caller should run the mma.sync kernel instead.
+bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kb,
+                         float* out, float* lse);
+}  // namespace tc
+}  // namespace tr
