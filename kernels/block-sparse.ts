@@ -29,6 +29,11 @@ export interface BlockSparseOptions {
    * The gradient is always fp32. Other backends compute in fp32 whatever is asked.
    */
   precision?: 'fp32' | 'tf32' | 'bf16';
+  /**
+   * q, k, v are packBf16 outputs (bf16 end to end: no conversion per call). Forward only, cuda only,
+   * precision 'bf16'; head dims are twice the tensors' last dims.
+   */
+  bf16Inputs?: boolean;
 }
 
 export interface BlockSparseResult {
@@ -78,11 +83,22 @@ tf.registerGradient({
   },
 });
 
+/**
+ * q, k or v as bf16 for blockSparseAttention's bf16Inputs: [..., D] -> [..., D/2] float32 slots, each
+ * holding two bf16 values (tfjs has no bf16 dtype). Convert once, attend many times. cuda only.
+ */
+export function packBf16(x: tf.Tensor4D): tf.Tensor4D {
+  if (x.shape[3] % 2 !== 0) throw new ParamError('packBf16.x', `last dim must be even, got ${x.shape[3]}`);
+  if (!hasKernel('TrPackBf16')) throw new ParamError('packBf16', `needs the cuda backend; this is ${tf.getBackend()}`);
+  return tf.engine().runKernel('TrPackBf16', { x } as unknown as tf.NamedTensorMap) as tf.Tensor4D;
+}
+
 export function blockSparseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layout: BlockLayout, o: BlockSparseOptions = {}): BlockSparseResult {
   check(q, k, v, layout, o.keyBias);
   if (o.precision !== undefined && !['fp32', 'tf32', 'bf16'].includes(o.precision)) {
     throw new ParamError('blockSparseAttention.precision', `must be "fp32", "tf32" or "bf16", got ${JSON.stringify(o.precision)}`);
   }
+  if (o.bf16Inputs) return bf16Attention(q, k, v, layout, o);
   const scale = o.scale ?? 1 / Math.sqrt(q.shape[3]);
   const impl = o.impl ?? 'auto';
   // auto: the fused kernel where the backend has one that takes these tile sizes, else generic.
@@ -96,6 +112,16 @@ export function blockSparseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tenso
     return { out: out as tf.Tensor4D, lse: lse as tf.Tensor3D };
   }
   return impl === 'reference' ? referenceAttention(q, k, v, layout, scale, o.keyBias) : genericAttention(q, k, v, layout, scale, o.keyBias);
+}
+
+function bf16Attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layout: BlockLayout, o: BlockSparseOptions): BlockSparseResult {
+  if (o.precision !== 'bf16') throw new ParamError('blockSparseAttention.precision', `must be "bf16" with bf16Inputs, got ${JSON.stringify(o.precision)}`);
+  if (o.impl !== undefined && o.impl !== 'auto' && o.impl !== 'fused') throw new ParamError('blockSparseAttention.impl', `must be "auto" or "fused" with bf16Inputs, got ${JSON.stringify(o.impl)}`);
+  if (!hasKernel(FUSED_KERNEL)) throw new ParamError('blockSparseAttention.bf16Inputs', `needs the cuda backend; this is ${tf.getBackend()}`);
+  const scale = o.scale ?? 1 / Math.sqrt(q.shape[3] * 2);
+  const inputs = o.keyBias ? [q, k, v, o.keyBias] : [q, k, v];
+  const [out, lse] = tf.engine().runKernel(FUSED_KERNEL, inputs as unknown as tf.NamedTensorMap, { layout, scale, precision: 'bf16', bf16Inputs: true } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  return { out: out as tf.Tensor4D, lse: lse as tf.Tensor3D };
 }
 
 const NEG = -1e30;

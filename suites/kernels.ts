@@ -9,7 +9,7 @@ import { Bench } from 'tinybench';
 import { createHash } from 'node:crypto';
 import { bigBirdLayout, fromBlockSets, combinerAxialLayout, combinerFixedLayout, combinerSegLen, denseLayout, density, randomLayout, slidingWindowLayout, unionLayout, type BlockLayout } from '../kernels/layout.js';
 import { combinerAttention } from '../models/combiner.js';
-import { blockSparseAttention, FUSED_KERNEL, type AttentionImpl } from '../kernels/block-sparse.js';
+import { blockSparseAttention, FUSED_KERNEL, packBf16, type AttentionImpl } from '../kernels/block-sparse.js';
 import { hasKernel, useBackend } from '../kernels/backend.js';
 import { quantile } from './latency.js';
 import { canonical } from './grid.js';
@@ -177,14 +177,18 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
   if (k.impl === 'fused' && !hasKernel(FUSED_KERNEL)) throw new ParamError('kernels.impls', `backend ${k.backend} has no fused kernel`);
   const t0 = performance.now();
   const B = batchOf(c, k.L);
-  const { q, k: kk, v, w } = inputsFor(B, c.H, k.L, c.D, k.backend);
+  const raw = inputsFor(B, c.H, k.L, c.D, k.backend);
+  const { w } = raw;
+  const [q, kk, v] = k.precision === 'bf16' ? [raw.q, raw.k, raw.v].map((t) => packBf16(t)) : [raw.q, raw.k, raw.v];
   const impl: AttentionImpl = k.impl;
   const precision = k.precision;
   const combiner = k.layoutName.startsWith('combiner-')
     ? { variant: k.layoutName === 'combiner-fixed' ? ('fixed' as const) : ('axial' as const), segLen: Number(k.layoutParams.segLen), causal: false }
     : undefined;
+  // bf16 as the anchors measure it: q/k/v already bf16 on the device (converted once, outside the timing)
+  const bf16Inputs = precision === 'bf16';
   const attend = (a: tf.Tensor4D, b: tf.Tensor4D, cc: tf.Tensor4D) =>
-    combiner ? combinerAttention(a, b, cc, combiner) : blockSparseAttention(a, b, cc, k.layout, { impl, precision }).out;
+    combiner ? combinerAttention(a, b, cc, combiner) : blockSparseAttention(a, b, cc, k.layout, { impl, precision, bf16Inputs }).out;
   const grad = tf.grads((a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(attend(a as tf.Tensor4D, b as tf.Tensor4D, cc as tf.Tensor4D), w)));
   const call = k.pass === 'forward'
     ? () => {
@@ -209,6 +213,7 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
     await bench.run();
     samples = [...((bench.tasks[0]!.result as { latency?: { samples?: number[] } }).latency?.samples ?? [])].sort((a, b) => a - b);
   }
+  if (bf16Inputs) tf.dispose([q, kk, v]);
   if (samples.length === 0) throw new Error(`kernels: no samples for ${kernelCaseLabel(k)}`);
   const median = quantile(samples, 0.5);
   const dens = density(k.layout);
@@ -219,7 +224,7 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
     runId: kernelCaseId(suite, c, k),
     suite,
     label: kernelCaseLabel(k),
-    task: { name: 'attention-op', params: { B, H: c.H, L: k.L, D: c.D, block: c.block, ...(k.precision !== 'fp32' ? { precision: k.precision } : {}) } },
+    task: { name: 'attention-op', params: { B, H: c.H, L: k.L, D: c.D, block: c.block, ...(k.precision !== 'fp32' ? { precision: k.precision } : {}), ...(bf16Inputs ? { inputs: 'bf16' } : {}) } },
     model: { name: k.layoutName, size: `L${k.L}`, params: k.layoutParams, parameterCount: 0 },
     train: {}, optimizer: {}, latencyConfig: { timeMs: c.timeMs, minSamples: c.minSamples },
     seed: 0, backend: k.backend, fingerprint: fp, gitSha: fp.gitSha,

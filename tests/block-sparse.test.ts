@@ -11,7 +11,7 @@ import {
   bigBirdLayout, causalLayout, denseLayout, density, fromBlockSets, fromTokenMask, globalLayout, intersectLayout, randomLayout,
   fromPredicate, rowBlocks, slidingWindowLayout, stackHeads, stridedLayout, tokenMask, unionLayout, validateLayout, type BlockLayout,
 } from '../kernels/layout.js';
-import { blockSparseAttention, referenceAttention } from '../kernels/block-sparse.js';
+import { blockSparseAttention, packBf16, referenceAttention } from '../kernels/block-sparse.js';
 import { Rng } from '../datasets/rng.js';
 import { BACKEND } from './under-test.js';
 
@@ -179,5 +179,35 @@ if (BACKEND === 'cuda') describe('blockSparseAttention tensor-core forwards on c
       expect(Array.from(g).some(Number.isNaN)).toBe(false);
       tf.dispose([q, k, v, ref.out, ref.lse, got.out, got.lse, ...(kb ? [kb] : [])]);
     }
+  });
+
+  it('bf16Inputs (q/k/v packed once by packBf16) gives the bits of the per-call conversion; forward only', async () => {
+    expect(await useBackend('cuda')).toBe('cuda');
+    const rng = new Rng(22);
+    const layout = bigBirdLayout({ Lq: 384, Lk: 384, Bq: 64, Bk: 64 }, { windowBlocks: 1, globalBlocks: 1, randomBlocks: 1, seed: 5 });
+    const [q, k, v] = [0, 1, 2].map(() => rand(rng, [2, 2, 384, 64]) as tf.Tensor4D);
+    const kb = rand(rng, [2, 1, 384]) as tf.Tensor3D;
+    const packed = [q!, k!, v!].map((t) => packBf16(t));
+    expect(packed[0]!.shape).toEqual([2, 2, 384, 32]);
+    const a = blockSparseAttention(q!, k!, v!, layout, { keyBias: kb, precision: 'bf16' });
+    const b = blockSparseAttention(packed[0]!, packed[1]!, packed[2]!, layout, { keyBias: kb, precision: 'bf16', bf16Inputs: true });
+    expect(b.out.shape).toEqual([2, 2, 384, 64]);
+    expect(Array.from(b.out.dataSync())).toEqual(Array.from(a.out.dataSync()));
+    expect(Array.from(b.lse.dataSync())).toEqual(Array.from(a.lse.dataSync()));
+    expect(() => blockSparseAttention(packed[0]!, packed[1]!, packed[2]!, layout, { bf16Inputs: true })).toThrow(/precision/);
+    expect(() => tf.grad((x: tf.Tensor) => tf.sum(blockSparseAttention(x as tf.Tensor4D, packed[1]!, packed[2]!, layout, { precision: 'bf16', bf16Inputs: true }).out))(packed[0]!)).toThrow(/forward-only/);
+    tf.dispose([q!, k!, v!, kb, ...packed, a.out, a.lse, b.out, b.lse]);
+  });
+});
+
+if (BACKEND !== 'cuda') describe('bf16 inputs off the GPU', () => {
+  it('packBf16 and bf16Inputs fail with errors naming the cuda backend', async () => {
+    await useBackend(BACKEND);
+    const x = tf.ones([1, 1, 64, 64]) as tf.Tensor4D;
+    const layout = denseLayout({ Lq: 64, Lk: 64, Bq: 64, Bk: 64 });
+    expect(() => packBf16(x)).toThrow(/packBf16.*cuda/);
+    expect(() => packBf16(tf.ones([1, 1, 64, 63]) as tf.Tensor4D)).toThrow(/packBf16.x.*even/);
+    expect(() => blockSparseAttention(x, x, x, layout, { precision: 'bf16', bf16Inputs: true })).toThrow(/bf16Inputs.*cuda/);
+    x.dispose();
   });
 });

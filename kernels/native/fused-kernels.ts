@@ -5,13 +5,17 @@ import type { NativeKernelFn } from './kernels.js';
 import { size } from './kernel-util.js';
 import { transposeLayout, type BlockLayout } from '../layout.js';
 import type { CudaLib } from './lib.js';
+import { ParamError } from '../../datasets/params.js';
 
 /** Arguments shared by the fused block-sparse forward and backward calls. */
 function bsaArgs(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | undefined, a: Record<string, unknown>) {
   const l = a.layout as BlockLayout;
-  const [B, H, Lq, D] = q.shape as [number, number, number, number];
+  // bf16Inputs: q/k/v are packBf16 outputs, two bf16 values per float32 slot of the last dim
+  const per = a.bf16Inputs ? 2 : 1;
+  const [B, H, Lq] = q.shape as [number, number, number, number];
+  const D = q.shape[3]! * per;
   const Lk = k.shape[2]!;
-  const Dv = v.shape[3]!;
+  const Dv = v.shape[3]! * per;
   const kbB = kb ? kb.shape[0]! : 1;
   const kbH = kb ? kb.shape[1]! : 1;
   const strides = [kbB === 1 ? 0 : kbH * Lk, kbH === 1 ? 0 : Lk];
@@ -23,11 +27,12 @@ function bsaArgs(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, 
 
 /**
  * The tensor-core forwards (cuda, head dim 64, 64x64 blocks). tf32: fp32 in and out. bf16: q/k/v are
- * converted to bf16 on the device on entry (tfjs has no bf16 dtype); output and log-sum-exp stay fp32.
+ * converted to bf16 on the device on entry (tfjs has no bf16 dtype), or taken as they are when they
+ * are packBf16 outputs already (bf16Inputs); output and log-sum-exp stay fp32.
  * Returns false where the fp32 kernel must run (other backends, shapes, or precision fp32).
  */
-function tensorCoreForward(b: NativeBackend, precision: unknown, q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | undefined,
-  x: ReturnType<typeof bsaArgs>, out: TensorInfo, lse: TensorInfo): boolean {
+function tensorCoreForward(b: NativeBackend, precision: unknown, bf16Inputs: boolean, q: TensorInfo, k: TensorInfo, v: TensorInfo,
+  kb: TensorInfo | undefined, x: ReturnType<typeof bsaArgs>, out: TensorInfo, lse: TensorInfo): boolean {
   const lib = b.lib as CudaLib;
   if (lib.kind !== 'cuda' || !lib.tr_bsa_bf16_supported(x.D, x.Dv, x.l.Bq, x.l.Bk)) return false;
   const p = precision === 'auto' || precision === undefined ? (lib.tr_tf32_enabled() ? 'tf32' : 'fp32') : precision;
@@ -36,6 +41,10 @@ function tensorCoreForward(b: NativeBackend, precision: unknown, q: TensorInfo, 
     return true;
   }
   if (p !== 'bf16') return false;
+  if (bf16Inputs) {
+    lib.tr_bsa_fwd_bf16(b.buf(q), b.buf(k), b.buf(v), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
+    return true;
+  }
   const half = [q, k, v].map((t) => {
     const n = size(t.shape);
     const h = b.makeOutput([Math.ceil(n / 2)], 'float32');  // n bf16 values in n/2 float32 slots
@@ -48,6 +57,15 @@ function tensorCoreForward(b: NativeBackend, precision: unknown, q: TensorInfo, 
 }
 
 export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
+  // [..., D] fp32 -> [..., D/2] float32 slots holding D bf16 values (round to nearest even)
+  TrPackBf16: ([x], _a, b) => {
+    const lib = b.lib as CudaLib;
+    if (lib.kind !== 'cuda') throw new ParamError('packBf16', `needs the cuda backend (bf16 inputs feed its tensor-core kernels); this is ${lib.kind}`);
+    const n = size(x!.shape);
+    const y = b.makeOutput([...x!.shape.slice(0, -1), x!.shape[x!.shape.length - 1]! / 2], 'float32');
+    lib.tr_to_bf16(b.buf(x!), b.buf(y), n);
+    return [y];
+  },
   TrLayerNorm: ([x, g, bt], a, b) => {
     const cols = x!.shape[x!.shape.length - 1]!;
     const rows = size(x!.shape) / cols;
@@ -70,13 +88,15 @@ export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
     const x = bsaArgs(b, q!, k!, v!, kb, a);
     const out = b.makeOutput([x.B, x.H, x.Lq, x.Dv], 'float32');
     const lse = b.makeOutput([x.B, x.H, x.Lq], 'float32');
-    if (tensorCoreForward(b, a.precision, q!, k!, v!, kb, x, out, lse)) return [out, lse];
+    if (tensorCoreForward(b, a.precision, a.bf16Inputs === true, q!, k!, v!, kb, x, out, lse)) return [out, lse];
+    if (a.bf16Inputs) throw new ParamError('blockSparseAttention.bf16Inputs', 'bf16 inputs need the cuda backend, head dim 64 and 64x64 blocks');
     b.lib.tr_bsa_fwd(b.buf(q!), b.buf(k!), b.buf(v!), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
     return [out, lse];
   },
   BlockSparseAttentionGrad: (inputs, a, b) => {
     // Inputs arrive in declaration order: dOut, q, k, v, out, lse, (keyBias).
     const [dOut, q, k, v, out, lse, kb] = inputs;
+    if (a.bf16Inputs) throw new ParamError('blockSparseAttention.bf16Inputs', 'bf16 inputs are forward-only: no gradient');
     const x = bsaArgs(b, q!, k!, v!, kb, a);
     const dq = b.makeOutput(q!.shape, 'float32');
     const dk = b.makeOutput(k!.shape, 'float32');

@@ -95,6 +95,7 @@ TR_API void tr_set_num_threads(int) {}
 TR_API int tr_get_num_threads() { return 1; }
 
 extern "C" int tr_tf32_enabled();
+extern "C" const char* tr_bsa_fwd_kernel();
 
 TR_API const char* tr_info() {
   stream();
@@ -104,8 +105,8 @@ TR_API const char* tr_info() {
   cudaRuntimeGetVersion(&rt);
   cudaDriverGetVersion(&drv);
   char buf[512];
-  std::snprintf(buf, sizeof buf, "device=%s;sm=%d%d;sms=%d;memGiB=%.1f;cudaRuntime=%d;cudaDriver=%d;matmul=cublas;tf32=%d", p.name,
-                p.major, p.minor, p.multiProcessorCount, p.totalGlobalMem / 1073741824.0, rt, drv, tr_tf32_enabled());
+  std::snprintf(buf, sizeof buf, "device=%s;sm=%d%d;sms=%d;memGiB=%.1f;cudaRuntime=%d;cudaDriver=%d;matmul=cublas;tf32=%d;bf16Attention=%s",
+                p.name, p.major, p.minor, p.multiProcessorCount, p.totalGlobalMem / 1073741824.0, rt, drv, tr_tf32_enabled(), tr_bsa_fwd_kernel());
   g_info = buf;
   return g_info.c_str();
 }
