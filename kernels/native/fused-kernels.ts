@@ -58,13 +58,13 @@ function tensorCoreForward(b: NativeBackend, precision: unknown, bf16Inputs: boo
 
 export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
   // [..., D] fp32 -> [..., D/2] float32 slots holding D bf16 values (round to nearest even)
-  TrPackBf16: ([x], _a, b) => {
+  TrPackBf16: ([x], _a, b): TensorInfo => {
     const lib = b.lib as CudaLib;
     if (lib.kind !== 'cuda') throw new ParamError('packBf16', `needs the cuda backend (bf16 inputs feed its tensor-core kernels); this is ${lib.kind}`);
     const n = size(x!.shape);
     const y = b.makeOutput([...x!.shape.slice(0, -1), x!.shape[x!.shape.length - 1]! / 2], 'float32');
     lib.tr_to_bf16(b.buf(x!), b.buf(y), n);
-    return [y];
+    return y;
   },
   TrLayerNorm: ([x, g, bt], a, b) => {
     const cols = x!.shape[x!.shape.length - 1]!;

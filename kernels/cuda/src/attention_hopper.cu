@@ -24,7 +24,9 @@ using namespace tr::tc;
 namespace {
 constexpr int kTile = T * T;  // elements of one 64 x 64 tile (8 KB)
 // Q tiles + a K/V ring, + slack to align the swizzle atoms to 1024 bytes
-constexpr size_t smem_bytes(int qTiles, int stages) { return sizeof(__nv_bfloat16) * kTile * (qTiles + 2 * stages) + 1024; }
+constexpr size_t smem_bytes(int qTiles, int stages, bool slack = true) {
+  return sizeof(__nv_bfloat16) * kTile * (qTiles + 2 * stages) + (slack ? 1024 : 0);
+}
 __device__ __forceinline__ __nv_bfloat16* smem_base(uint8_t* raw) {
   const uint32_t a = (uint32_t)__cvta_generic_to_shared(raw);
   return reinterpret_cast<__nv_bfloat16*>(raw + (((a + 1023) & ~1023u) - a));
@@ -260,13 +262,15 @@ __global__ void __launch_bounds__(128 * kWG, kWG == 1 ? 3 : kWG == 2 ? 2 : 1)
 
 // One warpgroup per CTA, straight-line pipeline (no union, no sit-out branches): the first tile is
 // peeled, so the loop body always issues S of tile it then PV of tile it-1.
-template <int kStages>
-__global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_pipe_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+template <int kStages, int kMinBlocks = 3, bool kSlack = true>
+__global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                                             const float* kbias, float* out, float* lse) {
 #ifdef TR_WGMMA
   static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
-  extern __shared__ uint8_t smraw[];
-  __nv_bfloat16* Qs = smem_base(smraw);
+  extern __shared__ __align__(1024) uint8_t smraw[];
+  // Without the slack (4 CTAs per SM need every KB) the dynamic base must itself sit on 1024 bytes.
+  if (!kSlack && (saddr(smraw) & 1023)) __trap();
+  __nv_bfloat16* Qs = kSlack ? smem_base(smraw) : reinterpret_cast<__nv_bfloat16*>(smraw);
   __nv_bfloat16* Ks = Qs + kTile;  // [kStages][kTile]
   __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
   const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
@@ -394,8 +398,9 @@ struct Variant {
 // [0] is the default ("wgmma"); the others stay selectable for comparisons (bsa_fwd_check).
 const Variant kVariants[] = {
     {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4>, 64, smem_bytes(1, 4)},
+    {"wgmma-pipe1-s3x4", bsa_fwd_wgmma_pipe_k<3, 4, false>, 64, smem_bytes(1, 3, false)},
+    {"wgmma-pipe1-s4x4", bsa_fwd_wgmma_pipe_k<4, 4>, 64, smem_bytes(1, 4)},
     {"wgmma-2wg-s4", bsa_fwd_wgmma_k<2, 4>, 128, smem_bytes(2, 4)},
-    {"wgmma-1wg-s4", bsa_fwd_wgmma_k<1, 4>, 64, smem_bytes(1, 4)},
 };
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 

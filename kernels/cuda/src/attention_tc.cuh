@@ -118,24 +118,31 @@ __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], 
   const float mul = plain ? sl2 : 1.0f;  // raw scores still need the scale
 #pragma unroll
   for (int hf = 0; hf < 2; hf++) {
-    float mx = -INFINITY;
+    // Tree reductions (max, then sum): a 16-long dependent chain stalls the warp on every step.
+    float tr[8];
 #pragma unroll
-    for (int nt = 0; nt < 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
+    for (int nt = 0; nt < 8; nt++) tr[nt] = fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]);
+#pragma unroll
+    for (int w = 4; w > 0; w >>= 1)
+#pragma unroll
+      for (int x = 0; x < w; x++) tr[x] = fmaxf(tr[x], tr[x + w]);
+    float mx = tr[0];
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
     const float mnew = fmaxf(mrow[hf], mx * mul);
     corr[hf] = mnew == -INFINITY ? 1.0f : ex2(mrow[hf] - mnew);
     const float neg = mnew == -INFINITY ? 0.0f : -mnew;  // a fully masked row so far: every p is 0
-    float sum = 0.0f;
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
-#pragma unroll
-      for (int e = 2 * hf; e < 2 * hf + 2; e++) {
-        const float pv = ex2(fmaf(s[nt][e], mul, neg));
-        s[nt][e] = pv;
-        sum += pv;
-      }
+      s[nt][2 * hf] = ex2(fmaf(s[nt][2 * hf], mul, neg));
+      s[nt][2 * hf + 1] = ex2(fmaf(s[nt][2 * hf + 1], mul, neg));
+      tr[nt] = s[nt][2 * hf] + s[nt][2 * hf + 1];
     }
+#pragma unroll
+    for (int w = 4; w > 0; w >>= 1)
+#pragma unroll
+      for (int x = 0; x < w; x++) tr[x] += tr[x + w];
+    float sum = tr[0];
     sum += __shfl_xor_sync(0xffffffff, sum, 1);
     sum += __shfl_xor_sync(0xffffffff, sum, 2);
     lrow[hf] = lrow[hf] * corr[hf] + sum;
