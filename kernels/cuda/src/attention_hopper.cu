@@ -215,13 +215,7 @@ __global__ void __launch_bounds__(128 * kWG, kWG == 1 ? 3 : kWG == 2 ? 2 : 1)
       pin(o);
       // Once the row maxima settle, most steps change none: skip the 32 multiplies warp-wide.
       if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) rescale(o, corr);
-#pragma unroll
-      for (int kk = 0; kk < 4; kk++) {
-        pa[kk][0] = pack(s[2 * kk][0], s[2 * kk][1]);
-        pa[kk][1] = pack(s[2 * kk][2], s[2 * kk][3]);
-        pa[kk][2] = pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        pa[kk][3] = pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      }
+      pack_p(s, pa);
       pending = true;
     } else if (pending) {  // flush: the stage it reads is refilled next step
       pin(o);
@@ -246,17 +240,7 @@ __global__ void __launch_bounds__(128 * kWG, kWG == 1 ? 3 : kWG == 2 ? 2 : 1)
   }
   cp_wait<0>();
   if (qb0 + wg >= p.nQ) return;
-#pragma unroll
-  for (int hf = 0; hf < 2; hf++) {
-    const int row = rowa + hf * 8;
-    if (row >= p.Lq) continue;
-    const float inv = lrow[hf] > 0 ? 1.0f / lrow[hf] : 0.0f;  // empty rows give zeros
-    float* orow = out + (bh * p.Lq + row) * T;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++)
-      *reinterpret_cast<float2*>(orow + nt * 8 + 2 * t) = make_float2(o[nt][2 * hf] * inv, o[nt][2 * hf + 1] * inv);
-    if (t == 0) lse[bh * p.Lq + row] = lrow[hf] > 0 ? mrow[hf] * kLn2 + logf(lrow[hf]) : -INFINITY;
-  }
+  store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
 #endif
 }
 
@@ -300,15 +284,6 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
   const float sl2 = p.scale * kLog2e;
   const uint32_t qaddr = saddr(Qs), kaddr0 = saddr(Ks), vaddr0 = saddr(Vs);
   uint32_t pa[4][4];
-  auto to_p = [&](const float (&s)[8][4]) {
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-      pa[kk][0] = pack(s[2 * kk][0], s[2 * kk][1]);
-      pa[kk][1] = pack(s[2 * kk][2], s[2 * kk][3]);
-      pa[kk][2] = pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pa[kk][3] = pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-    }
-  };
   auto next_tile = [&](int it) {  // waits for tile it; refills the stage of tile it-2
     cp_wait<kStages - 3>();
     fence_proxy_async();
@@ -331,7 +306,7 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
     wg_wait<0>();
     pin(s);
     softmax_update(p, s, corr, mrow, lrow, kb, a, i0, rowa, t, sl2);  // o is still zero: no correction
-    to_p(s);
+    pack_p(s, pa);
     for (int it = 1; it < n; it++) {
       next_tile(it);
       const uint32_t kaddr = kaddr0 + (it % kStages) * kTile * 2, vaddr = vaddr0 + ((it - 1) % kStages) * kTile * 2;
@@ -351,7 +326,7 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
       pin(o);
       // Once the row maxima settle, most steps change none: skip the 32 multiplies warp-wide.
       if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) rescale(o, corr);
-      to_p(sn);
+      pack_p(sn, pa);
     }
     const uint32_t vaddr = vaddr0 + ((n - 1) % kStages) * kTile * 2;
     wg_fence();
@@ -362,17 +337,7 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
     pin(o);
   }
   cp_wait<0>();
-#pragma unroll
-  for (int hf = 0; hf < 2; hf++) {
-    const int row = rowa + hf * 8;
-    if (row >= p.Lq) continue;
-    const float inv = lrow[hf] > 0 ? 1.0f / lrow[hf] : 0.0f;  // empty rows give zeros
-    float* orow = out + (bh * p.Lq + row) * T;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++)
-      *reinterpret_cast<float2*>(orow + nt * 8 + 2 * t) = make_float2(o[nt][2 * hf] * inv, o[nt][2 * hf + 1] * inv);
-    if (t == 0) lse[bh * p.Lq + row] = lrow[hf] > 0 ? mrow[hf] * kLn2 + logf(lrow[hf]) : -INFINITY;
-  }
+  store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
 #endif
 }
 

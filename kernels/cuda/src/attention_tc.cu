@@ -89,17 +89,7 @@ __global__ void __launch_bounds__(128, 4) bsa_fwd_bf16_k(Args p, const __nv_bflo
     __syncthreads();
   }
   cp_wait<0>();
-#pragma unroll
-  for (int hf = 0; hf < 2; hf++) {
-    const int row = rowa + hf * 8;
-    if (row >= p.Lq) continue;
-    const float inv = lrow[hf] > 0 ? 1.0f / lrow[hf] : 0.0f;  // empty rows give zeros
-    float* orow = out + (bh * p.Lq + row) * T;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++)
-      *reinterpret_cast<float2*>(orow + nt * 8 + 2 * t) = make_float2(o[nt][2 * hf] * inv, o[nt][2 * hf + 1] * inv);
-    if (t == 0) lse[bh * p.Lq + row] = lrow[hf] > 0 ? mrow[hf] * kLn2 + logf(lrow[hf]) : -INFINITY;
-  }
+  store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
 }
 
 
@@ -217,17 +207,7 @@ __global__ void __launch_bounds__(128, 2) bsa_fwd_tf32_k(Args p, const float* q,
     __syncthreads();
   }
   cp_wait<0>();
-#pragma unroll
-  for (int hf = 0; hf < 2; hf++) {
-    const int row = rowa + hf * 8;
-    if (row >= p.Lq) continue;
-    const float inv = lrow[hf] > 0 ? 1.0f / lrow[hf] : 0.0f;
-    float* orow = out + (bh * p.Lq + row) * T;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++)
-      *reinterpret_cast<float2*>(orow + nt * 8 + 2 * t) = make_float2(o[nt][2 * hf] * inv, o[nt][2 * hf + 1] * inv);
-    if (t == 0) lse[bh * p.Lq + row] = lrow[hf] > 0 ? mrow[hf] * kLn2 + logf(lrow[hf]) : -INFINITY;
-  }
+  store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
 }
 
 __global__ void to_bf16_k(const float* x, __nv_bfloat16* y, int64_t n) {

@@ -168,6 +168,35 @@ __device__ __forceinline__ void mask_softmax(const Args& p, float (&s)[8][4], fl
   rescale(o, corr);
 }
 
+// P (softmax numerators in the accumulator layout) as bf16 pairs in the A-fragment layout of
+// mma.sync m16n8k16 / wgmma (register A): pa[kk] covers keys 16kk..16kk+15.
+__device__ __forceinline__ void pack_p(const float (&s)[8][4], uint32_t (&pa)[4][4]) {
+#pragma unroll
+  for (int kk = 0; kk < 4; kk++) {
+    pa[kk][0] = pack(s[2 * kk][0], s[2 * kk][1]);
+    pa[kk][1] = pack(s[2 * kk][2], s[2 * kk][3]);
+    pa[kk][2] = pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    pa[kk][3] = pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+  }
+}
+
+// This lane's two output rows (rowa, rowa + 8) of a 16 x 64 slice normalized by the row sums, and
+// their log-sum-exp; rows past Lq are skipped, empty rows give zeros and -inf.
+__device__ __forceinline__ void store_rows(const Args& p, const float (&o)[8][4], const float (&mrow)[2], const float (&lrow)[2], float* out,
+                                           float* lse, int64_t bh, int rowa, int t) {
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    const int row = rowa + hf * 8;
+    if (row >= p.Lq) continue;
+    const float inv = lrow[hf] > 0 ? 1.0f / lrow[hf] : 0.0f;
+    float* orow = out + (bh * p.Lq + row) * T;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+      *reinterpret_cast<float2*>(orow + nt * 8 + 2 * t) = make_float2(o[nt][2 * hf] * inv, o[nt][2 * hf + 1] * inv);
+    if (t == 0) lse[bh * p.Lq + row] = lrow[hf] > 0 ? mrow[hf] * kLn2 + logf(lrow[hf]) : -INFINITY;
+  }
+}
+
 // attention_hopper.cu: launches the sm_90a wgmma forward when chosen and runnable; false when the
 // caller should run the mma.sync kernel instead.
 bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kb,
