@@ -86,6 +86,22 @@ __device__ __forceinline__ void pin(float (&d)[8][4]) {
     for (int e = 0; e < 4; e++) asm volatile("" : "+f"(d[i][e])::"memory");
 }
 
+// S (64 x 64) = Q K^T over the head dim: 4 k-steps of 16, Q and K tiles from shared memory.
+__device__ __forceinline__ void issue_s(float (&s)[8][4], uint32_t qaddr, uint32_t kaddr) {
+#pragma unroll
+  for (int kk = 0; kk < 4; kk++) wgmma_ss(s, desc128(qaddr + kk * 32), desc128(kaddr + kk * 32), kk);
+}
+// O += P V over one 64-key tile: P from registers (pack_p), V (keys x head dim) from shared memory.
+__device__ __forceinline__ void issue_pv(float (&o)[8][4], const uint32_t (&pa)[4][4], uint32_t vaddr) {
+#pragma unroll
+  for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], desc128(vaddr + kk * 16 * 128));
+}
+// The output correction once the PV in flight has landed; once the row maxima settle most steps
+// change none, so the 32 multiplies are skipped warp-wide.
+__device__ __forceinline__ void correct(float (&o)[8][4], const float (&corr)[2]) {
+  if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) rescale(o, corr);
+}
+
 // kWG warpgroups per CTA, each owning one 64-row query block (wgmma's M = 64): the CTA covers
 // 64 * kWG query rows, and each K/V tile it loads serves every warpgroup whose list holds it (a 64-row
 // CTA moves kWG times more bytes from L2 per FLOP). The query blocks' sorted key-block lists are
@@ -179,10 +195,14 @@ __global__ void __launch_bounds__(128 * kWG, kWG == 1 ? 3 : kWG == 2 ? 2 : 1)
   const int rowa = i0 + warp * 16 + g;  // this lane's rows: rowa, rowa + 8
   const uint32_t qaddr = saddr(Qs + wg * kTile), kaddr0 = saddr(Ks), vaddr0 = saddr(Vs);
   int st = 0, pst = 0, fst = kStages - 2;  // stage of this step, of the previous step, to refill
-  auto pv_issue = [&]() {
-    const uint32_t vaddr = vaddr0 + pst * kTile * 2;
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], desc128(vaddr + kk * 16 * 128));
+  auto flush = [&]() {  // the deferred PV, now
+    pin(o);
+    wg_fence();
+    issue_pv(o, pa, vaddr0 + pst * kTile * 2);
+    wg_commit();
+    wg_wait<0>();
+    pin(o);
+    pending = false;
   };
   while (more(cu)) {
     bool mine;
@@ -203,41 +223,26 @@ __global__ void __launch_bounds__(128 * kWG, kWG == 1 ? 3 : kWG == 2 ? 2 : 1)
       float s[8][4];
       pin(o);
       wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < 4; kk++) wgmma_ss(s, desc128(qaddr + kk * 32), desc128(kaddr + kk * 32), kk);
+      issue_s(s, qaddr, kaddr);
       wg_commit();
-      if (pending) pv_issue();
+      if (pending) issue_pv(o, pa, vaddr0 + pst * kTile * 2);
       wg_commit();  // (an empty group when nothing was pending: the waits stay unconditional)
       wg_wait<1>();  // S is in; the PV may still run
       pin(s);
       softmax_update(p, s, corr, mrow, lrow, kb, pi, i0, rowa, t, sl2);
       wg_wait<0>();
       pin(o);
-      // Once the row maxima settle, most steps change none: skip the 32 multiplies warp-wide.
-      if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) rescale(o, corr);
+      correct(o, corr);
       pack_p(s, pa);
       pending = true;
-    } else if (pending) {  // flush: the stage it reads is refilled next step
-      pin(o);
-      wg_fence();
-      pv_issue();
-      wg_commit();
-      wg_wait<0>();
-      pin(o);
-      pending = false;
+    } else if (pending) {  // the stage it reads is refilled next step
+      flush();
     }
     pst = st;
     st = st + 1 == kStages ? 0 : st + 1;
     fst = fst + 1 == kStages ? 0 : fst + 1;
   }
-  if (pending) {
-    pin(o);
-    wg_fence();
-    pv_issue();
-    wg_commit();
-    wg_wait<0>();
-    pin(o);
-  }
+  if (pending) flush();
   cp_wait<0>();
   if (qb0 + wg >= p.nQ) return;
   store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
@@ -300,8 +305,7 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
     next_tile(0);
     float s[8][4];
     wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) wgmma_ss(s, desc128(qaddr + kk * 32), desc128(kaddr0 + kk * 32), kk);
+    issue_s(s, qaddr, kaddr0);
     wg_commit();
     wg_wait<0>();
     pin(s);
@@ -313,25 +317,21 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
       float sn[8][4];
       pin(o);
       wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < 4; kk++) wgmma_ss(sn, desc128(qaddr + kk * 32), desc128(kaddr + kk * 32), kk);
+      issue_s(sn, qaddr, kaddr);
       wg_commit();
-#pragma unroll
-      for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], desc128(vaddr + kk * 16 * 128));
+      issue_pv(o, pa, vaddr);
       wg_commit();
       wg_wait<1>();  // S of tile it is in; PV of tile it-1 may still run
       pin(sn);
       softmax_update(p, sn, corr, mrow, lrow, kb, a + it, i0, rowa, t, sl2);
       wg_wait<0>();
       pin(o);
-      // Once the row maxima settle, most steps change none: skip the 32 multiplies warp-wide.
-      if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) rescale(o, corr);
+      correct(o, corr);
       pack_p(sn, pa);
     }
     const uint32_t vaddr = vaddr0 + ((n - 1) % kStages) * kTile * 2;
     wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], desc128(vaddr + kk * 16 * 128));
+    issue_pv(o, pa, vaddr);
     wg_commit();
     wg_wait<0>();
     pin(o);
