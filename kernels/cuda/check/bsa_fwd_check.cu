@@ -297,7 +297,7 @@ int main(int argc, char** argv) {
       const float scale = 0.125f;
       std::vector<double> ro, rl;
       reference(p, q, k, v, kb, scale, ro, rl);
-      for (int kernel : {1, 2, 3, 4, 5}) fails += !check(p, d, kernel, ro, rl, scale);
+      for (int kernel : {1, 2, 3, 4, 5, 6}) fails += !check(p, d, kernel, ro, rl, scale);
       free_dev(d);
     }
   }
@@ -335,7 +335,7 @@ int main(int argc, char** argv) {
     for (Problem& p : ps) {
       std::vector<float> q, k, v, kb;
       Dev d = make_dev(p, rng, q, k, v, kb);
-      for (int kernel : {1, 2, 3, 4, 5}) {
+      for (int kernel : {1, 2, 3, 4, 5, 6}) {
         tr_bsa_set_kernel(kernel);
         for (int w = 0; w < 3; w++) launch(p, d, 0.125f);
         const int reps = L == 16384 && p.name == "dense" ? 5 : 20;

@@ -35,29 +35,31 @@ __device__ __forceinline__ __nv_bfloat16* smem_base(uint8_t* raw) {
 // Shared-memory matrix descriptor: 128-byte swizzle; 8-row groups 1024 bytes apart (stride byte
 // offset). The leading byte offset only counts when a tile spans several swizzle atoms along its
 // contiguous dimension; ours are exactly one atom (64 bf16) wide.
-__device__ __forceinline__ uint64_t desc128(uint32_t saddr) {
-  return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
-}
+// Kept as two words: the high one (stride byte offset, swizzle mode) is one constant, and stepping
+// along a tile adds to the low one's address field (addresses < 256 KB never carry out of it), so the
+// 16 descriptors of a tile cost one add each instead of a mask-shift-or sequence.
+constexpr uint32_t kDescHi = (1024 >> 4) | (1u << 30);
+__device__ __forceinline__ uint32_t desc_lo(uint32_t saddr) { return ((saddr & 0x3FFFF) >> 4) | (1u << 16); }
 __device__ __forceinline__ uint32_t saddr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
-// D (64 x 64, fp32) = A(smem, K-major) B(smem, K-major) (+ D when acc)
-__device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint64_t da, uint64_t db, int acc) {
+// D (64 x 64, fp32) = A(smem, K-major) B(smem, K-major) (+ D when acc); descriptors by low word
+__device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint32_t alo, uint32_t blo, int acc) {
 #ifdef TR_WGMMA
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      "{\n.reg .pred p;\n.reg .b64 da, db;\nsetp.ne.b32 p, %34, 0;\nmov.b64 da, {%32, %35};\nmov.b64 db, {%33, %35};\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, da, db, p, 1, 1, 0, 0;\n}\n"
       : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-      : "l"(da), "l"(db), "r"(acc));
+      : "r"(alo), "r"(blo), "r"(acc), "r"(kDescHi));
 #endif
 }
 // D += A(registers, mma.sync's A-fragment layout per warp) B(smem, N contiguous: transposed)
-__device__ __forceinline__ void wgmma_rs_t(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db) {
+__device__ __forceinline__ void wgmma_rs_t(float (&d)[8][4], const uint32_t (&a)[4], uint32_t blo) {
 #ifdef TR_WGMMA
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+      "{\n.reg .pred p;\n.reg .b64 db;\nsetp.ne.b32 p, %37, 0;\nmov.b64 db, {%36, %38};\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, db, p, 1, 1, 1;\n}\n"
       : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(blo), "r"(1), "r"(kDescHi));
 #endif
 }
 __device__ __forceinline__ void wg_fence() {
@@ -86,15 +88,35 @@ __device__ __forceinline__ void pin(float (&d)[8][4]) {
     for (int e = 0; e < 4; e++) asm volatile("" : "+f"(d[i][e])::"memory");
 }
 
+// D (64 x 8) += A(registers) B(smem, 16 x 8). With B all ones, every column of D is A's row sums: the
+// softmax denominators of exactly the bf16 P that multiplies V, on the tensor cores.
+constexpr uint32_t kOnesHi = 256 >> 4;  // no swizzle; stride byte offset 256
+__device__ __forceinline__ uint32_t ones_lo(uint32_t saddr) { return ((saddr & 0x3FFFF) >> 4) | ((128 >> 4) << 16); }  // LBO 128
+__device__ __forceinline__ void wgmma_rs_n8(float (&d)[4], const uint32_t (&a)[4], uint32_t blo) {
+#ifdef TR_WGMMA
+  asm volatile(
+      "{\n.reg .pred p;\n.reg .b64 db;\nsetp.ne.b32 p, %9, 0;\nmov.b64 db, {%8, %10};\n"
+      "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%0, %1, %2, %3}, {%4, %5, %6, %7}, db, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(blo), "r"(1), "r"(kOnesHi));
+#endif
+}
+__device__ __forceinline__ void pin4(float (&d)[4]) {
+#pragma unroll
+  for (int e = 0; e < 4; e++) asm volatile("" : "+f"(d[e])::"memory");
+}
+
 // S (64 x 64) = Q K^T over the head dim: 4 k-steps of 16, Q and K tiles from shared memory.
 __device__ __forceinline__ void issue_s(float (&s)[8][4], uint32_t qaddr, uint32_t kaddr) {
+  const uint32_t dq = desc_lo(qaddr), dk = desc_lo(kaddr);
 #pragma unroll
-  for (int kk = 0; kk < 4; kk++) wgmma_ss(s, desc128(qaddr + kk * 32), desc128(kaddr + kk * 32), kk);
+  for (int kk = 0; kk < 4; kk++) wgmma_ss(s, dq + kk * (32 >> 4), dk + kk * (32 >> 4), kk);  // k-steps: 32 bytes
 }
 // O += P V over one 64-key tile: P from registers (pack_p), V (keys x head dim) from shared memory.
 __device__ __forceinline__ void issue_pv(float (&o)[8][4], const uint32_t (&pa)[4][4], uint32_t vaddr) {
+  const uint32_t dv = desc_lo(vaddr);
 #pragma unroll
-  for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], desc128(vaddr + kk * 16 * 128));
+  for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], dv + kk * (16 * 128 >> 4));  // k-steps: 16 key rows
 }
 // The output correction once the PV in flight has landed; once the row maxima settle most steps
 // change none, so the 32 multiplies are skipped warp-wide.
@@ -251,7 +273,9 @@ __global__ void __launch_bounds__(128 * kWG, kWG == 1 ? 3 : kWG == 2 ? 2 : 1)
 
 // One warpgroup per CTA, straight-line pipeline (no union, no sit-out branches): the first tile is
 // peeled, so the loop body always issues S of tile it then PV of tile it-1.
-template <int kStages, int kMinBlocks = 3, bool kSlack = true>
+// kTcSum: softmax denominators summed on the tensor cores (P times a 1 KB tile of ones, m64n8k16,
+// issued with the PV product) instead of ~34 adds and shuffles per tile on the ALUs.
+template <int kStages, int kMinBlocks = 3, bool kSlack = true, bool kTcSum = false>
 __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                                             const float* kbias, float* out, float* lse) {
 #ifdef TR_WGMMA
@@ -262,6 +286,9 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
   __nv_bfloat16* Qs = kSlack ? smem_base(smraw) : reinterpret_cast<__nv_bfloat16*>(smraw);
   __nv_bfloat16* Ks = Qs + kTile;  // [kStages][kTile]
   __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
+  __nv_bfloat16* ones = Vs + kStages * kTile;  // [512] when kTcSum
+  if (kTcSum)
+    for (int x = threadIdx.x; x < 512; x += 128) ones[x] = __float2bfloat16(1.0f);  // visible after next_tile(0)'s fence
   const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int lh = p.LH == 1 ? 0 : h;
   const int64_t bh = (int64_t)b * p.H + h;
@@ -287,8 +314,16 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
   for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f}, corr[2];
   const float sl2 = p.scale * kLog2e;
-  const uint32_t qaddr = saddr(Qs), kaddr0 = saddr(Ks), vaddr0 = saddr(Vs);
+  const uint32_t qaddr = saddr(Qs), kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), dones = ones_lo(saddr(ones));
   uint32_t pa[4][4];
+  float lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // kTcSum: row sums (rows g, g, g+8, g+8)
+  auto pv = [&](uint32_t vaddr) {  // O += P V (and the row sums), one commit group
+    issue_pv(o, pa, vaddr);
+    if (kTcSum)
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++) wgmma_rs_n8(lacc, pa[kk], dones);
+    wg_commit();
+  };
   auto next_tile = [&](int it) {  // waits for tile it; refills the stage of tile it-2
     cp_wait<kStages - 3>();
     fence_proxy_async();
@@ -309,34 +344,38 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
     wg_commit();
     wg_wait<0>();
     pin(s);
-    softmax_update(p, s, corr, mrow, lrow, kb, a, i0, rowa, t, sl2);  // o is still zero: no correction
+    softmax_update<!kTcSum>(p, s, corr, mrow, lrow, kb, a, i0, rowa, t, sl2);  // o is still zero: no correction
     pack_p(s, pa);
     for (int it = 1; it < n; it++) {
       next_tile(it);
       const uint32_t kaddr = kaddr0 + (it % kStages) * kTile * 2, vaddr = vaddr0 + ((it - 1) % kStages) * kTile * 2;
       float sn[8][4];
       pin(o);
+      pin4(lacc);
       wg_fence();
       issue_s(sn, qaddr, kaddr);
       wg_commit();
-      issue_pv(o, pa, vaddr);
-      wg_commit();
+      pv(vaddr);
       wg_wait<1>();  // S of tile it is in; PV of tile it-1 may still run
       pin(sn);
-      softmax_update(p, sn, corr, mrow, lrow, kb, a + it, i0, rowa, t, sl2);
+      softmax_update<!kTcSum>(p, sn, corr, mrow, lrow, kb, a + it, i0, rowa, t, sl2);
       wg_wait<0>();
       pin(o);
-      correct(o, corr);
+      pin4(lacc);
+      if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {  // correct(), with the row sums
+        rescale(o, corr);
+        if (kTcSum) lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
+      }
       pack_p(sn, pa);
     }
-    const uint32_t vaddr = vaddr0 + ((n - 1) % kStages) * kTile * 2;
     wg_fence();
-    issue_pv(o, pa, vaddr);
-    wg_commit();
+    pv(vaddr0 + ((n - 1) % kStages) * kTile * 2);
     wg_wait<0>();
     pin(o);
+    pin4(lacc);
   }
   cp_wait<0>();
+  if (kTcSum) lrow[0] = lacc[0], lrow[1] = lacc[2];
   store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
 #endif
 }
@@ -365,6 +404,7 @@ const Variant kVariants[] = {
     {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4>, 64, smem_bytes(1, 4)},
     {"wgmma-pipe1-s3x4", bsa_fwd_wgmma_pipe_k<3, 4, false>, 64, smem_bytes(1, 3, false)},
     {"wgmma-pipe1-s4x4", bsa_fwd_wgmma_pipe_k<4, 4>, 64, smem_bytes(1, 4)},
+    {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, 3, true, true>, 64, smem_bytes(1, 4) + 1024},
     {"wgmma-2wg-s4", bsa_fwd_wgmma_k<2, 4>, 128, smem_bytes(2, 4)},
 };
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);

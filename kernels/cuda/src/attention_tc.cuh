@@ -86,6 +86,8 @@ __device__ __forceinline__ float ex2(float x) {  // 2^x; ex2.approx(-inf) = +0
 // P overwrites S; corr receives the factor the output rows must be scaled by (rescale() below; the
 // wgmma kernel applies it only once the PV product in flight has landed). Statistics in log2 units. Full
 // blocks without key bias (the bulk of dense, window and BigBird) take one FFMA per score.
+// kSum false: the caller sums P elsewhere (on the tensor cores) and lrow is left alone.
+template <bool kSum = true>
 __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], float (&corr)[2], float (&mrow)[2], float (&lrow)[2],
                                                const float* kb, int pi, int i0, int rowa, int t, float sl2) {
   const int j0 = p.col_idx[pi] * T;
@@ -136,16 +138,18 @@ __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], 
     for (int nt = 0; nt < 8; nt++) {
       s[nt][2 * hf] = ex2(fmaf(s[nt][2 * hf], mul, neg));
       s[nt][2 * hf + 1] = ex2(fmaf(s[nt][2 * hf + 1], mul, neg));
-      tr[nt] = s[nt][2 * hf] + s[nt][2 * hf + 1];
+      if (kSum) tr[nt] = s[nt][2 * hf] + s[nt][2 * hf + 1];
     }
+    if (kSum) {
 #pragma unroll
-    for (int w = 4; w > 0; w >>= 1)
+      for (int w = 4; w > 0; w >>= 1)
 #pragma unroll
-      for (int x = 0; x < w; x++) tr[x] += tr[x + w];
-    float sum = tr[0];
-    sum += __shfl_xor_sync(0xffffffff, sum, 1);
-    sum += __shfl_xor_sync(0xffffffff, sum, 2);
-    lrow[hf] = lrow[hf] * corr[hf] + sum;
+        for (int x = 0; x < w; x++) tr[x] += tr[x + w];
+      float sum = tr[0];
+      sum += __shfl_xor_sync(0xffffffff, sum, 1);
+      sum += __shfl_xor_sync(0xffffffff, sum, 2);
+      lrow[hf] = lrow[hf] * corr[hf] + sum;
+    }
     mrow[hf] = mnew;
   }
 }
