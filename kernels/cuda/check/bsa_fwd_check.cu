@@ -25,6 +25,7 @@ void tr_d2h(void* dst, const void* src, int64_t bytes);
 void tr_sync();
 const char* tr_error();
 void tr_bsa_set_kernel(int which);
+int tr_bsa_num_variants();
 const char* tr_bsa_fwd_kernel();
 void tr_bsa_fwd_bf16(const void* q, const void* k, const void* v, const float* kb, float* out, float* lse, int B, int H, int Lq, int Lk,
                      int D, int Dv, int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx, const uint8_t* full,
@@ -297,7 +298,7 @@ int main(int argc, char** argv) {
       const float scale = 0.125f;
       std::vector<double> ro, rl;
       reference(p, q, k, v, kb, scale, ro, rl);
-      for (int kernel : {1, 2, 3, 4, 5, 6}) fails += !check(p, d, kernel, ro, rl, scale);
+      for (int kernel = 1; kernel <= 1 + tr_bsa_num_variants(); kernel++) fails += !check(p, d, kernel, ro, rl, scale);
       free_dev(d);
     }
   }
@@ -335,7 +336,7 @@ int main(int argc, char** argv) {
     for (Problem& p : ps) {
       std::vector<float> q, k, v, kb;
       Dev d = make_dev(p, rng, q, k, v, kb);
-      for (int kernel : {1, 2, 3, 4, 5, 6}) {
+      for (int kernel = 1; kernel <= 1 + tr_bsa_num_variants(); kernel++) {
         tr_bsa_set_kernel(kernel);
         for (int w = 0; w < 3; w++) launch(p, d, 0.125f);
         const int reps = L == 16384 && p.name == "dense" ? 5 : 20;

@@ -275,7 +275,10 @@ __global__ void __launch_bounds__(128 * kWG, kWG == 1 ? 3 : kWG == 2 ? 2 : 1)
 // peeled, so the loop body always issues S of tile it then PV of tile it-1.
 // kTcSum: softmax denominators summed on the tensor cores (P times a 1 KB tile of ones, m64n8k16,
 // issued with the PV product) instead of ~34 adds and shuffles per tile on the ALUs.
-template <int kStages, int kMinBlocks = 3, bool kSlack = true, bool kTcSum = false>
+// kRows: consecutive query blocks per CTA, one after the other. Their key-block lists are one
+// contiguous run of col_idx, so the K/V ring simply runs on across a row boundary: a short row
+// (a window's 9 tiles) no longer pays the ring's fill and drain alone.
+template <int kStages, int kMinBlocks = 3, bool kSlack = true, bool kTcSum = false, int kRows = 1>
 __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                                             const float* kbias, float* out, float* lse) {
 #ifdef TR_WGMMA
@@ -283,23 +286,25 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
   extern __shared__ __align__(1024) uint8_t smraw[];
   // Without the slack (4 CTAs per SM need every KB) the dynamic base must itself sit on 1024 bytes.
   if (!kSlack && (saddr(smraw) & 1023)) __trap();
-  __nv_bfloat16* Qs = kSlack ? smem_base(smraw) : reinterpret_cast<__nv_bfloat16*>(smraw);
-  __nv_bfloat16* Ks = Qs + kTile;  // [kStages][kTile]
+  __nv_bfloat16* Qs = kSlack ? smem_base(smraw) : reinterpret_cast<__nv_bfloat16*>(smraw);  // [kRows][kTile]
+  __nv_bfloat16* Ks = Qs + kRows * kTile;  // [kStages][kTile]
   __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
   __nv_bfloat16* ones = Vs + kStages * kTile;  // [512] when kTcSum
   if (kTcSum)
     for (int x = threadIdx.x; x < 512; x += 128) ones[x] = __float2bfloat16(1.0f);  // visible after next_tile(0)'s fence
-  const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int ib = blockIdx.x * kRows, h = blockIdx.y, b = blockIdx.z;  // first query block
   const int lh = p.LH == 1 ? 0 : h;
   const int64_t bh = (int64_t)b * p.H + h;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
+  const int32_t* rp = p.row_ptr + lh * (p.nQ + 1) + ib;
+  const int rows = min(kRows, p.nQ - ib);
+  const int a = rp[0], n = rp[rows] - a;  // every tile of the CTA's rows
   const __nv_bfloat16* kbh = k + bh * p.Lk * T;
   const __nv_bfloat16* vbh = v + bh * p.Lk * T;
   const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
-  const int i0 = i * T, rowa = i0 + warp * 16 + g;
 
-  load_tile<128>(Qs, q + bh * p.Lq * T, i0, p.Lq);
+#pragma unroll
+  for (int r = 0; r < kRows; r++) load_tile<128>(Qs + r * kTile, q + bh * p.Lq * T, (ib + r) * T, p.Lq);
 #pragma unroll
   for (int st = 0; st < kStages - 2; st++) {
     if (st < n) {
@@ -309,14 +314,10 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
     }
     cp_commit();
   }
-  float o[8][4];
-#pragma unroll
-  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
-  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f}, corr[2];
   const float sl2 = p.scale * kLog2e;
-  const uint32_t qaddr = saddr(Qs), kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), dones = ones_lo(saddr(ones));
+  const uint32_t kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), dones = ones_lo(saddr(ones));
+  float o[8][4], mrow[2], lrow[2], corr[2], lacc[4];  // lacc: kTcSum's row sums (rows g, g, g+8, g+8)
   uint32_t pa[4][4];
-  float lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // kTcSum: row sums (rows g, g, g+8, g+8)
   auto pv = [&](uint32_t vaddr) {  // O += P V (and the row sums), one commit group
     issue_pv(o, pa, vaddr);
     if (kTcSum)
@@ -336,47 +337,60 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
     }
     cp_commit();
   };
-  if (n > 0) {
-    next_tile(0);
-    float s[8][4];
-    wg_fence();
-    issue_s(s, qaddr, kaddr0);
-    wg_commit();
-    wg_wait<0>();
-    pin(s);
-    softmax_update<!kTcSum>(p, s, corr, mrow, lrow, kb, a, i0, rowa, t, sl2);  // o is still zero: no correction
-    pack_p(s, pa);
-    for (int it = 1; it < n; it++) {
+  int it = 0;  // position in the CTA's run of tiles; its stage is it % kStages
+  for (int r = 0; r < rows; r++) {
+    const int e = rp[r + 1] - a;  // this row's tiles end here
+    const int i0 = (ib + r) * T, rowa = i0 + warp * 16 + g;
+    const uint32_t qaddr = saddr(Qs + r * kTile);
+#pragma unroll
+    for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+    mrow[0] = mrow[1] = -INFINITY;
+    lrow[0] = lrow[1] = 0.0f;
+    lacc[0] = lacc[1] = lacc[2] = lacc[3] = 0.0f;
+    if (it < e) {
       next_tile(it);
-      const uint32_t kaddr = kaddr0 + (it % kStages) * kTile * 2, vaddr = vaddr0 + ((it - 1) % kStages) * kTile * 2;
-      float sn[8][4];
+      float s[8][4];
+      wg_fence();
+      issue_s(s, qaddr, kaddr0 + (it % kStages) * kTile * 2);
+      wg_commit();
+      wg_wait<0>();
+      pin(s);
+      softmax_update<!kTcSum>(p, s, corr, mrow, lrow, kb, a + it, i0, rowa, t, sl2);  // o is still zero: no correction
+      pack_p(s, pa);
+      for (it++; it < e; it++) {
+        next_tile(it);
+        const uint32_t kaddr = kaddr0 + (it % kStages) * kTile * 2, vaddr = vaddr0 + ((it - 1) % kStages) * kTile * 2;
+        float sn[8][4];
+        pin(o);
+        pin4(lacc);
+        wg_fence();
+        issue_s(sn, qaddr, kaddr);
+        wg_commit();
+        pv(vaddr);
+        wg_wait<1>();  // S of tile it is in; PV of tile it-1 may still run
+        pin(sn);
+        softmax_update<!kTcSum>(p, sn, corr, mrow, lrow, kb, a + it, i0, rowa, t, sl2);
+        wg_wait<0>();
+        pin(o);
+        pin4(lacc);
+        if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {  // correct(), with the row sums
+          rescale(o, corr);
+          if (kTcSum) lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
+        }
+        pack_p(sn, pa);
+      }
       pin(o);
       pin4(lacc);
       wg_fence();
-      issue_s(sn, qaddr, kaddr);
-      wg_commit();
-      pv(vaddr);
-      wg_wait<1>();  // S of tile it is in; PV of tile it-1 may still run
-      pin(sn);
-      softmax_update<!kTcSum>(p, sn, corr, mrow, lrow, kb, a + it, i0, rowa, t, sl2);
+      pv(vaddr0 + ((it - 1) % kStages) * kTile * 2);
       wg_wait<0>();
       pin(o);
       pin4(lacc);
-      if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {  // correct(), with the row sums
-        rescale(o, corr);
-        if (kTcSum) lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
-      }
-      pack_p(sn, pa);
     }
-    wg_fence();
-    pv(vaddr0 + ((n - 1) % kStages) * kTile * 2);
-    wg_wait<0>();
-    pin(o);
-    pin4(lacc);
+    if (kTcSum) lrow[0] = lacc[0], lrow[1] = lacc[2];
+    store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
   }
   cp_wait<0>();
-  if (kTcSum) lrow[0] = lacc[0], lrow[1] = lacc[2];
-  store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
 #endif
 }
 
@@ -397,15 +411,18 @@ struct Variant {
   const char* name;
   Kernel fn;
   int rows;  // query rows per CTA
+  int threads;
   size_t smem;
 };
 // [0] is the default ("wgmma"); the others stay selectable for comparisons (bsa_fwd_check).
 const Variant kVariants[] = {
-    {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4>, 64, smem_bytes(1, 4)},
-    {"wgmma-pipe1-s3x4", bsa_fwd_wgmma_pipe_k<3, 4, false>, 64, smem_bytes(1, 3, false)},
-    {"wgmma-pipe1-s4x4", bsa_fwd_wgmma_pipe_k<4, 4>, 64, smem_bytes(1, 4)},
-    {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, 3, true, true>, 64, smem_bytes(1, 4) + 1024},
-    {"wgmma-2wg-s4", bsa_fwd_wgmma_k<2, 4>, 128, smem_bytes(2, 4)},
+    {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4>, 64, 128, smem_bytes(1, 4)},
+    {"wgmma-pipe1-s3x4", bsa_fwd_wgmma_pipe_k<3, 4, false>, 64, 128, smem_bytes(1, 3, false)},
+    {"wgmma-pipe1-s4x4", bsa_fwd_wgmma_pipe_k<4, 4>, 64, 128, smem_bytes(1, 4)},
+    {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, 3, true, true>, 64, 128, smem_bytes(1, 4) + 1024},
+    {"wgmma-pipe2rows-s3", bsa_fwd_wgmma_pipe_k<3, 3, true, false, 2>, 128, 128, smem_bytes(2, 3)},
+    {"wgmma-pipe2rows-s4", bsa_fwd_wgmma_pipe_k<4, 2, true, false, 2>, 128, 128, smem_bytes(2, 4)},
+    {"wgmma-2wg-s4", bsa_fwd_wgmma_k<2, 4>, 128, 256, smem_bytes(2, 4)},
 };
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
@@ -458,7 +475,7 @@ bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __n
   }
   const Variant& x = kVariants[choice >= 2 ? choice - 2 : 0];
   const int nQ = (p.Lq + x.rows - 1) / x.rows;
-  x.fn<<<dim3(nQ, p.H, B), x.rows * 2, x.smem, stream()>>>(p, q, k, v, kb, out, lse);
+  x.fn<<<dim3(nQ, p.H, B), x.threads, x.smem, stream()>>>(p, q, k, v, kb, out, lse);
   TR_LAUNCHED("bsa_fwd_wgmma");
   return true;
 }
@@ -468,6 +485,9 @@ bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __n
 // 0: pick (wgmma on sm_90 when built for sm_90a, else mma.sync); 1: mma.sync; 2: wgmma (an error
 // elsewhere); 3.. the other wgmma variants, for comparisons.
 TR_API void tr_bsa_set_kernel(int which) { g_choice = which < 0 || which >= 2 + kNumVariants ? 0 : which; }
+
+// How many wgmma variants tr_bsa_set_kernel can pick (2 .. 1 + this).
+TR_API int tr_bsa_num_variants() { return kNumVariants; }
 
 // The bf16 forward that runs now: a wgmma variant's name or "mma.sync".
 TR_API const char* tr_bsa_fwd_kernel() {
