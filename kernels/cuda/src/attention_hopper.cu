@@ -10,6 +10,8 @@
 // from shared memory through the descriptor's transpose. Softmax is attention_tc.cuh's mask_softmax,
 // since wgmma's accumulator layout per warp is mma.sync's m16n8 layout repeated along N.
 #include "attention_tc.cuh"
+#include <cuda.h>  // CUtensorMap and its enums only: the encoder comes through the runtime's driver entry point
+#include <cudaTypedefs.h>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -394,6 +396,131 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
 #endif
 }
 
+// ---- TMA variant: the copy engine moves K/V/Q tiles (one thread issues them), an mbarrier per stage
+// says when a tile has landed. No per-thread address arithmetic and no proxy fence per tile.
+struct TmaMaps {
+  CUtensorMap q, k, v;  // [B*H, L, 64] bf16, 64 x 64 boxes, 128-byte swizzle
+};
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count)); }
+__device__ __forceinline__ void mbar_expect(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred P1;\nLAB_WAIT:\nmbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n@P1 bra DONE;\nbra LAB_WAIT;\nDONE:\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, int row, int bh, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(0), "r"(row), "r"(bh), "r"(bar)
+      : "memory");
+}
+
+template <int kStages, bool kTcSum>
+__global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __grid_constant__ TmaMaps m, const float* kbias, float* out, float* lse) {
+#ifdef TR_WGMMA
+  static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
+  extern __shared__ __align__(1024) uint8_t smraw[];
+  __nv_bfloat16* Qs = smem_base(smraw);
+  __nv_bfloat16* Ks = Qs + kTile;  // [kStages][kTile]
+  __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
+  __nv_bfloat16* ones = Vs + kStages * kTile;  // [512]
+  const uint32_t bar0 = saddr(ones + 512);  // [kStages] stage barriers, then Q's
+  if (threadIdx.x == 0) {
+    for (int x = 0; x <= kStages; x++) mbar_init(bar0 + 8 * x, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if (kTcSum)
+    for (int x = threadIdx.x; x < 512; x += 128) ones[x] = __float2bfloat16(1.0f);
+  fence_proxy_async();  // the ones tile is read by wgmma
+  __syncthreads();
+  const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+  const int i0 = i * T, rowa = i0 + warp * 16 + g;
+  const uint32_t kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), qaddr = saddr(Qs), dones = ones_lo(saddr(ones));
+  auto issue = [&](int f) {  // thread 0: tile f of this row into its stage
+    const int st = f % kStages;
+    const uint32_t bar = bar0 + 8 * st;
+    const int j = __ldg(p.col_idx + a + f) * T;
+    mbar_expect(bar, 2 * kTile * sizeof(__nv_bfloat16));
+    tma_load(kaddr0 + st * kTile * 2, &m.k, j, (int)bh, bar);
+    tma_load(vaddr0 + st * kTile * 2, &m.v, j, (int)bh, bar);
+  };
+  if (threadIdx.x == 0 && n > 0) {
+    mbar_expect(bar0 + 8 * kStages, kTile * sizeof(__nv_bfloat16));
+    tma_load(qaddr, &m.q, i0, (int)bh, bar0 + 8 * kStages);
+    for (int f = 0; f < kStages - 2 && f < n; f++) issue(f);
+  }
+  float o[8][4];
+#pragma unroll
+  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f}, corr[2], lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  const float sl2 = p.scale * kLog2e;
+  uint32_t pa[4][4];
+  auto pv = [&](uint32_t vaddr) {
+    issue_pv(o, pa, vaddr);
+    if (kTcSum)
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++) wgmma_rs_n8(lacc, pa[kk], dones);
+    wg_commit();
+  };
+  auto next_tile = [&](int it) {  // refills the stage of tile it-2 (free: its PV landed last step), waits for tile it
+    __syncthreads();
+    if (threadIdx.x == 0 && it + kStages - 2 < n) issue(it + kStages - 2);
+    mbar_wait(bar0 + 8 * (it % kStages), (it / kStages) & 1);
+  };
+  if (n > 0) {
+    next_tile(0);
+    mbar_wait(bar0 + 8 * kStages, 0);
+    float s[8][4];
+    wg_fence();
+    issue_s(s, qaddr, kaddr0);
+    wg_commit();
+    wg_wait<0>();
+    pin(s);
+    softmax_update<!kTcSum>(p, s, corr, mrow, lrow, kb, a, i0, rowa, t, sl2);
+    pack_p(s, pa);
+    for (int it = 1; it < n; it++) {
+      next_tile(it);
+      const uint32_t kaddr = kaddr0 + (it % kStages) * kTile * 2, vaddr = vaddr0 + ((it - 1) % kStages) * kTile * 2;
+      float sn[8][4];
+      pin(o);
+      pin4(lacc);
+      wg_fence();
+      issue_s(sn, qaddr, kaddr);
+      wg_commit();
+      pv(vaddr);
+      wg_wait<1>();
+      pin(sn);
+      softmax_update<!kTcSum>(p, sn, corr, mrow, lrow, kb, a + it, i0, rowa, t, sl2);
+      wg_wait<0>();
+      pin(o);
+      pin4(lacc);
+      if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {
+        rescale(o, corr);
+        if (kTcSum) lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
+      }
+      pack_p(sn, pa);
+    }
+    pin(o);
+    pin4(lacc);
+    wg_fence();
+    pv(vaddr0 + ((n - 1) % kStages) * kTile * 2);
+    wg_wait<0>();
+    pin(o);
+    pin4(lacc);
+  }
+  if (kTcSum) lrow[0] = lacc[0], lrow[1] = lacc[2];
+  store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
+#endif
+}
+
 // 1 when this build carries the sm_90a kernel body (the only target that can run wgmma).
 __global__ void wgmma_probe_k(int* out) {
 #ifdef TR_WGMMA
@@ -407,24 +534,47 @@ int g_choice = -1;  // -1 unset, 0 auto, 1 mma.sync, 2 wgmma (the default varian
 int g_hopper = -1;  // whether this GPU runs the wgmma kernels
 
 using Kernel = void (*)(Args, const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, const float*, float*, float*);
+using TmaKernel = void (*)(Args, TmaMaps, const float*, float*, float*);
+constexpr size_t kTmaExtra = 1024 + 64;  // the ones tile and the barriers
 struct Variant {
   const char* name;
-  Kernel fn;
+  Kernel fn;  // or, when null, tma
+  TmaKernel tma;
   int rows;  // query rows per CTA
   int threads;
   size_t smem;
 };
 // [0] is the default ("wgmma"); the others stay selectable for comparisons (bsa_fwd_check).
 const Variant kVariants[] = {
-    {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4>, 64, 128, smem_bytes(1, 4)},
-    {"wgmma-pipe1-s3x4", bsa_fwd_wgmma_pipe_k<3, 4, false>, 64, 128, smem_bytes(1, 3, false)},
-    {"wgmma-pipe1-s4x4", bsa_fwd_wgmma_pipe_k<4, 4>, 64, 128, smem_bytes(1, 4)},
-    {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, 3, true, true>, 64, 128, smem_bytes(1, 4) + 1024},
-    {"wgmma-pipe2rows-s3", bsa_fwd_wgmma_pipe_k<3, 3, true, false, 2>, 128, 128, smem_bytes(2, 3)},
-    {"wgmma-pipe2rows-s4", bsa_fwd_wgmma_pipe_k<4, 2, true, false, 2>, 128, 128, smem_bytes(2, 4)},
-    {"wgmma-2wg-s4", bsa_fwd_wgmma_k<2, 4>, 128, 256, smem_bytes(2, 4)},
+    {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4>, nullptr, 64, 128, smem_bytes(1, 4)},
+    {"wgmma-pipe1-s3x4", bsa_fwd_wgmma_pipe_k<3, 4, false>, nullptr, 64, 128, smem_bytes(1, 3, false)},
+    {"wgmma-pipe1-s4x4", bsa_fwd_wgmma_pipe_k<4, 4>, nullptr, 64, 128, smem_bytes(1, 4)},
+    {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, 3, true, true>, nullptr, 64, 128, smem_bytes(1, 4) + 1024},
+    {"wgmma-pipe2rows-s3", bsa_fwd_wgmma_pipe_k<3, 3, true, false, 2>, nullptr, 128, 128, smem_bytes(2, 3)},
+    {"wgmma-pipe2rows-s4", bsa_fwd_wgmma_pipe_k<4, 2, true, false, 2>, nullptr, 128, 128, smem_bytes(2, 4)},
+    {"wgmma-2wg-s4", bsa_fwd_wgmma_k<2, 4>, nullptr, 128, 256, smem_bytes(2, 4)},
+    {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, 64, 128, smem_bytes(1, 4) + kTmaExtra},
+    {"wgmma-tma-s4-tcsum", nullptr, bsa_fwd_wgmma_tma_k<4, true>, 64, 128, smem_bytes(1, 4) + kTmaExtra},
 };
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
+
+// [BH, L, 64] bf16 as a 3-D tensor map, 64 x 64 boxes, 128-byte swizzle (the wgmma tile layout);
+// rows past L read as zeros.
+bool tensor_map(CUtensorMap* m, const void* base, int64_t BH, int L) {
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
+  if (!encode) {
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void**)&encode, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+      encode = nullptr;
+    if (!encode) return false;
+  }
+  const cuuint64_t dims[3] = {(cuuint64_t)T, (cuuint64_t)L, (cuuint64_t)BH};
+  const cuuint64_t strides[2] = {(cuuint64_t)T * 2, (cuuint64_t)L * T * 2};
+  const cuuint32_t box[3] = {T, T, 1}, elem[3] = {1, 1, 1};
+  return encode(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base), dims, strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
 
 bool hopper_ready() {
   if (g_hopper >= 0) return g_hopper == 1;
@@ -443,7 +593,8 @@ bool hopper_ready() {
   TR_CUDA(cudaStreamSynchronize(stream()));  // once per process
   TR_CUDA(cudaFreeAsync(d, stream()));
   if (h == 1)
-    for (const Variant& v : kVariants) TR_CUDA(cudaFuncSetAttribute((const void*)v.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)v.smem));
+    for (const Variant& v : kVariants)
+      TR_CUDA(cudaFuncSetAttribute(v.fn ? (const void*)v.fn : (const void*)v.tma, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)v.smem));
   g_hopper = h == 1 && !has_error() ? 1 : 0;
   return g_hopper == 1;
 }
@@ -475,7 +626,16 @@ bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __n
   }
   const Variant& x = kVariants[choice >= 2 ? choice - 2 : 0];
   const int nQ = (p.Lq + x.rows - 1) / x.rows;
-  x.fn<<<dim3(nQ, p.H, B), x.threads, x.smem, stream()>>>(p, q, k, v, kb, out, lse);
+  if (x.fn) {
+    x.fn<<<dim3(nQ, p.H, B), x.threads, x.smem, stream()>>>(p, q, k, v, kb, out, lse);
+  } else {
+    TmaMaps m;
+    if (!tensor_map(&m.q, q, (int64_t)B * p.H, p.Lq) || !tensor_map(&m.k, k, (int64_t)B * p.H, p.Lk) || !tensor_map(&m.v, v, (int64_t)B * p.H, p.Lk)) {
+      set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "cuTensorMapEncodeTiled failed (or the driver lacks it)");
+      return true;
+    }
+    x.tma<<<dim3(nQ, p.H, B), x.threads, x.smem, stream()>>>(p, m, kb, out, lse);
+  }
   TR_LAUNCHED("bsa_fwd_wgmma");
   return true;
 }
