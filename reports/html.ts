@@ -155,13 +155,28 @@ th[data-dir=desc]::after{content:' ▼'}td.n{text-align:right;font-variant-numer
 .plot .t{font-weight:600;font-size:13px}.plot .k{font-size:11px}.plot .ax{stroke:#333}.plot .g{stroke:#eee}h2{margin-top:32px}`;
 
 /** The kernels suite: operator latency tables and plots. */
+/** Where a kernel record ran: the GPU (and, for bf16, the kernel the library picked) or the CPU; short git sha. */
+function kernelWhere(r: RunRecord): string {
+  const info = r.fingerprint.backendInfo ?? {};
+  const dev = info.device ?? r.fingerprint.cpu;
+  const bf16 = r.metrics.kernel?.precision === 'bf16' && info.bf16Attention ? ` ${info.bf16Attention}` : '';
+  return `${dev}${bf16} @${r.gitSha.slice(0, 7)}`;
+}
+
+/** Plot series of GPU records carry the GPU and git sha: one line per machine and kernel version. */
+function gpuTag(r: RunRecord): string {
+  const dev = r.fingerprint.backendInfo?.device;
+  return r.backend === 'cuda' && dev ? ` ${dev.replace(/^NVIDIA /, '')}@${r.gitSha.slice(0, 7)}` : '';
+}
+
 function kernelsSection(rs: RunRecord[]): string {
   const rows = rs.filter((r) => r.metrics.kernel);
-  const tableHtml = table('kernels', ['case', 'backend', 'impl', 'precision', 'pass', 'layout', 'B', 'L', 'density', 'median ms', 'p10 ms', 'p90 ms', 'GFLOP/s', 'speedup vs dense'],
+  // Reports from different machines and kernel versions share case labels: each row says where it ran.
+  const tableHtml = table('kernels', ['case', 'backend', 'device, kernel, git', 'impl', 'precision', 'pass', 'layout', 'B', 'L', 'density', 'median ms', 'p10 ms', 'p90 ms', 'GFLOP/s', 'speedup vs dense'],
     rows.map((r) => {
       const k = r.metrics.kernel!;
       const l = r.metrics.latency[0]!;
-      return { attrs: `data-run-id="${r.runId}"`, cells: [r.label, r.backend, k.impl, k.precision ?? 'fp32', k.pass, k.layout, Number(r.task.params.B), Number(r.task.params.L), k.density, l.medianMs, l.p10Ms, l.p90Ms, k.gflops, k.speedupVsDense ?? NaN] };
+      return { attrs: `data-run-id="${r.runId}"`, cells: [r.label, r.backend, kernelWhere(r), k.impl, k.precision ?? 'fp32', k.pass, k.layout, Number(r.task.params.B), Number(r.task.params.L), k.density, l.medianMs, l.p10Ms, l.p90Ms, k.gflops, k.speedupVsDense ?? NaN] };
     }));
   const byKey = (f: (r: RunRecord) => string, x: (r: RunRecord) => number) => {
     const m = new Map<string, [number, number][]>();
@@ -178,14 +193,14 @@ function kernelsSection(rs: RunRecord[]): string {
   const densityPlot = atSweep.length
     ? linePlot({
         title: `Operator latency vs density (L=${sweepL})`, xLabel: 'density (listed / all blocks)', yLabel: 'ms',
-        series: byKey((r) => `${r.metrics.kernel!.impl} ${r.metrics.kernel!.pass === 'forward' ? 'fwd' : 'fwd+bwd'} ${r.backend}`, (r) => r.metrics.kernel!.density)
+        series: byKey((r) => `${r.metrics.kernel!.impl} ${r.metrics.kernel!.pass === 'forward' ? 'fwd' : 'fwd+bwd'} ${r.backend}${gpuTag(r)}`, (r) => r.metrics.kernel!.density)
           .map((s) => ({ ...s, points: s.points.filter((p) => atSweep.some((r) => r.metrics.kernel!.density === p[0] && r.metrics.latency[0]!.medianMs === p[1])) })),
         logY: true,
       })
     : '';
   const lengthPlot = linePlot({
     title: 'Operator latency vs length (forward)', xLabel: 'sequence length', yLabel: 'ms',
-    series: byKey((r) => `${r.metrics.kernel!.layout} ${r.metrics.kernel!.impl}${r.metrics.kernel!.precision ? ` ${r.metrics.kernel!.precision}` : ''} ${r.backend}`, (r) => Number(r.task.params.L))
+    series: byKey((r) => `${r.metrics.kernel!.layout} ${r.metrics.kernel!.impl}${r.metrics.kernel!.precision ? ` ${r.metrics.kernel!.precision}` : ''} ${r.backend}${gpuTag(r)}`, (r) => Number(r.task.params.L))
       .filter((s) => !s.name.startsWith('random'))
       .map((s) => ({ ...s, points: s.points.filter((p) => rows.some((r) => r.metrics.kernel!.pass === 'forward' && r.metrics.latency[0]!.medianMs === p[1])) })),
     logX: true, logY: true,

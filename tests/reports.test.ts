@@ -92,6 +92,18 @@ describe('reports', () => {
     expect(html).toContain('data-run-id="abc123"');
   });
 
+  it('kernel rows say where they ran: GPU, the bf16 kernel picked, git sha', () => {
+    const kr = (device: string, kernel: string, sha: string): RunRecord => {
+      const r = fakeRecord({ suite: 'kernels-gpu', runId: `k-${sha}`, label: 'attention forward | dense L4096 | fused bf16 | cuda', backend: 'cuda', gitSha: sha, task: { name: 'attention-op', params: { B: 4, L: 4096 } } });
+      r.fingerprint = { ...r.fingerprint, backendInfo: { device, bf16Attention: kernel } };
+      r.metrics.kernel = { layout: 'dense', impl: 'fused', precision: 'bf16', pass: 'forward', density: 1, flops: 1, gflops: 1, speedupVsDense: null };
+      return r;
+    };
+    const html = renderLeaderboard([{ path: 'k.json', report: { ...report([kr('NVIDIA H200', 'wgmma-pipe1-s4', 'aaaaaaa1'), kr('NVIDIA H100', 'mma.sync', 'bbbbbbb2')]), suite: 'kernels-gpu' } }]);
+    expect(html).toContain('NVIDIA H200 wgmma-pipe1-s4 @aaaaaaa');
+    expect(html).toContain('NVIDIA H100 mma.sync @bbbbbbb');
+  });
+
   it('tabular suites get one section each, never pooled', () => {
     const tab = (suite: string, table: string, acc: number): RunRecord => {
       const r = fakeRecord({ suite, runId: `${suite}-${table}`, task: { name: 'tabular', params: { table } }, model: { name: 'logreg', size: 'logreg', params: {}, parameterCount: 0 } }, acc);

@@ -7,6 +7,10 @@
 // dense, window |i-j| <= 256 and BigBird layouts, CUDA events, median of 7 batches of launches.
 #include <cuda_runtime.h>
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <unistd.h>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -58,6 +62,24 @@ float from_bf16(uint16_t h) {
   float x;
   memcpy(&x, &u, 4);
   return x;
+}
+
+// A hung kernel (a wait on a barrier that never completes) cannot be stopped from the host: give it
+// a deadline, then report which kernel hung and end the process, so one bad variant costs seconds.
+void sync_or_die(const char* what) {
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    tr_sync();
+    done = true;
+  });
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!done && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!done) {
+    fprintf(stderr, "FAIL %s (%s): no completion within 20 s (hung)\n", what, tr_bsa_fwd_kernel());
+    fflush(stdout);
+    _exit(3);
+  }
+  t.join();
 }
 
 struct Layout {
@@ -202,7 +224,7 @@ bool check(const Problem& p, const Dev& d, int kernel, const std::vector<double>
     tr_h2d(d.out, nan.data(), (int64_t)no * 4);
     tr_h2d(d.lse, nan.data(), (int64_t)nl * 4);
     launch(p, d, scale);
-    tr_sync();
+    sync_or_die(p.name.c_str());
     check_error("launch");
     tr_d2h(run ? o2.data() : o1.data(), d.out, (int64_t)no * 4);
     tr_d2h(run ? l2.data() : l1.data(), d.lse, (int64_t)nl * 4);
@@ -339,6 +361,7 @@ int main(int argc, char** argv) {
       for (int kernel = 1; kernel <= 1 + tr_bsa_num_variants(); kernel++) {
         tr_bsa_set_kernel(kernel);
         for (int w = 0; w < 3; w++) launch(p, d, 0.125f);
+        sync_or_die(p.name.c_str());
         const int reps = L == 16384 && p.name == "dense" ? 5 : 20;
         std::vector<float> ms;
         for (int x = 0; x < 7; x++) {

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Builds and runs bsa_fwd_check (the bf16 forwards without Node or cuBLAS) on a GPU machine:
 #   bash kernels/cuda/check/run.sh [--time-only]
-# Extra nvcc flags through NVFLAGS (e.g. "-lineinfo"). Prints the resource report of the kernels too.
+# Extra nvcc flags through NVFLAGS (e.g. "-lineinfo"); WRAP runs the program under a tool, e.g.
+# WRAP="compute-sanitizer --tool racecheck" bash kernels/cuda/check/run.sh --check-only.
+# Prints the resource report of the kernels too.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp}/bsa_fwd_check
@@ -9,4 +11,4 @@ nvcc -std=c++17 -O3 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90
   "$here/bsa_fwd_check.cu" "$here/../src/runtime.cu" "$here/../src/attention_tc.cu" "$here/../src/attention_hopper.cu" -o "$out" 2> "$out.ptxas.log" \
   || { cat "$out.ptxas.log"; exit 1; }
 grep -A2 "bsa_fwd_.*_k" "$out.ptxas.log" | grep -E "registers|spill" | head -6
-"$out" "$@"
+${WRAP:-} "$out" "$@"
