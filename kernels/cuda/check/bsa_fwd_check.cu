@@ -34,6 +34,11 @@ const char* tr_bsa_fwd_kernel();
 void tr_bsa_fwd_bf16(const void* q, const void* k, const void* v, const float* kb, float* out, float* lse, int B, int H, int Lq, int Lk,
                      int D, int Dv, int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx, const uint8_t* full,
                      const uint8_t* mask, int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh);
+void tr_bsa_bwd_t(const float* q, const float* k, const float* v, const float* kb, const float* out, const float* lse, const float* dout,
+                  float* dq, float* dk, float* dv, float* dkb, int B, int H, int Lq, int Lk, int D, int Dv, int Bq, int Bk, int LH,
+                  const int32_t* row_ptr, const int32_t* col_idx, const uint8_t* full, const uint8_t* mask, int causal, int window, float scale,
+                  int64_t kb_sb, int64_t kb_sh, const int32_t* col_ptr, const int32_t* row_idx, const int32_t* src_idx);
+void tr_bsa_bwd_set(int tf32);
 void tr_timer_start();
 float tr_timer_stop();
 // runtime.cu's tr_info reads gemm.cu's TF32 switch; this program links no cuBLAS, so no gemm.cu
@@ -116,6 +121,27 @@ struct Problem {
   Layout l;
 };
 
+// The keys query row r of layout head lh sees: listed blocks, the token rule inside partial ones.
+std::vector<int> visible(const Problem& p, int lh, int r) {
+  std::vector<int> cols;
+  const int i = r / T, qi = r + (p.Lk - p.Lq);
+  for (int pi = p.l.rp[lh * (p.l.nQ + 1) + i]; pi < p.l.rp[lh * (p.l.nQ + 1) + i + 1]; pi++) {
+    const int j0 = p.l.ci[pi] * T;
+    const bool full = p.l.full[pi] && j0 + T <= p.Lk;
+    for (int cc = 0; cc < T; cc++) {
+      const int c = j0 + cc;
+      if (!full) {
+        int lo = p.window >= 0 ? std::max(0, qi - p.window) : 0, hi = p.causal ? qi : p.Lk - 1;
+        if (p.window >= 0) hi = std::min(hi, qi + p.window);
+        if (c >= p.Lk || c < lo || c > hi) continue;
+        if (!p.l.mask.empty() && !p.l.mask[(size_t)pi * T * T + (r - i * T) * T + cc]) continue;
+      }
+      cols.push_back(c);
+    }
+  }
+  return cols;
+}
+
 // float64 reference with the kernels' token rule for partial blocks
 void reference(const Problem& p, const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
                const std::vector<float>& kb, float scale, std::vector<double>& out, std::vector<double>& lse) {
@@ -128,26 +154,14 @@ void reference(const Problem& p, const std::vector<float>& q, const std::vector<
       const int lh = p.l.LH == 1 ? 0 : h;
       const size_t bh = (size_t)b * p.H + h;
       for (int r = 0; r < p.Lq; r++) {
-        const int i = r / T, qi = r + (p.Lk - p.Lq);
         sc.clear();
         cols.clear();
-        for (int pi = p.l.rp[lh * (p.l.nQ + 1) + i]; pi < p.l.rp[lh * (p.l.nQ + 1) + i + 1]; pi++) {
-          const int j0 = p.l.ci[pi] * T;
-          const bool full = p.l.full[pi] && j0 + T <= p.Lk;
-          for (int cc = 0; cc < T; cc++) {
-            const int c = j0 + cc;
-            if (!full) {
-              int lo = p.window >= 0 ? std::max(0, qi - p.window) : 0, hi = p.causal ? qi : p.Lk - 1;
-              if (p.window >= 0) hi = std::min(hi, qi + p.window);
-              if (c >= p.Lk || c < lo || c > hi) continue;
-              if (!p.l.mask.empty() && !p.l.mask[(size_t)pi * T * T + (r - i * T) * T + cc]) continue;
-            }
-            double s = 0;
-            for (int d = 0; d < T; d++) s += (double)q[(bh * p.Lq + r) * T + d] * k[(bh * p.Lk + c) * T + d];
-            s = s * scale + (p.kb ? kb[(size_t)b * p.H * p.Lk + h * p.Lk + c] : 0.0);
-            sc.push_back(s);
-            cols.push_back(c);
-          }
+        for (int c : visible(p, lh, r)) {
+          double s = 0;
+          for (int d = 0; d < T; d++) s += (double)q[(bh * p.Lq + r) * T + d] * k[(bh * p.Lk + c) * T + d];
+          s = s * scale + (p.kb ? kb[(size_t)b * p.H * p.Lk + h * p.Lk + c] : 0.0);
+          sc.push_back(s);
+          cols.push_back(c);
         }
         if (sc.empty()) continue;
         const double m = *std::max_element(sc.begin(), sc.end());
@@ -263,57 +277,267 @@ double block_flops(const Problem& p) {  // 4 * 64^3 per listed block pair (QK^T 
   const double per = 4.0 * T * T * T;
   return per * (double)p.B * (p.l.LH == 1 ? p.H * (double)p.l.ci.size() : (double)p.l.ci.size());
 }
+
+// ---- backward: fp32 passes and the tf32 tensor-core passes against a float64 reference -------------
+struct Grads {
+  std::vector<double> dq, dk, dv, dkb;
+};
+
+Grads reference_bwd(const Problem& p, const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
+                    const std::vector<float>& kb, const std::vector<float>& dout, float scale) {
+  Grads g;
+  g.dq.assign(q.size(), 0.0);
+  g.dk.assign(k.size(), 0.0);
+  g.dv.assign(v.size(), 0.0);
+  g.dkb.assign((size_t)p.B * p.H * p.Lk, 0.0);
+  for (int b = 0; b < p.B; b++)
+    for (int h = 0; h < p.H; h++) {
+      const int lh = p.l.LH == 1 ? 0 : h;
+      const size_t bh = (size_t)b * p.H + h;
+      for (int r = 0; r < p.Lq; r++) {
+        const std::vector<int> cols = visible(p, lh, r);
+        if (cols.empty()) continue;
+        std::vector<double> pr(cols.size()), dp(cols.size());
+        double m = -INFINITY;
+        for (size_t x = 0; x < cols.size(); x++) {
+          double s = 0;
+          for (int d = 0; d < T; d++) s += (double)q[(bh * p.Lq + r) * T + d] * k[(bh * p.Lk + cols[x]) * T + d];
+          pr[x] = s * scale + (p.kb ? kb[bh * p.Lk + cols[x]] : 0.0);
+          m = std::max(m, pr[x]);
+        }
+        double sum = 0;
+        for (double& x : pr) sum += (x = std::exp(x - m));
+        double dl = 0;  // delta = sum_c P dP
+        for (size_t x = 0; x < cols.size(); x++) {
+          pr[x] /= sum;
+          double s = 0;
+          for (int d = 0; d < T; d++) s += (double)dout[(bh * p.Lq + r) * T + d] * v[(bh * p.Lk + cols[x]) * T + d];
+          dp[x] = s;
+          dl += pr[x] * s;
+        }
+        for (size_t x = 0; x < cols.size(); x++) {
+          const int c = cols[x];
+          const double ds = pr[x] * (dp[x] - dl);
+          for (int d = 0; d < T; d++) {
+            g.dq[(bh * p.Lq + r) * T + d] += scale * ds * k[(bh * p.Lk + c) * T + d];
+            g.dk[(bh * p.Lk + c) * T + d] += scale * ds * q[(bh * p.Lq + r) * T + d];
+            g.dv[(bh * p.Lk + c) * T + d] += pr[x] * dout[(bh * p.Lq + r) * T + d];
+          }
+          g.dkb[bh * p.Lk + c] += ds;
+        }
+      }
+    }
+  return g;
+}
+
+double rel_err(const std::vector<float>& got, const std::vector<double>& ref, size_t* nans) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); i++) {
+    if (std::isnan(got[i])) ++*nans;
+    num += (got[i] - ref[i]) * (got[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+struct Csc {
+  std::vector<int32_t> cp, ri, si;
+};
+Csc transpose(const Problem& p) {
+  const int nK = (p.Lk + T - 1) / T;
+  Csc c;
+  for (int h = 0; h < p.l.LH; h++) {
+    std::vector<std::vector<std::pair<int, int>>> by(nK);
+    for (int i = 0; i < p.l.nQ; i++)
+      for (int pi = p.l.rp[h * (p.l.nQ + 1) + i]; pi < p.l.rp[h * (p.l.nQ + 1) + i + 1]; pi++) by[p.l.ci[pi]].push_back({i, pi});
+    for (int j = 0; j < nK; j++) {
+      c.cp.push_back((int32_t)c.ri.size());
+      for (auto& e : by[j]) {
+        c.ri.push_back(e.first);
+        c.si.push_back(e.second);
+      }
+    }
+    c.cp.push_back((int32_t)c.ri.size());
+  }
+  return c;
+}
+
+// Bounds: fp32 passes 1e-4 (float sums in another order); tf32 passes 5e-3 (10-bit operands).
+int check_backward(const Problem& p, std::mt19937& rng, bool time) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  auto gen = [&](size_t n) {
+    std::vector<float> x(n);
+    for (float& y : x) y = nd(rng);
+    return x;
+  };
+  const size_t nq = (size_t)p.B * p.H * p.Lq * T, nk = (size_t)p.B * p.H * p.Lk * T, nl = (size_t)p.B * p.H * p.Lq;
+  std::vector<float> q = gen(nq), k = gen(nk), v = gen(nk), dout = gen(nq), kb = gen((size_t)p.B * p.H * p.Lk);
+  const float scale = 0.125f;
+  std::vector<double> ro, rl;
+  Grads rg;
+  if (!time) {
+    reference(p, q, k, v, kb, scale, ro, rl);
+    rg = reference_bwd(p, q, k, v, kb, dout, scale);
+  } else {  // timing only: any finite out/lse will do
+    ro.assign(nq, 0.1);
+    rl.assign(nl, 8.0);
+  }
+  std::vector<float> of(ro.begin(), ro.end()), lf(rl.begin(), rl.end());
+  const Csc t = transpose(p);
+  auto up = [](const void* x, size_t bytes) { return upload(x, bytes); };
+  float *dq_ = (float*)up(q.data(), nq * 4), *dk_ = (float*)up(k.data(), nk * 4), *dv_ = (float*)up(v.data(), nk * 4);
+  float *ddo = (float*)up(dout.data(), nq * 4), *dkb_in = (float*)up(kb.data(), kb.size() * 4), *dout_ = (float*)up(of.data(), nq * 4);
+  float* dlse = (float*)up(lf.data(), nl * 4);
+  int32_t *rp = (int32_t*)up(p.l.rp.data(), p.l.rp.size() * 4), *ci = (int32_t*)up(p.l.ci.data(), p.l.ci.size() * 4);
+  uint8_t *fu = (uint8_t*)up(p.l.full.data(), p.l.full.size()), *mk = (uint8_t*)up(p.l.mask.data(), p.l.mask.size());
+  int32_t *cp = (int32_t*)up(t.cp.data(), t.cp.size() * 4), *ri = (int32_t*)up(t.ri.data(), t.ri.size() * 4), *si = (int32_t*)up(t.si.data(), t.si.size() * 4);
+  float *gq = (float*)tr_malloc(nq * 4), *gk = (float*)tr_malloc(nk * 4), *gv = (float*)tr_malloc(nk * 4), *gb = (float*)tr_malloc(kb.size() * 4);
+  auto run = [&]() {
+    tr_bsa_bwd_t(dq_, dk_, dv_, p.kb ? dkb_in : nullptr, dout_, dlse, ddo, gq, gk, gv, gb, p.B, p.H, p.Lq, p.Lk, T, T, T, T, p.l.LH, rp, ci, fu,
+                 p.l.mask.empty() ? nullptr : mk, p.causal, p.window, scale, (int64_t)p.H * p.Lk, p.Lk, cp, ri, si);
+  };
+  int fails = 0;
+  for (int mode : {0, 1}) {
+    tr_bsa_bwd_set(mode);
+    if (time) {
+      run();
+      sync_or_die(p.name.c_str());
+      std::vector<float> ms;
+      for (int x = 0; x < 5; x++) {
+        tr_timer_start();
+        for (int r = 0; r < 3; r++) run();
+        ms.push_back(tr_timer_stop() / 3);
+      }
+      check_error("backward timing");
+      std::sort(ms.begin(), ms.end());
+      printf("%-30s %-6s %10.3f ms %9.1f TFLOP/s (2.5x forward)\n", p.name.c_str(), mode ? "tf32" : "fp32", ms[2], 2.5 * block_flops(p) / (ms[2] * 1e-3) / 1e12);
+      continue;
+    }
+    std::vector<float> nan(std::max(nq, nk), NAN);
+    for (float* g : {gq, gk, gv}) tr_h2d(g, nan.data(), (int64_t)(g == gq ? nq : nk) * 4);
+    tr_h2d(gb, nan.data(), (int64_t)kb.size() * 4);
+    run();
+    sync_or_die(p.name.c_str());
+    check_error("backward");
+    std::vector<float> hq(nq), hk(nk), hv(nk), hb(kb.size());
+    tr_d2h(hq.data(), gq, nq * 4);
+    tr_d2h(hk.data(), gk, nk * 4);
+    tr_d2h(hv.data(), gv, nk * 4);
+    tr_d2h(hb.data(), gb, kb.size() * 4);
+    size_t nans = 0;
+    const double eq = rel_err(hq, rg.dq, &nans), ek = rel_err(hk, rg.dk, &nans), ev = rel_err(hv, rg.dv, &nans), eb = rel_err(hb, rg.dkb, &nans);
+    const double tol = mode ? 5e-3 : 1e-4;
+    const bool ok = nans == 0 && eq < tol && ek < tol && ev < tol && eb < tol;
+    printf("%-34s bwd %-5s dq %.2e dk %.2e dv %.2e dkb %.2e nan %zu  %s\n", p.name.c_str(), mode ? "tf32" : "fp32", eq, ek, ev, eb, nans, ok ? "ok" : "FAIL");
+    fails += !ok;
+  }
+  for (void* x : {(void*)dq_, (void*)dk_, (void*)dv_, (void*)ddo, (void*)dkb_in, (void*)dout_, (void*)dlse, (void*)rp, (void*)ci, (void*)fu, (void*)mk,
+                  (void*)cp, (void*)ri, (void*)si, (void*)gq, (void*)gk, (void*)gv, (void*)gb})
+    tr_free(x);
+  return fails;
+}
+// The correctness cases: dense; causal with key bias and a partial last block; per-head random
+// layouts with token masks and empty rows over an odd number of query blocks; window; Lq < Lk.
+std::vector<Problem> check_problems() {
+  std::vector<Problem> ps;
+  {
+    const int L = 1024, n = L / T;
+    ps.push_back({"dense L1024 B2 H2", 2, 2, L, L, 0, -1, false, build(n, 1, [&](int, int) {
+                    std::vector<std::pair<int, int>> r;
+                    for (int j = 0; j < n; j++) r.push_back({j, 1});
+                    return r;
+                  })});
+  }
+  {
+    const int L = 1000, n = (L + T - 1) / T;
+    ps.push_back({"causal+kb L1000 B1 H3", 1, 3, L, L, 1, -1, true, build(n, 1, [&](int, int i) {
+                    std::vector<std::pair<int, int>> r;
+                    for (int j = 0; j <= i; j++) r.push_back({j, j < i});
+                    return r;
+                  })});
+  }
+  {
+    const int L = 960, n = L / T, H = 3;  // 15 query blocks: the last CTA has one warpgroup's rows
+    std::mt19937 lr(7);
+    Problem p{"random+mask+empty L960 H3", 2, H, L, L, 0, -1, true, build(n, H, [&](int, int i) {
+                std::vector<std::pair<int, int>> r;
+                if (i % 5 == 3) return r;  // empty rows: zeros, LSE -inf
+                for (int j = 0; j < n; j++)
+                  if (lr() % 3 == 0 || j == i) r.push_back({j, (int)(lr() % 2)});
+                return r;
+              })};
+    p.l.mask.resize(p.l.ci.size() * T * T);
+    for (auto& m : p.l.mask) m = lr() % 4 != 0;
+    ps.push_back(p);
+  }
+  {
+    const int L = 2048, n = L / T;
+    ps.push_back({"window256 L2048 B1 H2", 1, 2, L, L, 0, 256, false, build(n, 1, [&](int, int i) { return window_row(i, n, 4); })});
+  }
+  {
+    const int Lq = 448, Lk = 1024, nq = Lq / T, nk = Lk / T;  // Lq < Lk: queries aligned to the end
+    ps.push_back({"causal Lq448 Lk1024 H2", 1, 2, Lq, Lk, 1, -1, false, build(nq, 1, [&](int, int i) {
+                    std::vector<std::pair<int, int>> r;
+                    for (int j = 0; j < nk; j++)
+                      if (j * T <= i * T + T - 1 + (Lk - Lq)) r.push_back({j, (j + 1) * T - 1 <= i * T + (Lk - Lq)});
+                    return r;
+                  })});
+  }
+  return ps;
+}
+
+// The anchor shapes at length L (B*L = 16384, H = 16): dense, window |i-j| <= 256, BigBird.
+std::vector<Problem> timing_problems(int L) {
+  const int B = 16384 / L, H = 16, n = L / T;
+  std::vector<Problem> ps;
+  ps.push_back({"dense", B, H, L, L, 0, -1, false, build(n, 1, [&](int, int) {
+                  std::vector<std::pair<int, int>> r;
+                  for (int j = 0; j < n; j++) r.push_back({j, 1});
+                  return r;
+                })});
+  ps.push_back({"window256", B, H, L, L, 0, 256, false, build(n, 1, [&](int, int i) { return window_row(i, n, 4); })});
+  std::mt19937 lr(11);
+  ps.push_back({"bigbird", B, H, L, L, 0, -1, false, build(n, H, [&](int, int i) {
+                  // window 4 blocks each side (full), global blocks 0..1 (both ways), 2 random blocks
+                  std::vector<std::pair<int, int>> r;
+                  if (i < 2) {
+                    for (int j = 0; j < n; j++) r.push_back({j, 1});
+                    return r;
+                  }
+                  for (int j = std::max(0, i - 4); j <= std::min(n - 1, i + 4); j++) r.push_back({j, 1});
+                  for (int j = 0; j < 2; j++)
+                    if (std::abs(i - j) > 4) r.push_back({j, 1});
+                  for (int x = 0; x < 2; x++) {
+                    int j = (int)(lr() % n);
+                    bool dup = false;
+                    for (auto& e : r) dup |= e.first == j;
+                    if (!dup) r.push_back({j, 1});
+                  }
+                  return r;
+                })});
+  return ps;
+}
+
+int backward_main(std::mt19937& rng) {
+  int fails = 0;
+  for (const Problem& p : check_problems()) fails += check_backward(p, rng, false);
+  printf("\n");
+  for (const Problem& p : timing_problems(4096))
+    if (p.name != "bigbird") fails += check_backward(p, rng, true);
+  printf(fails ? "\n%d backward checks FAILED\n" : "\nall backward checks passed\n", fails);
+  return fails ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const bool timeOnly = argc > 1 && !strcmp(argv[1], "--time-only"), checkOnly = argc > 1 && !strcmp(argv[1], "--check-only");
+  const bool backward = argc > 1 && !strcmp(argv[1], "--backward");
   std::mt19937 rng(1234);
   int fails = 0;
+  if (backward) return backward_main(rng);
   if (!timeOnly) {
-    std::vector<Problem> ps;
-    {
-      const int L = 1024, n = L / T;
-      ps.push_back({"dense L1024 B2 H2", 2, 2, L, L, 0, -1, false, build(n, 1, [&](int, int) {
-                      std::vector<std::pair<int, int>> r;
-                      for (int j = 0; j < n; j++) r.push_back({j, 1});
-                      return r;
-                    })});
-    }
-    {
-      const int L = 1000, n = (L + T - 1) / T;
-      ps.push_back({"causal+kb L1000 B1 H3", 1, 3, L, L, 1, -1, true, build(n, 1, [&](int, int i) {
-                      std::vector<std::pair<int, int>> r;
-                      for (int j = 0; j <= i; j++) r.push_back({j, j < i});
-                      return r;
-                    })});
-    }
-    {
-      const int L = 960, n = L / T, H = 3;  // 15 query blocks: the last CTA has one warpgroup's rows
-      std::mt19937 lr(7);
-      Problem p{"random+mask+empty L960 H3", 2, H, L, L, 0, -1, true, build(n, H, [&](int, int i) {
-                  std::vector<std::pair<int, int>> r;
-                  if (i % 5 == 3) return r;  // empty rows: zeros, LSE -inf
-                  for (int j = 0; j < n; j++)
-                    if (lr() % 3 == 0 || j == i) r.push_back({j, (int)(lr() % 2)});
-                  return r;
-                })};
-      p.l.mask.resize(p.l.ci.size() * T * T);
-      for (auto& m : p.l.mask) m = lr() % 4 != 0;
-      ps.push_back(p);
-    }
-    {
-      const int L = 2048, n = L / T;
-      ps.push_back({"window256 L2048 B1 H2", 1, 2, L, L, 0, 256, false, build(n, 1, [&](int, int i) { return window_row(i, n, 4); })});
-    }
-    {
-      const int Lq = 448, Lk = 1024, nq = Lq / T, nk = Lk / T;  // Lq < Lk: queries aligned to the end
-      ps.push_back({"causal Lq448 Lk1024 H2", 1, 2, Lq, Lk, 1, -1, false, build(nq, 1, [&](int, int i) {
-                      std::vector<std::pair<int, int>> r;
-                      for (int j = 0; j < nk; j++)
-                        if (j * T <= i * T + T - 1 + (Lk - Lq)) r.push_back({j, (j + 1) * T - 1 <= i * T + (Lk - Lq)});
-                      return r;
-                    })});
-    }
+    std::vector<Problem> ps = check_problems();
     for (Problem& p : ps) {
       std::vector<float> q, k, v, kb;
       Dev d = make_dev(p, rng, q, k, v, kb);
@@ -328,33 +552,7 @@ int main(int argc, char** argv) {
   printf("\n%-10s %-7s %-12s %10s %10s\n", "layout", "L", "kernel", "ms", "TFLOP/s");
   for (int L : {4096, 16384}) {
     if (checkOnly) break;
-    const int B = 16384 / L, H = 16, n = L / T;
-    std::vector<Problem> ps;
-    ps.push_back({"dense", B, H, L, L, 0, -1, false, build(n, 1, [&](int, int) {
-                    std::vector<std::pair<int, int>> r;
-                    for (int j = 0; j < n; j++) r.push_back({j, 1});
-                    return r;
-                  })});
-    ps.push_back({"window256", B, H, L, L, 0, 256, false, build(n, 1, [&](int, int i) { return window_row(i, n, 4); })});
-    std::mt19937 lr(11);
-    ps.push_back({"bigbird", B, H, L, L, 0, -1, false, build(n, H, [&](int, int i) {
-                    // window 4 blocks each side (full), global blocks 0..1 (both ways), 2 random blocks
-                    std::vector<std::pair<int, int>> r;
-                    if (i < 2) {
-                      for (int j = 0; j < n; j++) r.push_back({j, 1});
-                      return r;
-                    }
-                    for (int j = std::max(0, i - 4); j <= std::min(n - 1, i + 4); j++) r.push_back({j, 1});
-                    for (int j = 0; j < 2; j++)
-                      if (std::abs(i - j) > 4) r.push_back({j, 1});
-                    for (int x = 0; x < 2; x++) {
-                      int j = (int)(lr() % n);
-                      bool dup = false;
-                      for (auto& e : r) dup |= e.first == j;
-                      if (!dup) r.push_back({j, 1});
-                    }
-                    return r;
-                  })});
+    std::vector<Problem> ps = timing_problems(L);
     for (Problem& p : ps) {
       std::vector<float> q, k, v, kb;
       Dev d = make_dev(p, rng, q, k, v, kb);

@@ -4,6 +4,7 @@
 // transposed (CSC) layout, so the backward needs no atomics and is deterministic.
 // Tiles live in shared memory with rows padded by one float (no bank conflicts in the dot products).
 #include "common.cuh"
+#include "attention_tc.cuh"
 #include <cstdio>
 
 using namespace tr;
@@ -299,6 +300,13 @@ TR_API void tr_bsa_bwd_t(const float* q, const float* k, const float* v, const f
   TR_CUDA(cudaMallocAsync((void**)&delta, rows * 4 + 4, st));
   if (has_error()) return;
   bsa_delta_k<<<(unsigned)((rows + 7) / 8), 256, 0, st>>>(out, dout, delta, rows, Dv);
+  if (D == 64 && Dv == 64 && Bq == 64 && Bk == 64) {
+    const tc::Args a{H, Lq, Lk, LH, nQ, row_ptr, col_idx, full, mask, causal, window, scale, kb_sb, kb_sh};
+    if (tc::tf32_bsa_bwd(a, B, nK, q, k, v, kb, lse, delta, dout, col_ptr, row_idx, src_idx, dq, dk, dv, dkb)) {
+      TR_CUDA(cudaFreeAsync(delta, st));
+      return;
+    }
+  }
   const size_t dq_bytes = 4 * ((size_t)Bq * (D + 1) + (size_t)Bq * (Dv + 1) + (size_t)Bk * (D + 1) + (size_t)Bk * (Dv + 1) +
                                (size_t)Bq * (Bk + 1) + (size_t)Bq * D + 2 * (size_t)Bq);
   if (nQ > 0 && smem_ok((const void*)bsa_dq_k, dq_bytes))

@@ -1,0 +1,272 @@
+// Block-sparse attention backward on tf32 tensor cores (mma.sync m16n8k8; head dim 64, 64 x 64
+// blocks; fp32 in and out, fp32 accumulation), the same two deterministic passes as attention.cu:
+// dQ over each query block's key blocks, dK/dV/dkeyBias over each key block's query blocks (the
+// transposed layout), so no atomics. Every product is one of two shapes on 16-row warp slices:
+//   A . Y^T  A in registers (mma A fragments of a row-major tile), Y row-major in shared memory;
+//   C . Z    C the accumulators of an earlier product (moved into A fragments by shuffles), Z
+//            row-major in shared memory.
+// dQ pass:  S = Q K^T, dP = dO V^T (A . Y^T); dS = P (dP - delta); dQ += dS K (C . Z).
+// dKV pass: S^T = K Q^T, dP^T = V dO^T (A . Y^T); dV += P^T dO, dK += dS^T Q (C . Z).
+// Opt-in (TABRECALL_BWD=tf32) until checked on a GPU against the fp32 backward.
+#include "attention_tc.cuh"
+#include <cstdlib>
+#include <cstring>
+
+using namespace tr;
+using namespace tr::tc;
+
+namespace {
+constexpr int LD = 68;  // padded fp32 row: the A . Y^T reads of a warp hit 32 banks (C . Z reads: 2-way)
+constexpr size_t kSmem = sizeof(float) * 4 * T * LD + 2 * T * sizeof(float);
+
+__device__ __forceinline__ uint32_t tf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// Rows [row0, row0+64) of a [len, 64] fp32 matrix into a tile with row stride LD; rows past len zero.
+__device__ __forceinline__ void load_rows(float* tile, const float* base, int row0, int len) {
+  for (int c = threadIdx.x; c < T * 16; c += blockDim.x) {
+    const int row = c >> 4, ch = c & 15;
+    const bool ok = row0 + row < len;
+    cp_async16(tile + row * LD + ch * 4, base + (int64_t)(ok ? row0 + row : 0) * T + ch * 4, ok);
+  }
+}
+// A fragments of rows r0..r0+15 of a row-major tile X (all 64 columns).
+__device__ __forceinline__ void frag_a(uint32_t (&f)[8][4], const float* X, int r0, int g, int t) {
+#pragma unroll
+  for (int kk = 0; kk < 8; kk++) {
+    f[kk][0] = tf32(X[(r0 + g) * LD + kk * 8 + t]);
+    f[kk][1] = tf32(X[(r0 + g + 8) * LD + kk * 8 + t]);
+    f[kk][2] = tf32(X[(r0 + g) * LD + kk * 8 + t + 4]);
+    f[kk][3] = tf32(X[(r0 + g + 8) * LD + kk * 8 + t + 4]);
+  }
+}
+// acc = A . Y^T: 16 x 64, Y a row-major [64 n][64 k] tile.
+__device__ __forceinline__ void mm_abt(float (&acc)[8][4], const uint32_t (&af)[8][4], const float* Y, int g, int t) {
+#pragma unroll
+  for (int nt = 0; nt < 8; nt++) {
+    acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++) {
+      const float* y = Y + (nt * 8 + g) * LD + kk * 8 + t;
+      mma_tf32(acc[nt], af[kk], tf32(y[0]), tf32(y[4]));
+    }
+  }
+}
+// acc += C . Z: C 16 x 64 in accumulator layout, Z a row-major [64 k][64 n] tile. C's column t of an
+// 8-column group lives in lane (t / 2) of the quad (element t % 2): two shuffles per A register.
+__device__ __forceinline__ void mm_cz(float (&acc)[8][4], const float (&c)[8][4], const float* Z, int lane, int g, int t) {
+  const int srcA = (lane & ~3) | (t >> 1), srcB = (lane & ~3) | (2 + (t >> 1));
+  const bool odd = t & 1;
+#pragma unroll
+  for (int kk = 0; kk < 8; kk++) {
+    const float x0 = __shfl_sync(0xffffffff, c[kk][0], srcA), x1 = __shfl_sync(0xffffffff, c[kk][1], srcA);
+    const float x2 = __shfl_sync(0xffffffff, c[kk][2], srcA), x3 = __shfl_sync(0xffffffff, c[kk][3], srcA);
+    const float y0 = __shfl_sync(0xffffffff, c[kk][0], srcB), y1 = __shfl_sync(0xffffffff, c[kk][1], srcB);
+    const float y2 = __shfl_sync(0xffffffff, c[kk][2], srcB), y3 = __shfl_sync(0xffffffff, c[kk][3], srcB);
+    const uint32_t pa[4] = {tf32(odd ? x1 : x0), tf32(odd ? x3 : x2), tf32(odd ? y1 : y0), tf32(odd ? y3 : y2)};
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+      const float* z = Z + (kk * 8 + t) * LD + nt * 8 + g;
+      mma_tf32(acc[nt], pa, tf32(z[0]), tf32(z[4 * LD]));
+    }
+  }
+}
+// The token rule inside a partial block: may query row `row` (absolute) see key c? (as attention.cu)
+__device__ __forceinline__ bool allowed(const Args& p, int row, int c, const uint8_t* bits, int bit) {
+  if (c >= p.Lk) return false;
+  const int qi = row + (p.Lk - p.Lq);
+  int lo = p.window >= 0 ? max(0, qi - p.window) : 0;
+  int hi = p.causal ? qi : p.Lk - 1;
+  if (p.window >= 0) hi = min(hi, qi + p.window);
+  return c >= lo && c <= hi && (!bits || bits[bit]);
+}
+// Accumulator-layout results (16 rows x 64, rows r and r + 8 for this lane) into a [rows, 64] matrix.
+__device__ __forceinline__ void store_acc(float* dst, const float (&acc)[8][4], int rowa, int len, float mul, int t) {
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    const int row = rowa + hf * 8;
+    if (row >= len) continue;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+      *reinterpret_cast<float2*>(dst + (int64_t)row * T + nt * 8 + 2 * t) = make_float2(acc[nt][2 * hf] * mul, acc[nt][2 * hf + 1] * mul);
+  }
+}
+
+__global__ void __launch_bounds__(128, 2) bsa_dq_tf32_k(Args p, const float* q, const float* k, const float* v, const float* kbias,
+                                                     const float* lse, const float* delta, const float* dout, float* dq) {
+  extern __shared__ __align__(16) float smf[];
+  float* Qs = smf;
+  float* dOs = Qs + T * LD;
+  float* Ks = dOs + T * LD;
+  float* Vs = Ks + T * LD;
+  const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int i0 = i * T, r0 = warp * 16, rowa = i0 + r0 + g;
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+  const float sl2 = p.scale * kLog2e;
+  load_rows(Qs, q + bh * p.Lq * T, i0, p.Lq);
+  load_rows(dOs, dout + bh * p.Lq * T, i0, p.Lq);
+  cp_commit();
+  cp_wait<0>();
+  __syncthreads();
+  uint32_t qf[8][4], df[8][4];
+  frag_a(qf, Qs, r0, g, t);
+  frag_a(df, dOs, r0, g, t);
+  float l2[2], dl[2];  // this lane's rows: log2-domain LSE (-inf: empty or past Lq) and delta
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    const int row = rowa + hf * 8;
+    l2[hf] = row < p.Lq ? lse[bh * p.Lq + row] * kLog2e : -INFINITY;
+    dl[hf] = row < p.Lq ? delta[bh * p.Lq + row] : 0.0f;
+  }
+  float acc[8][4];
+#pragma unroll
+  for (int x = 0; x < 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.0f;
+  const int a = p.row_ptr[lh * (p.nQ + 1) + i], z = p.row_ptr[lh * (p.nQ + 1) + i + 1];
+  for (int pi = a; pi < z; pi++) {
+    const int j0 = p.col_idx[pi] * T;
+    const bool full = p.full[pi] != 0 && j0 + T <= p.Lk;
+    const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T : nullptr;
+    __syncthreads();  // every warp is done with the previous K/V
+    load_rows(Ks, k + bh * p.Lk * T, j0, p.Lk);
+    load_rows(Vs, v + bh * p.Lk * T, j0, p.Lk);
+    cp_commit();
+    cp_wait<0>();
+    __syncthreads();
+    float s[8][4], dp[8][4];
+    mm_abt(s, qf, Ks, g, t);
+    mm_abt(dp, df, Vs, g, t);
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int hf = e >> 1, col = nt * 8 + 2 * t + (e & 1), c = j0 + col, row = rowa + hf * 8;
+        const bool ok = l2[hf] != -INFINITY && (full || allowed(p, row, c, bits, (row - i0) * T + col));
+        const float pr = ok ? ex2(fmaf(s[nt][e], sl2, (kb ? kb[c] * kLog2e : 0.0f) - l2[hf])) : 0.0f;
+        s[nt][e] = pr * (dp[nt][e] - dl[hf]);  // dS
+      }
+    mm_cz(acc, s, Ks, lane, g, t);
+  }
+  store_acc(dq + bh * p.Lq * T, acc, rowa, p.Lq, p.scale, t);
+}
+
+__global__ void __launch_bounds__(128, 2) bsa_dkdv_tf32_k(Args p, int nK, const float* q, const float* k, const float* v, const float* kbias,
+                                                       const float* lse, const float* delta, const float* dout, const int32_t* col_ptr,
+                                                       const int32_t* row_idx, const int32_t* src_idx, float* dk, float* dv, float* dkb) {
+  extern __shared__ __align__(16) float smf[];
+  float* Ks = smf;
+  float* Vs = Ks + T * LD;
+  float* Qs = Vs + T * LD;
+  float* dOs = Qs + T * LD;
+  float* Ls = dOs + T * LD;  // [64] log2-domain LSE of the current query block's rows
+  float* Ds = Ls + T;  // [64] their delta
+  const int j = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int j0 = j * T, c0 = warp * 16, keya = j0 + c0 + g;  // this lane's keys: keya, keya + 8
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+  const float sl2 = p.scale * kLog2e;
+  load_rows(Ks, k + bh * p.Lk * T, j0, p.Lk);
+  load_rows(Vs, v + bh * p.Lk * T, j0, p.Lk);
+  cp_commit();
+  cp_wait<0>();
+  __syncthreads();
+  uint32_t kf[8][4], vf[8][4];
+  frag_a(kf, Ks, c0, g, t);
+  frag_a(vf, Vs, c0, g, t);
+  float kb2[2];
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) kb2[hf] = kb && keya + hf * 8 < p.Lk ? kb[keya + hf * 8] * kLog2e : 0.0f;
+  float dka[8][4], dva[8][4], dbs[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int x = 0; x < 8; x++) dka[x][0] = dka[x][1] = dka[x][2] = dka[x][3] = dva[x][0] = dva[x][1] = dva[x][2] = dva[x][3] = 0.0f;
+  const int a = col_ptr[lh * (nK + 1) + j], z = col_ptr[lh * (nK + 1) + j + 1];
+  for (int tt = a; tt < z; tt++) {
+    const int i0 = row_idx[tt] * T, pi = src_idx[tt];
+    const bool full = p.full[pi] != 0 && j0 + T <= p.Lk;
+    const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T : nullptr;
+    __syncthreads();  // every warp is done with the previous Q/dO
+    load_rows(Qs, q + bh * p.Lq * T, i0, p.Lq);
+    load_rows(dOs, dout + bh * p.Lq * T, i0, p.Lq);
+    cp_commit();
+    if (threadIdx.x < T) {
+      const int row = i0 + threadIdx.x;
+      Ls[threadIdx.x] = row < p.Lq ? lse[bh * p.Lq + row] * kLog2e : -INFINITY;
+      Ds[threadIdx.x] = row < p.Lq ? delta[bh * p.Lq + row] : 0.0f;
+    }
+    cp_wait<0>();
+    __syncthreads();
+    float st[8][4], dpt[8][4];  // S^T and dP^T: rows = this warp's keys, columns = the block's queries
+    mm_abt(st, kf, Qs, g, t);
+    mm_abt(dpt, vf, dOs, g, t);
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int hf = e >> 1, qc = nt * 8 + 2 * t + (e & 1), row = i0 + qc, key = keya + hf * 8;
+        const bool ok = Ls[qc] != -INFINITY && (full || allowed(p, row, key, bits, qc * T + (key - j0)));
+        const float pr = ok ? ex2(fmaf(st[nt][e], sl2, kb2[hf] - Ls[qc])) : 0.0f;
+        st[nt][e] = pr;  // P^T
+        dpt[nt][e] = pr * (dpt[nt][e] - Ds[qc]);  // dS^T
+        dbs[hf] += dpt[nt][e];
+      }
+    mm_cz(dva, st, dOs, lane, g, t);
+    mm_cz(dka, dpt, Qs, lane, g, t);
+  }
+  store_acc(dk + bh * p.Lk * T, dka, keya, p.Lk, p.scale, t);
+  store_acc(dv + bh * p.Lk * T, dva, keya, p.Lk, 1.0f, t);
+  if (dkb) {
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+      float sum = dbs[hf];
+      sum += __shfl_xor_sync(0xffffffff, sum, 1);
+      sum += __shfl_xor_sync(0xffffffff, sum, 2);
+      if (t == 0 && keya + hf * 8 < p.Lk) dkb[bh * p.Lk + keya + hf * 8] = sum;
+    }
+  }
+}
+int g_bwd = -1;  // -1: TABRECALL_BWD decides; 0: fp32 passes; 1: tf32 tensor cores
+}  // namespace
+
+namespace tr {
+namespace tc {
+// The tf32 backward, where it applies (head dim 64, 64 x 64 blocks) and was asked for
+// (TABRECALL_BWD=tf32): dq, dk, dv, dkb from the saved LSE and delta = rowsum(dO * O). False: the
+// caller runs the fp32 passes.
+bool tf32_bsa_bwd(const Args& p, int B, int nK, const float* q, const float* k, const float* v, const float* kb, const float* lse,
+                  const float* delta, const float* dout, const int32_t* col_ptr, const int32_t* row_idx, const int32_t* src_idx, float* dq,
+                  float* dk, float* dv, float* dkb) {
+  if (g_bwd < 0) {
+    const char* e = getenv("TABRECALL_BWD");
+    g_bwd = e && !strcmp(e, "tf32") ? 1 : 0;
+  }
+  if (!g_bwd) return false;
+  static bool attr = false;
+  if (!attr) {
+    TR_CUDA(cudaFuncSetAttribute((const void*)bsa_dq_tf32_k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmem));
+    TR_CUDA(cudaFuncSetAttribute((const void*)bsa_dkdv_tf32_k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmem));
+    attr = true;
+  }
+  if (p.nQ > 0) bsa_dq_tf32_k<<<dim3(p.nQ, p.H, B), 128, kSmem, stream()>>>(p, q, k, v, kb, lse, delta, dout, dq);
+  if (nK > 0)
+    bsa_dkdv_tf32_k<<<dim3(nK, p.H, B), 128, kSmem, stream()>>>(p, nK, q, k, v, kb, lse, delta, dout, col_ptr, row_idx, src_idx, dk, dv,
+                                                                 dkb);
+  TR_LAUNCHED("bsa_bwd_tf32");
+  return true;
+}
+}  // namespace tc
+}  // namespace tr
+
+// 1: the tf32 tensor-core backward where it applies; 0: the fp32 passes (overrides TABRECALL_BWD).
+TR_API void tr_bsa_bwd_set(int tf32) { g_bwd = tf32 ? 1 : 0; }
