@@ -99,17 +99,6 @@ __global__ void __launch_bounds__(128, 4) bsa_fwd_bf16_k(Args p, const __nv_bflo
 constexpr int LDQK = 68, LDV = 72;
 constexpr size_t kTf32Smem = sizeof(float) * (T * LDQK + 2 * T * LDQK + 2 * T * LDV);
 
-__device__ __forceinline__ uint32_t tf32(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-  return r;
-}
-__device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // Rows [row0, row0+64) of a [len, 64] fp32 matrix into a tile with row stride ld; rows past len zero.
 __device__ __forceinline__ void load_tile_f32(float* tile, int ld, const float* base, int row0, int len) {

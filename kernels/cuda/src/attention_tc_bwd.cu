@@ -19,17 +19,6 @@ namespace {
 constexpr int LD = 68;  // padded fp32 row: the A . Y^T reads of a warp hit 32 banks (C . Z reads: 2-way)
 constexpr size_t kSmem = sizeof(float) * 4 * T * LD + 2 * T * sizeof(float);
 
-__device__ __forceinline__ uint32_t tf32(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-  return r;
-}
-__device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 // Rows [row0, row0+64) of a [len, 64] fp32 matrix into a tile with row stride LD; rows past len zero.
 __device__ __forceinline__ void load_rows(float* tile, const float* base, int row0, int len) {
   for (int c = threadIdx.x; c < T * 16; c += blockDim.x) {
