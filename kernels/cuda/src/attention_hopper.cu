@@ -552,6 +552,7 @@ const Variant kVariants[] = {
     {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, 3, true, true>, nullptr, 64, 128, smem_bytes(1, 4) + 1024},
     {"wgmma-pipe2rows-s3", bsa_fwd_wgmma_pipe_k<3, 3, true, false, 2>, nullptr, 128, 128, smem_bytes(2, 3)},
     {"wgmma-pipe2rows-s4", bsa_fwd_wgmma_pipe_k<4, 2, true, false, 2>, nullptr, 128, 128, smem_bytes(2, 4)},
+    {"wgmma-pipe4rows-s3", bsa_fwd_wgmma_pipe_k<3, 2, true, false, 4>, nullptr, 256, 128, smem_bytes(4, 3)},
     {"wgmma-2wg-s4", bsa_fwd_wgmma_k<2, 4>, nullptr, 128, 256, smem_bytes(2, 4)},
     {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, 64, 128, smem_bytes(1, 4) + kTmaExtra},
     {"wgmma-tma-s4-tcsum", nullptr, bsa_fwd_wgmma_tma_k<4, true>, 64, 128, smem_bytes(1, 4) + kTmaExtra},
