@@ -12,6 +12,7 @@
 #include "attention_tc.cuh"
 #include <cuda.h>  // CUtensorMap and its enums only: the encoder comes through the runtime's driver entry point
 #include <cudaTypedefs.h>
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -521,6 +522,126 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
 #endif
 }
 
+// ---- persistent rows: a grid of (SMs x 3) CTAs, each walking query blocks blockIdx.x, + gridDim.x, ...
+// with one K/V ring across all of them, so a short row (a window's 9 tiles) never pays the ring's fill
+// and drain; Q tiles ride in the group of their row's first tile, in a ring of kStages - 1 slots.
+struct RowCursor {  // one walk over the CTA's rows, skipping empty ones
+  int m = -1, row = 0, a = 0, n = 0, u = 0, k = -1;  // row ordinal, row id, its tiles, next tile, non-empty ordinal
+  int64_t bh = 0;
+  __device__ __forceinline__ bool advance(const Args& p, int B) {  // to the next non-empty row; false when none
+    const int R = B * p.H * p.nQ;
+    for (;;) {
+      row = blockIdx.x + (++m) * gridDim.x;
+      if (row >= R) return false;
+      const int i = row % p.nQ;
+      bh = row / p.nQ;
+      const int lh = p.LH == 1 ? 0 : (int)(bh % p.H);
+      a = p.row_ptr[lh * (p.nQ + 1) + i];
+      n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
+      u = 0;
+      if (n > 0) {
+        k++;
+        return true;
+      }
+    }
+  }
+};
+
+template <int kStages>
+__global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_rows_k(Args p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                                           const float* kbias, float* out, float* lse) {
+#ifdef TR_WGMMA
+  static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
+  constexpr int kQ = kStages - 1;  // the loader runs kStages - 2 tiles, so as many non-empty rows, ahead
+  extern __shared__ __align__(1024) uint8_t smraw[];
+  __nv_bfloat16* Qs = smem_base(smraw);  // [kQ][kTile]
+  __nv_bfloat16* Ks = Qs + kQ * kTile;  // [kStages][kTile]
+  __nv_bfloat16* Vs = Ks + kStages * kTile;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const float sl2 = p.scale * kLog2e;
+  const uint32_t kaddr0 = saddr(Ks), vaddr0 = saddr(Vs);
+  RowCursor ld;  // the loader's walk
+  bool more = ld.advance(p, B);
+  int f = 0;  // tiles issued
+  auto load_next = [&]() {  // the next tile of the walk (and its row's Q first), as one cp.async group
+    if (more) {
+      if (ld.u == 0) load_tile<128>(Qs + (ld.k % kQ) * kTile, q + ld.bh * p.Lq * T, (ld.row % p.nQ) * T, p.Lq);
+      const int j = __ldg(p.col_idx + ld.a + ld.u) * T, st = f % kStages;
+      load_tile<128>(Ks + st * kTile, k + ld.bh * p.Lk * T, j, p.Lk);
+      load_tile<128>(Vs + st * kTile, v + ld.bh * p.Lk * T, j, p.Lk);
+      f++;
+      if (++ld.u == ld.n) more = ld.advance(p, B);
+    }
+    cp_commit();
+  };
+#pragma unroll
+  for (int x = 0; x < kStages - 2; x++) load_next();
+  auto next_tile = [&](int it) {  // waits for tile it; refills the stage of tile it-2
+    cp_wait<kStages - 3>();
+    fence_proxy_async();
+    __syncthreads();
+    load_next();
+  };
+  float o[8][4], mrow[2], lrow[2], corr[2];
+  uint32_t pa[4][4];
+  int it = 0, kq = 0;  // tiles computed, non-empty rows begun (their Q slot: kq % kQ)
+  const int R = B * p.H * p.nQ;
+  for (int m = 0;; m++) {
+    const int row = blockIdx.x + m * gridDim.x;
+    if (row >= R) break;
+    const int i = row % p.nQ;
+    const int64_t bh = row / p.nQ;
+    const int h = (int)(bh % p.H), b = (int)(bh / p.H), lh = p.LH == 1 ? 0 : h;
+    const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
+    const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+    const int i0 = i * T, rowa = i0 + warp * 16 + g;
+#pragma unroll
+    for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+    mrow[0] = mrow[1] = -INFINITY;
+    lrow[0] = lrow[1] = 0.0f;
+    if (n > 0) {
+      const uint32_t qaddr = saddr(Qs + (kq++ % kQ) * kTile);
+      next_tile(it);
+      float s[8][4];
+      wg_fence();
+      issue_s(s, qaddr, kaddr0 + (it % kStages) * kTile * 2);
+      wg_commit();
+      wg_wait<0>();
+      pin(s);
+      softmax_update(p, s, corr, mrow, lrow, kb, a, i0, rowa, t, sl2);  // o is still zero: no correction
+      pack_p(s, pa);
+      it++;
+      for (int u = 1; u < n; u++, it++) {
+        next_tile(it);
+        const uint32_t kaddr = kaddr0 + (it % kStages) * kTile * 2, vaddr = vaddr0 + ((it - 1) % kStages) * kTile * 2;
+        float sn[8][4];
+        pin(o);
+        wg_fence();
+        issue_s(sn, qaddr, kaddr);
+        wg_commit();
+        issue_pv(o, pa, vaddr);
+        wg_commit();
+        wg_wait<1>();
+        pin(sn);
+        softmax_update(p, sn, corr, mrow, lrow, kb, a + u, i0, rowa, t, sl2);
+        wg_wait<0>();
+        pin(o);
+        correct(o, corr);
+        pack_p(sn, pa);
+      }
+      pin(o);
+      wg_fence();
+      issue_pv(o, pa, vaddr0 + ((it - 1) % kStages) * kTile * 2);
+      wg_commit();
+      wg_wait<0>();
+      pin(o);
+    }
+    store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
+  }
+  cp_wait<0>();
+#endif
+}
+
 // 1 when this build carries the sm_90a kernel body (the only target that can run wgmma).
 __global__ void wgmma_probe_k(int* out) {
 #ifdef TR_WGMMA
@@ -535,27 +656,30 @@ int g_hopper = -1;  // whether this GPU runs the wgmma kernels
 
 using Kernel = void (*)(Args, const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, const float*, float*, float*);
 using TmaKernel = void (*)(Args, TmaMaps, const float*, float*, float*);
+using RowsKernel = void (*)(Args, int, const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, const float*, float*, float*);
 constexpr size_t kTmaExtra = 1024 + 64;  // the ones tile and the barriers
 struct Variant {
   const char* name;
-  Kernel fn;  // or, when null, tma
+  Kernel fn;  // or, when null, tma or rowsFn
   TmaKernel tma;
+  RowsKernel rowsFn;
   int rows;  // query rows per CTA
   int threads;
   size_t smem;
 };
 // [0] is the default ("wgmma"); the others stay selectable for comparisons (bsa_fwd_check).
 const Variant kVariants[] = {
-    {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4>, nullptr, 64, 128, smem_bytes(1, 4)},
-    {"wgmma-pipe1-s3x4", bsa_fwd_wgmma_pipe_k<3, 4, false>, nullptr, 64, 128, smem_bytes(1, 3, false)},
-    {"wgmma-pipe1-s4x4", bsa_fwd_wgmma_pipe_k<4, 4>, nullptr, 64, 128, smem_bytes(1, 4)},
-    {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, 3, true, true>, nullptr, 64, 128, smem_bytes(1, 4) + 1024},
-    {"wgmma-pipe2rows-s3", bsa_fwd_wgmma_pipe_k<3, 3, true, false, 2>, nullptr, 128, 128, smem_bytes(2, 3)},
-    {"wgmma-pipe2rows-s4", bsa_fwd_wgmma_pipe_k<4, 2, true, false, 2>, nullptr, 128, 128, smem_bytes(2, 4)},
-    {"wgmma-pipe4rows-s3", bsa_fwd_wgmma_pipe_k<3, 2, true, false, 4>, nullptr, 256, 128, smem_bytes(4, 3)},
-    {"wgmma-2wg-s4", bsa_fwd_wgmma_k<2, 4>, nullptr, 128, 256, smem_bytes(2, 4)},
-    {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, 64, 128, smem_bytes(1, 4) + kTmaExtra},
-    {"wgmma-tma-s4-tcsum", nullptr, bsa_fwd_wgmma_tma_k<4, true>, 64, 128, smem_bytes(1, 4) + kTmaExtra},
+    {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4>, nullptr, nullptr, 64, 128, smem_bytes(1, 4)},
+    {"wgmma-pipe1-s3x4", bsa_fwd_wgmma_pipe_k<3, 4, false>, nullptr, nullptr, 64, 128, smem_bytes(1, 3, false)},
+    {"wgmma-pipe1-s4x4", bsa_fwd_wgmma_pipe_k<4, 4>, nullptr, nullptr, 64, 128, smem_bytes(1, 4)},
+    {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, 3, true, true>, nullptr, nullptr, 64, 128, smem_bytes(1, 4) + 1024},
+    {"wgmma-pipe2rows-s3", bsa_fwd_wgmma_pipe_k<3, 3, true, false, 2>, nullptr, nullptr, 128, 128, smem_bytes(2, 3)},
+    {"wgmma-pipe2rows-s4", bsa_fwd_wgmma_pipe_k<4, 2, true, false, 2>, nullptr, nullptr, 128, 128, smem_bytes(2, 4)},
+    {"wgmma-pipe4rows-s3", bsa_fwd_wgmma_pipe_k<3, 2, true, false, 4>, nullptr, nullptr, 256, 128, smem_bytes(4, 3)},
+    {"wgmma-2wg-s4", bsa_fwd_wgmma_k<2, 4>, nullptr, nullptr, 128, 256, smem_bytes(2, 4)},
+    {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, nullptr, 64, 128, smem_bytes(1, 4) + kTmaExtra},
+    {"wgmma-rows-s3", nullptr, nullptr, bsa_fwd_wgmma_rows_k<3>, 64, 128, smem_bytes(2, 3)},
+    {"wgmma-tma-s4-tcsum", nullptr, bsa_fwd_wgmma_tma_k<4, true>, nullptr, 64, 128, smem_bytes(1, 4) + kTmaExtra},
 };
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
@@ -595,7 +719,8 @@ bool hopper_ready() {
   TR_CUDA(cudaFreeAsync(d, stream()));
   if (h == 1)
     for (const Variant& v : kVariants)
-      TR_CUDA(cudaFuncSetAttribute(v.fn ? (const void*)v.fn : (const void*)v.tma, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)v.smem));
+      TR_CUDA(cudaFuncSetAttribute(v.fn ? (const void*)v.fn : v.tma ? (const void*)v.tma : (const void*)v.rowsFn,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)v.smem));
   g_hopper = h == 1 && !has_error() ? 1 : 0;
   return g_hopper == 1;
 }
@@ -629,6 +754,11 @@ bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __n
   const int nQ = (p.Lq + x.rows - 1) / x.rows;
   if (x.fn) {
     x.fn<<<dim3(nQ, p.H, B), x.threads, x.smem, stream()>>>(p, q, k, v, kb, out, lse);
+  } else if (x.rowsFn) {
+    static int sms = 0;
+    if (!sms) TR_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    const int rows = B * p.H * p.nQ;  // query blocks in all
+    x.rowsFn<<<std::min(rows, 3 * std::max(sms, 1)), x.threads, x.smem, stream()>>>(p, B, q, k, v, kb, out, lse);
   } else {
     TmaMaps m;
     if (!tensor_map(&m.q, q, (int64_t)B * p.H, p.Lq) || !tensor_map(&m.k, k, (int64_t)B * p.H, p.Lk) || !tensor_map(&m.v, v, (int64_t)B * p.H, p.Lk)) {
