@@ -1,6 +1,6 @@
 #!/bin/bash
 # One device call: unpack node, build both libraries inside the offline bundle, then run the steps
-# named in $STEPS (test, kernels, anchors, check, suite:<name>:<filter>, pretrain, bg:<suite>:<filter>:<tag>). Logs and reports go
+# named in $STEPS (test, kernels, anchors, check[:args], suite:<name>:<filter>, pretrain, bg:<suite>:<filter>:<tag>). Logs and reports go
 # to $OUT. Usage on the device: STEPS="test kernels" bash scripts/device/run.sh
 set -u
 OUT=${OUT:-/tmp/out}
@@ -14,7 +14,7 @@ for s in ${STEPS:-test}; do
   case $s in
     test) timeout ${T_TEST:-300} node $B/bin/test-gpu.mjs > "$OUT/test-gpu.log" 2>&1; echo "test-gpu exit $?"; tail -4 "$OUT/test-gpu.log";;
     kernels) timeout ${T_KERNELS:-400} node $B/bin/bench.mjs --suite kernels-gpu --backend cuda --out /tmp/res/kernels-gpu ${KFILTER:+--filter "$KFILTER"} > "$OUT/kernels.log" 2>&1; echo "kernels exit $?"; tail -25 "$OUT/kernels.log"; cp /tmp/res/kernels-gpu/report.json "$OUT/kernels-gpu.json" 2>/dev/null;;
-    check) OUT=/tmp timeout ${T_CHECK:-240} bash kernels/cuda/check/run.sh ${CHECK_ARGS:-} > "$OUT/check.log" 2>&1; echo "check exit $?"; grep -E "FAIL|checks|registers|spill" "$OUT/check.log" | head -30; sed -n '/^layout/,$p' "$OUT/check.log";;
+    check|check:*) a=${s#check}; a=${a#:}; OUT=/tmp timeout ${T_CHECK:-240} bash kernels/cuda/check/run.sh $a > "$OUT/check$a.log" 2>&1; echo "check $a exit $?"; grep -E "FAIL|checks|registers|spill| ok$" "$OUT/check$a.log" | tail -40; sed -n '/^layout/,$p' "$OUT/check$a.log";;
     anchors) PYTHONUNBUFFERED=1 timeout ${T_ANCHORS:-300} python3 scripts/device/anchors.py ${ALENGTHS:-1024,4096,16384} "$OUT/anchors.json" > "$OUT/anchors.log" 2>&1; echo "anchors exit $?"; tail -12 "$OUT/anchors.log";;
     suite:*) IFS=: read -r _ name filter <<< "$s"; timeout ${T_SUITE:-400} node $B/bin/bench.mjs --suite "$name" --backend cuda --resume --out /tmp/res/$name ${filter:+--filter "$filter"} > "$OUT/$name.log" 2>&1; echo "suite $name exit $?"; tail -30 "$OUT/$name.log"; cp /tmp/res/$name/report.json "$OUT/$name.json" 2>/dev/null;;
     pretrain) # concurrent ICL pretraining runs sharing the GPU (each is bound by its own JS thread):
