@@ -548,15 +548,19 @@ int main(int argc, char** argv) {
       free_dev(d);
     }
   }
-  // timing at the anchor shapes
+  // timing at the anchor shapes; BSA_ONLY=<layout>:<L> and BSA_KERNEL=<n> narrow it (for a profiler)
+  const char* only = getenv("BSA_ONLY");
+  const int onlyKernel = getenv("BSA_KERNEL") ? atoi(getenv("BSA_KERNEL")) : 0;
   printf("\n%-10s %-7s %-12s %10s %10s\n", "layout", "L", "kernel", "ms", "TFLOP/s");
   for (int L : {4096, 16384}) {
     if (checkOnly) break;
     std::vector<Problem> ps = timing_problems(L);
     for (Problem& p : ps) {
+      if (only && p.name + ":" + std::to_string(L) != only) continue;
       std::vector<float> q, k, v, kb;
       Dev d = make_dev(p, rng, q, k, v, kb);
       for (int kernel = 1; kernel <= 1 + tr_bsa_num_variants(); kernel++) {
+        if (onlyKernel && kernel != onlyKernel) continue;
         tr_bsa_set_kernel(kernel);
         for (int w = 0; w < 3; w++) launch(p, d, 0.125f);
         sync_or_die(p.name.c_str());

@@ -1,14 +1,13 @@
 // Block-sparse attention forward for Hopper (sm_90a) on wgmma: bf16 q/k/v, fp32 accumulation, softmax
 // statistics and output, the same arguments and results as attention_tc.cu's mma.sync kernel.
-// One CTA = 2 warpgroups, each owning one 64-row query block (wgmma's M = 64), so a CTA covers 128
-// query rows and each K/V tile it loads serves both: half the L2 -> shared-memory traffic per FLOP of a
-// 64-row CTA. The two query blocks' sorted key-block lists are walked as one sorted union; a
-// warpgroup whose list lacks the current block sits that step out (dense: never; window: 1 step in 10).
-// K/V tiles stream through a 3-stage cp.async ring in the 128-byte swizzled layout that wgmma's
-// descriptors read (the same swizzle the mma.sync kernel uses for ldmatrix). S = QK^T reads Q and K
-// from shared memory; O += PV takes P from registers (the S accumulators, rounded to bf16) and V
-// from shared memory through the descriptor's transpose. Softmax is attention_tc.cuh's mask_softmax,
-// since wgmma's accumulator layout per warp is mma.sync's m16n8 layout repeated along N.
+// One warpgroup per CTA owns one 64-row query block (wgmma's M = 64); 3 CTAs per SM. K/V tiles stream
+// through a 4-stage ring in the 128-byte swizzled layout that wgmma's descriptors read (the same
+// swizzle the mma.sync kernel uses for ldmatrix), moved by the TMA copy engine (one thread issues,
+// an mbarrier per stage) or, in the twin kernel, by cp.async. S = QK^T reads Q and K from shared
+// memory; O += PV takes P from registers (the S accumulators, rounded to bf16) and V from shared
+// memory through the descriptor's transpose, and the softmax denominators come from the same bf16 P
+// times a tile of ones on the tensor cores. Softmax is attention_tc.cuh's, since wgmma's accumulator
+// layout per warp is mma.sync's m16n8 layout repeated along N.
 #include "attention_tc.cuh"
 #include <cuda.h>  // CUtensorMap and its enums only: the encoder comes through the runtime's driver entry point
 #include <cudaTypedefs.h>
@@ -121,206 +120,27 @@ __device__ __forceinline__ void issue_pv(float (&o)[8][4], const uint32_t (&pa)[
 #pragma unroll
   for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], dv + kk * (16 * 128 >> 4));  // k-steps: 16 key rows
 }
-// The output correction once the PV in flight has landed; once the row maxima settle most steps
-// change none, so the 32 multiplies are skipped warp-wide.
-__device__ __forceinline__ void correct(float (&o)[8][4], const float (&corr)[2]) {
-  if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) rescale(o, corr);
-}
-
-// kWG warpgroups per CTA, each owning one 64-row query block (wgmma's M = 64): the CTA covers
-// 64 * kWG query rows, and each K/V tile it loads serves every warpgroup whose list holds it (a 64-row
-// CTA moves kWG times more bytes from L2 per FLOP). The query blocks' sorted key-block lists are
-// walked as one sorted union; a warpgroup whose list lacks the current block sits that step out.
-// Within a warpgroup, FlashAttention-3's overlap: the PV product of its previous tile runs on the
-// tensor cores while the softmax of the current tile runs; the output correction waits for that PV to
-// land. A deferred PV always belongs to the previous union step (a warpgroup that sits a step out
-// flushes it then), so the K/V ring may refill the stage of step u-2 at step u: kStages - 2 tiles ahead.
-template <int kWG, int kStages>
-__global__ void __launch_bounds__(128 * kWG, kWG == 1 ? 3 : kWG == 2 ? 2 : 1)
-    bsa_fwd_wgmma_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kbias, float* out,
-                    float* lse) {
-#ifdef TR_WGMMA
-  static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
-  extern __shared__ uint8_t smraw[];
-  __nv_bfloat16* Qs = smem_base(smraw);  // [kWG][kTile]
-  __nv_bfloat16* Ks = Qs + kWG * kTile;  // [kStages][kTile]
-  __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int lh = p.LH == 1 ? 0 : h;
-  const int64_t bh = (int64_t)b * p.H + h;
-  // Warp-uniform by construction (a lane-0 broadcast): ptxas serializes every wgmma (C7520) when a
-  // branch around them might diverge within a warp.
-  const int wg = __shfl_sync(0xffffffff, threadIdx.x >> 7, 0);
-  const int warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int qb0 = blockIdx.x * kWG;
-  const int32_t* rp = p.row_ptr + (int64_t)lh * (p.nQ + 1);
-  int la[kWG], ln[kWG], cu[kWG], lu[kWG];  // each list's start and length; compute and loader cursors
-#pragma unroll
-  for (int w = 0; w < kWG; w++) {
-    const bool ok = qb0 + w < p.nQ;
-    la[w] = ok ? rp[qb0 + w] : 0;
-    ln[w] = ok ? rp[qb0 + w + 1] - la[w] : 0;
-    cu[w] = lu[w] = 0;
-  }
-  // The next block of the union at cursors u (advanced past it); mine: whether warpgroup wg's list
-  // holds it, and at which position of the layout. Unrolled selects: no run-time register indexing.
-  auto union_next = [&](int (&u)[kWG], bool& mine, int& pi) {
-    int jw[kWG], j = INT_MAX;
-#pragma unroll
-    for (int w = 0; w < kWG; w++) {
-      jw[w] = u[w] < ln[w] ? __ldg(p.col_idx + la[w] + u[w]) : INT_MAX;
-      j = min(j, jw[w]);
-    }
-    mine = false;
-    pi = -1;
-#pragma unroll
-    for (int w = 0; w < kWG; w++) {
-      const bool in = jw[w] == j;
-      if (w == wg && in) {
-        mine = true;
-        pi = la[w] + u[w];
-      }
-      u[w] += in;
-    }
-    return j;
-  };
-  auto more = [&](const int (&u)[kWG]) {
-    bool m = false;
-#pragma unroll
-    for (int w = 0; w < kWG; w++) m |= u[w] < ln[w];
-    return m;
-  };
-  const __nv_bfloat16* qbh = q + bh * p.Lq * T;
-  const __nv_bfloat16* kbh = k + bh * p.Lk * T;
-  const __nv_bfloat16* vbh = v + bh * p.Lk * T;
-  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
-
-#pragma unroll
-  for (int w = 0; w < kWG; w++) load_tile<128 * kWG>(Qs + w * kTile, qbh, (qb0 + w) * T, p.Lq);
-  bool xm;
-  int xp;
-#pragma unroll
-  for (int st = 0; st < kStages - 2; st++) {
-    if (more(lu)) {
-      const int j = union_next(lu, xm, xp) * T;
-      load_tile<128 * kWG>(Ks + st * kTile, kbh, j, p.Lk);
-      load_tile<128 * kWG>(Vs + st * kTile, vbh, j, p.Lk);
-    }
-    cp_commit();
-  }
-
-  float o[8][4];
-#pragma unroll
-  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
-  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f}, corr[2];
-  uint32_t pa[4][4];  // P of the deferred PV, bf16 pairs in wgmma's A-fragment layout
-  bool pending = false;
-  const float sl2 = p.scale * kLog2e;
-  const int i0 = (qb0 + wg) * T;
-  const int rowa = i0 + warp * 16 + g;  // this lane's rows: rowa, rowa + 8
-  const uint32_t qaddr = saddr(Qs + wg * kTile), kaddr0 = saddr(Ks), vaddr0 = saddr(Vs);
-  int st = 0, pst = 0, fst = kStages - 2;  // stage of this step, of the previous step, to refill
-  auto flush = [&]() {  // the deferred PV, now
-    pin(o);
-    wg_fence();
-    issue_pv(o, pa, vaddr0 + pst * kTile * 2);
-    wg_commit();
-    wg_wait<0>();
-    pin(o);
-    pending = false;
-  };
-  while (more(cu)) {
-    bool mine;
-    int pi;
-    union_next(cu, mine, pi);
-    mine = __shfl_sync(0xffffffff, mine, 0);
-    cp_wait<kStages - 3>();
-    fence_proxy_async();
-    __syncthreads();  // this step's tile is in; every warpgroup is done with the stage of step u-2
-    if (more(lu)) {
-      const int j = union_next(lu, xm, xp) * T;
-      load_tile<128 * kWG>(Ks + fst * kTile, kbh, j, p.Lk);
-      load_tile<128 * kWG>(Vs + fst * kTile, vbh, j, p.Lk);
-    }
-    cp_commit();
-    if (mine) {
-      const uint32_t kaddr = kaddr0 + st * kTile * 2;
-      float s[8][4];
-      pin(o);
-      wg_fence();
-      issue_s(s, qaddr, kaddr);
-      wg_commit();
-      if (pending) issue_pv(o, pa, vaddr0 + pst * kTile * 2);
-      wg_commit();  // (an empty group when nothing was pending: the waits stay unconditional)
-      wg_wait<1>();  // S is in; the PV may still run
-      pin(s);
-      softmax_update(p, s, corr, mrow, lrow, kb, pi, i0, rowa, t, sl2);
-      wg_wait<0>();
-      pin(o);
-      correct(o, corr);
-      pack_p(s, pa);
-      pending = true;
-    } else if (pending) {  // the stage it reads is refilled next step
-      flush();
-    }
-    pst = st;
-    st = st + 1 == kStages ? 0 : st + 1;
-    fst = fst + 1 == kStages ? 0 : fst + 1;
-  }
-  if (pending) flush();
-  cp_wait<0>();
-  if (qb0 + wg >= p.nQ) return;
-  store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
-#endif
-}
-
-// One warpgroup per CTA, straight-line pipeline (no union, no sit-out branches): the first tile is
-// peeled, so the loop body always issues S of tile it then PV of tile it-1.
+// One query block's row of n tiles, one warpgroup: FlashAttention-3's intra-warpgroup overlap, the
+// PV product of tile it-1 on the tensor cores while the softmax of tile it runs (the output
+// correction waits for that PV to land). next_tile(it) makes tile it's K/V stage readable and may
+// refill the stage of tile it-2, whose PV landed in the previous step.
 // kTcSum: softmax denominators summed on the tensor cores (P times a 1 KB tile of ones, m64n8k16,
 // issued with the PV product) instead of ~34 adds and shuffles per tile on the ALUs.
-// kRows: consecutive query blocks per CTA, one after the other. Their key-block lists are one
-// contiguous run of col_idx, so the K/V ring simply runs on across a row boundary: a short row
-// (a window's 9 tiles) no longer pays the ring's fill and drain alone.
-template <int kStages, int kMinBlocks = 3, bool kSlack = true, bool kTcSum = false, int kRows = 1>
-__global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
-                                                            const float* kbias, float* out, float* lse) {
-#ifdef TR_WGMMA
-  static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
-  extern __shared__ __align__(1024) uint8_t smraw[];
-  // Without the slack (4 CTAs per SM need every KB) the dynamic base must itself sit on 1024 bytes.
-  if (!kSlack && (saddr(smraw) & 1023)) __trap();
-  __nv_bfloat16* Qs = kSlack ? smem_base(smraw) : reinterpret_cast<__nv_bfloat16*>(smraw);  // [kRows][kTile]
-  __nv_bfloat16* Ks = Qs + kRows * kTile;  // [kStages][kTile]
-  __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
-  __nv_bfloat16* ones = Vs + kStages * kTile;  // [512] when kTcSum
-  if (kTcSum)
-    for (int x = threadIdx.x; x < 512; x += 128) ones[x] = __float2bfloat16(1.0f);  // visible after next_tile(0)'s fence
-  const int ib = blockIdx.x * kRows, h = blockIdx.y, b = blockIdx.z;  // first query block
-  const int lh = p.LH == 1 ? 0 : h;
-  const int64_t bh = (int64_t)b * p.H + h;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int32_t* rp = p.row_ptr + lh * (p.nQ + 1) + ib;
-  const int rows = min(kRows, p.nQ - ib);
-  const int a = rp[0], n = rp[rows] - a;  // every tile of the CTA's rows
-  const __nv_bfloat16* kbh = k + bh * p.Lk * T;
-  const __nv_bfloat16* vbh = v + bh * p.Lk * T;
-  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
-
+struct RowState {
+  float o[8][4], mrow[2], lrow[2];
+};
+template <int kStages, bool kTcSum, class NextTile>
+__device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile next_tile, int a, int n, uint32_t qaddr, uint32_t kaddr0,
+                                           uint32_t vaddr0, uint32_t dones, const float* kb, int i0, int rowa, int t) {
+  float(&o)[8][4] = r.o;
 #pragma unroll
-  for (int r = 0; r < kRows; r++) load_tile<128>(Qs + r * kTile, q + bh * p.Lq * T, (ib + r) * T, p.Lq);
-#pragma unroll
-  for (int st = 0; st < kStages - 2; st++) {
-    if (st < n) {
-      const int j = __ldg(p.col_idx + a + st) * T;
-      load_tile<128>(Ks + st * kTile, kbh, j, p.Lk);
-      load_tile<128>(Vs + st * kTile, vbh, j, p.Lk);
-    }
-    cp_commit();
-  }
+  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  r.mrow[0] = r.mrow[1] = -INFINITY;
+  r.lrow[0] = r.lrow[1] = 0.0f;
+  if (n == 0) return;
   const float sl2 = p.scale * kLog2e;
-  const uint32_t kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), dones = ones_lo(saddr(ones));
-  float o[8][4], mrow[2], lrow[2], corr[2], lacc[4];  // lacc: kTcSum's row sums (rows g, g, g+8, g+8)
-  uint32_t pa[4][4];
+  float corr[2], lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // lacc: kTcSum's row sums (rows g, g, g+8, g+8)
+  uint32_t pa[4][4];  // P of the deferred PV, bf16 pairs in wgmma's A-fragment layout
   auto pv = [&](uint32_t vaddr) {  // O += P V (and the row sums), one commit group
     issue_pv(o, pa, vaddr);
     if (kTcSum)
@@ -328,72 +148,96 @@ __global__ void __launch_bounds__(128, kMinBlocks) bsa_fwd_wgmma_pipe_k(Args p, 
       for (int kk = 0; kk < 4; kk++) wgmma_rs_n8(lacc, pa[kk], dones);
     wg_commit();
   };
-  auto next_tile = [&](int it) {  // waits for tile it; refills the stage of tile it-2
-    cp_wait<kStages - 3>();
-    fence_proxy_async();
-    __syncthreads();
-    const int f = it + kStages - 2;
-    if (f < n) {
-      const int j = __ldg(p.col_idx + a + f) * T, st = f % kStages;
-      load_tile<128>(Ks + st * kTile, kbh, j, p.Lk);
-      load_tile<128>(Vs + st * kTile, vbh, j, p.Lk);
+  auto stage = [](int it) { return (uint32_t)(it % kStages) * kTile * 2; };
+  next_tile(0);
+  {
+    float s[8][4];
+    wg_fence();
+    issue_s(s, qaddr, kaddr0);
+    wg_commit();
+    wg_wait<0>();
+    pin(s);
+    softmax_update<!kTcSum>(p, s, corr, r.mrow, r.lrow, kb, a, i0, rowa, t, sl2);  // o is still zero: no correction
+    pack_p(s, pa);
+  }
+  for (int it = 1; it < n; it++) {
+    next_tile(it);
+    float s[8][4];
+    pin(o);
+    pin4(lacc);
+    wg_fence();
+    issue_s(s, qaddr, kaddr0 + stage(it));
+    wg_commit();
+    pv(vaddr0 + stage(it - 1));
+    wg_wait<1>();  // S of tile it is in; PV of tile it-1 may still run
+    pin(s);
+    softmax_update<!kTcSum>(p, s, corr, r.mrow, r.lrow, kb, a + it, i0, rowa, t, sl2);
+    wg_wait<0>();
+    pin(o);
+    pin4(lacc);
+    // Once the row maxima settle most steps change none, so the multiplies are skipped warp-wide.
+    if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {
+      rescale(o, corr);
+      if (kTcSum) lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
     }
+    pack_p(s, pa);
+  }
+  pin(o);
+  pin4(lacc);
+  wg_fence();
+  pv(vaddr0 + stage(n - 1));
+  wg_wait<0>();
+  pin(o);
+  pin4(lacc);
+  if (kTcSum) r.lrow[0] = lacc[0], r.lrow[1] = lacc[2];
+}
+
+// One warpgroup (128 threads) per CTA and 64-row query block, 3 CTAs per SM; K/V through a
+// kStages-deep cp.async ring in the 128-byte swizzle that wgmma's descriptors read.
+template <int kStages, bool kTcSum>
+__global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_pipe_k(Args p, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                                            const float* kbias, float* out, float* lse) {
+#ifdef TR_WGMMA
+  static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
+  extern __shared__ __align__(1024) uint8_t smraw[];
+  __nv_bfloat16* Qs = smem_base(smraw);
+  __nv_bfloat16* Ks = Qs + kTile;  // [kStages][kTile]
+  __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
+  __nv_bfloat16* ones = Vs + kStages * kTile;  // [512] when kTcSum
+  if (kTcSum)
+    for (int x = threadIdx.x; x < 512; x += 128) ones[x] = __float2bfloat16(1.0f);  // visible after next_tile(0)'s fence
+  const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int32_t* rp = p.row_ptr + lh * (p.nQ + 1) + i;
+  const int a = rp[0], n = rp[1] - a;
+  const __nv_bfloat16* kbh = k + bh * p.Lk * T;
+  const __nv_bfloat16* vbh = v + bh * p.Lk * T;
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+  auto load = [&](int f) {  // tile f of the row into its stage
+    const int j = __ldg(p.col_idx + a + f) * T, st = f % kStages;
+    load_tile<128>(Ks + st * kTile, kbh, j, p.Lk);
+    load_tile<128>(Vs + st * kTile, vbh, j, p.Lk);
+  };
+  load_tile<128>(Qs, q + bh * p.Lq * T, i * T, p.Lq);
+#pragma unroll
+  for (int f = 0; f < kStages - 2; f++) {
+    if (f < n) load(f);
+    cp_commit();
+  }
+  auto next_tile = [&](int it) {
+    cp_wait<kStages - 3>();
+    fence_proxy_async();  // cp.async writes through the generic proxy; wgmma reads through the async one
+    __syncthreads();
+    if (it + kStages - 2 < n) load(it + kStages - 2);
     cp_commit();
   };
-  int it = 0;  // position in the CTA's run of tiles; its stage is it % kStages
-  for (int r = 0; r < rows; r++) {
-    const int e = rp[r + 1] - a;  // this row's tiles end here
-    const int i0 = (ib + r) * T, rowa = i0 + warp * 16 + g;
-    const uint32_t qaddr = saddr(Qs + r * kTile);
-#pragma unroll
-    for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
-    mrow[0] = mrow[1] = -INFINITY;
-    lrow[0] = lrow[1] = 0.0f;
-    lacc[0] = lacc[1] = lacc[2] = lacc[3] = 0.0f;
-    if (it < e) {
-      next_tile(it);
-      float s[8][4];
-      wg_fence();
-      issue_s(s, qaddr, kaddr0 + (it % kStages) * kTile * 2);
-      wg_commit();
-      wg_wait<0>();
-      pin(s);
-      softmax_update<!kTcSum>(p, s, corr, mrow, lrow, kb, a + it, i0, rowa, t, sl2);  // o is still zero: no correction
-      pack_p(s, pa);
-      for (it++; it < e; it++) {
-        next_tile(it);
-        const uint32_t kaddr = kaddr0 + (it % kStages) * kTile * 2, vaddr = vaddr0 + ((it - 1) % kStages) * kTile * 2;
-        float sn[8][4];
-        pin(o);
-        pin4(lacc);
-        wg_fence();
-        issue_s(sn, qaddr, kaddr);
-        wg_commit();
-        pv(vaddr);
-        wg_wait<1>();  // S of tile it is in; PV of tile it-1 may still run
-        pin(sn);
-        softmax_update<!kTcSum>(p, sn, corr, mrow, lrow, kb, a + it, i0, rowa, t, sl2);
-        wg_wait<0>();
-        pin(o);
-        pin4(lacc);
-        if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {  // correct(), with the row sums
-          rescale(o, corr);
-          if (kTcSum) lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
-        }
-        pack_p(sn, pa);
-      }
-      pin(o);
-      pin4(lacc);
-      wg_fence();
-      pv(vaddr0 + ((it - 1) % kStages) * kTile * 2);
-      wg_wait<0>();
-      pin(o);
-      pin4(lacc);
-    }
-    if (kTcSum) lrow[0] = lacc[0], lrow[1] = lacc[2];
-    store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
-  }
+  const int i0 = i * T, rowa = i0 + warp * 16 + g;
+  RowState r;
+  attend_row<kStages, kTcSum>(p, r, next_tile, a, n, saddr(Qs), saddr(Ks), saddr(Vs), ones_lo(saddr(ones)), kb, i0, rowa, t);
   cp_wait<0>();
+  store_rows(p, r.o, r.mrow, r.lrow, out, lse, bh, rowa, t);
 #endif
 }
 
@@ -428,7 +272,7 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
   __nv_bfloat16* Ks = Qs + kTile;  // [kStages][kTile]
   __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
   __nv_bfloat16* ones = Vs + kStages * kTile;  // [512]
-  const uint32_t bar0 = saddr(ones + 512);  // [kStages] stage barriers, then Q's
+  const uint32_t bar0 = saddr(ones + 512), qbar = bar0 + 8 * kStages;  // [kStages] stage barriers, then Q's
   if (threadIdx.x == 0) {
     for (int x = 0; x <= kStages; x++) mbar_init(bar0 + 8 * x, 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
@@ -444,7 +288,7 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
   const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
   const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
   const int i0 = i * T, rowa = i0 + warp * 16 + g;
-  const uint32_t kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), qaddr = saddr(Qs), dones = ones_lo(saddr(ones));
+  const uint32_t kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), qaddr = saddr(Qs);
   auto issue = [&](int f) {  // thread 0: tile f of this row into its stage
     const int st = f % kStages;
     const uint32_t bar = bar0 + 8 * st;
@@ -454,191 +298,19 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
     tma_load(vaddr0 + st * kTile * 2, &m.v, j, (int)bh, bar);
   };
   if (threadIdx.x == 0 && n > 0) {
-    mbar_expect(bar0 + 8 * kStages, kTile * sizeof(__nv_bfloat16));
-    tma_load(qaddr, &m.q, i0, (int)bh, bar0 + 8 * kStages);
+    mbar_expect(qbar, kTile * sizeof(__nv_bfloat16));
+    tma_load(qaddr, &m.q, i0, (int)bh, qbar);
     for (int f = 0; f < kStages - 2 && f < n; f++) issue(f);
   }
-  float o[8][4];
-#pragma unroll
-  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
-  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f}, corr[2], lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  const float sl2 = p.scale * kLog2e;
-  uint32_t pa[4][4];
-  auto pv = [&](uint32_t vaddr) {
-    issue_pv(o, pa, vaddr);
-    if (kTcSum)
-#pragma unroll
-      for (int kk = 0; kk < 4; kk++) wgmma_rs_n8(lacc, pa[kk], dones);
-    wg_commit();
-  };
-  auto next_tile = [&](int it) {  // refills the stage of tile it-2 (free: its PV landed last step), waits for tile it
+  auto next_tile = [&](int it) {
     __syncthreads();
     if (threadIdx.x == 0 && it + kStages - 2 < n) issue(it + kStages - 2);
     mbar_wait(bar0 + 8 * (it % kStages), (it / kStages) & 1);
+    if (it == 0) mbar_wait(qbar, 0);
   };
-  if (n > 0) {
-    next_tile(0);
-    mbar_wait(bar0 + 8 * kStages, 0);
-    float s[8][4];
-    wg_fence();
-    issue_s(s, qaddr, kaddr0);
-    wg_commit();
-    wg_wait<0>();
-    pin(s);
-    softmax_update<!kTcSum>(p, s, corr, mrow, lrow, kb, a, i0, rowa, t, sl2);
-    pack_p(s, pa);
-    for (int it = 1; it < n; it++) {
-      next_tile(it);
-      const uint32_t kaddr = kaddr0 + (it % kStages) * kTile * 2, vaddr = vaddr0 + ((it - 1) % kStages) * kTile * 2;
-      float sn[8][4];
-      pin(o);
-      pin4(lacc);
-      wg_fence();
-      issue_s(sn, qaddr, kaddr);
-      wg_commit();
-      pv(vaddr);
-      wg_wait<1>();
-      pin(sn);
-      softmax_update<!kTcSum>(p, sn, corr, mrow, lrow, kb, a + it, i0, rowa, t, sl2);
-      wg_wait<0>();
-      pin(o);
-      pin4(lacc);
-      if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {
-        rescale(o, corr);
-        if (kTcSum) lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
-      }
-      pack_p(sn, pa);
-    }
-    pin(o);
-    pin4(lacc);
-    wg_fence();
-    pv(vaddr0 + ((n - 1) % kStages) * kTile * 2);
-    wg_wait<0>();
-    pin(o);
-    pin4(lacc);
-  }
-  if (kTcSum) lrow[0] = lacc[0], lrow[1] = lacc[2];
-  store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
-#endif
-}
-
-// ---- persistent rows: a grid of (SMs x 3) CTAs, each walking query blocks blockIdx.x, + gridDim.x, ...
-// with one K/V ring across all of them, so a short row (a window's 9 tiles) never pays the ring's fill
-// and drain; Q tiles ride in the group of their row's first tile, in a ring of kStages - 1 slots.
-struct RowCursor {  // one walk over the CTA's rows, skipping empty ones
-  int m = -1, row = 0, a = 0, n = 0, u = 0, k = -1;  // row ordinal, row id, its tiles, next tile, non-empty ordinal
-  int64_t bh = 0;
-  __device__ __forceinline__ bool advance(const Args& p, int B) {  // to the next non-empty row; false when none
-    const int R = B * p.H * p.nQ;
-    for (;;) {
-      row = blockIdx.x + (++m) * gridDim.x;
-      if (row >= R) return false;
-      const int i = row % p.nQ;
-      bh = row / p.nQ;
-      const int lh = p.LH == 1 ? 0 : (int)(bh % p.H);
-      a = p.row_ptr[lh * (p.nQ + 1) + i];
-      n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
-      u = 0;
-      if (n > 0) {
-        k++;
-        return true;
-      }
-    }
-  }
-};
-
-template <int kStages>
-__global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_rows_k(Args p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
-                                                           const float* kbias, float* out, float* lse) {
-#ifdef TR_WGMMA
-  static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
-  constexpr int kQ = kStages - 1;  // the loader runs kStages - 2 tiles, so as many non-empty rows, ahead
-  extern __shared__ __align__(1024) uint8_t smraw[];
-  __nv_bfloat16* Qs = smem_base(smraw);  // [kQ][kTile]
-  __nv_bfloat16* Ks = Qs + kQ * kTile;  // [kStages][kTile]
-  __nv_bfloat16* Vs = Ks + kStages * kTile;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const float sl2 = p.scale * kLog2e;
-  const uint32_t kaddr0 = saddr(Ks), vaddr0 = saddr(Vs);
-  RowCursor ld;  // the loader's walk
-  bool more = ld.advance(p, B);
-  int f = 0;  // tiles issued
-  auto load_next = [&]() {  // the next tile of the walk (and its row's Q first), as one cp.async group
-    if (more) {
-      if (ld.u == 0) load_tile<128>(Qs + (ld.k % kQ) * kTile, q + ld.bh * p.Lq * T, (ld.row % p.nQ) * T, p.Lq);
-      const int j = __ldg(p.col_idx + ld.a + ld.u) * T, st = f % kStages;
-      load_tile<128>(Ks + st * kTile, k + ld.bh * p.Lk * T, j, p.Lk);
-      load_tile<128>(Vs + st * kTile, v + ld.bh * p.Lk * T, j, p.Lk);
-      f++;
-      if (++ld.u == ld.n) more = ld.advance(p, B);
-    }
-    cp_commit();
-  };
-#pragma unroll
-  for (int x = 0; x < kStages - 2; x++) load_next();
-  auto next_tile = [&](int it) {  // waits for tile it; refills the stage of tile it-2
-    cp_wait<kStages - 3>();
-    fence_proxy_async();
-    __syncthreads();
-    load_next();
-  };
-  float o[8][4], mrow[2], lrow[2], corr[2];
-  uint32_t pa[4][4];
-  int it = 0, kq = 0;  // tiles computed, non-empty rows begun (their Q slot: kq % kQ)
-  const int R = B * p.H * p.nQ;
-  for (int m = 0;; m++) {
-    const int row = blockIdx.x + m * gridDim.x;
-    if (row >= R) break;
-    const int i = row % p.nQ;
-    const int64_t bh = row / p.nQ;
-    const int h = (int)(bh % p.H), b = (int)(bh / p.H), lh = p.LH == 1 ? 0 : h;
-    const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
-    const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
-    const int i0 = i * T, rowa = i0 + warp * 16 + g;
-#pragma unroll
-    for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
-    mrow[0] = mrow[1] = -INFINITY;
-    lrow[0] = lrow[1] = 0.0f;
-    if (n > 0) {
-      const uint32_t qaddr = saddr(Qs + (kq++ % kQ) * kTile);
-      next_tile(it);
-      float s[8][4];
-      wg_fence();
-      issue_s(s, qaddr, kaddr0 + (it % kStages) * kTile * 2);
-      wg_commit();
-      wg_wait<0>();
-      pin(s);
-      softmax_update(p, s, corr, mrow, lrow, kb, a, i0, rowa, t, sl2);  // o is still zero: no correction
-      pack_p(s, pa);
-      it++;
-      for (int u = 1; u < n; u++, it++) {
-        next_tile(it);
-        const uint32_t kaddr = kaddr0 + (it % kStages) * kTile * 2, vaddr = vaddr0 + ((it - 1) % kStages) * kTile * 2;
-        float sn[8][4];
-        pin(o);
-        wg_fence();
-        issue_s(sn, qaddr, kaddr);
-        wg_commit();
-        issue_pv(o, pa, vaddr);
-        wg_commit();
-        wg_wait<1>();
-        pin(sn);
-        softmax_update(p, sn, corr, mrow, lrow, kb, a + u, i0, rowa, t, sl2);
-        wg_wait<0>();
-        pin(o);
-        correct(o, corr);
-        pack_p(sn, pa);
-      }
-      pin(o);
-      wg_fence();
-      issue_pv(o, pa, vaddr0 + ((it - 1) % kStages) * kTile * 2);
-      wg_commit();
-      wg_wait<0>();
-      pin(o);
-    }
-    store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
-  }
-  cp_wait<0>();
+  RowState r;
+  attend_row<kStages, kTcSum>(p, r, next_tile, a, n, qaddr, kaddr0, vaddr0, ones_lo(saddr(ones)), kb, i0, rowa, t);
+  store_rows(p, r.o, r.mrow, r.lrow, out, lse, bh, rowa, t);
 #endif
 }
 
@@ -653,33 +325,26 @@ __global__ void wgmma_probe_k(int* out) {
 
 int g_choice = -1;  // -1 unset, 0 auto, 1 mma.sync, 2 wgmma (the default variant), 3.. a named variant
 int g_hopper = -1;  // whether this GPU runs the wgmma kernels
+int g_fallbacks = 0;  // default launches that ran the cp.async twin: no tensor map could be made
 
 using Kernel = void (*)(Args, const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, const float*, float*, float*);
 using TmaKernel = void (*)(Args, TmaMaps, const float*, float*, float*);
-using RowsKernel = void (*)(Args, int, const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, const float*, float*, float*);
 constexpr size_t kTmaExtra = 1024 + 64;  // the ones tile and the barriers
 struct Variant {
   const char* name;
-  Kernel fn;  // or, when null, tma or rowsFn
+  Kernel fn;  // cp.async loads, or, when null, the TMA kernel
   TmaKernel tma;
-  RowsKernel rowsFn;
-  int rows;  // query rows per CTA
-  int threads;
   size_t smem;
 };
-// [0] is the default ("wgmma"); the others stay selectable for comparisons (bsa_fwd_check).
+// [0] is the default ("wgmma"); [1] its fallback when no tensor map can be made; the rest stay
+// selectable so the 2 x 2 of loads (TMA, cp.async) x row sums (tensor cores, ALUs) can be re-measured.
+// Measured slower and removed (kernels/cuda/NOTES.md): 2 warpgroups sharing K/V, 4 CTAs per SM,
+// several query blocks per CTA, a persistent grid walking rows with one K/V ring.
 const Variant kVariants[] = {
-    {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4>, nullptr, nullptr, 64, 128, smem_bytes(1, 4)},
-    {"wgmma-pipe1-s3x4", bsa_fwd_wgmma_pipe_k<3, 4, false>, nullptr, nullptr, 64, 128, smem_bytes(1, 3, false)},
-    {"wgmma-pipe1-s4x4", bsa_fwd_wgmma_pipe_k<4, 4>, nullptr, nullptr, 64, 128, smem_bytes(1, 4)},
-    {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, 3, true, true>, nullptr, nullptr, 64, 128, smem_bytes(1, 4) + 1024},
-    {"wgmma-pipe2rows-s3", bsa_fwd_wgmma_pipe_k<3, 3, true, false, 2>, nullptr, nullptr, 128, 128, smem_bytes(2, 3)},
-    {"wgmma-pipe2rows-s4", bsa_fwd_wgmma_pipe_k<4, 2, true, false, 2>, nullptr, nullptr, 128, 128, smem_bytes(2, 4)},
-    {"wgmma-pipe4rows-s3", bsa_fwd_wgmma_pipe_k<3, 2, true, false, 4>, nullptr, nullptr, 256, 128, smem_bytes(4, 3)},
-    {"wgmma-2wg-s4", bsa_fwd_wgmma_k<2, 4>, nullptr, nullptr, 128, 256, smem_bytes(2, 4)},
-    {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, nullptr, 64, 128, smem_bytes(1, 4) + kTmaExtra},
-    {"wgmma-rows-s3", nullptr, nullptr, bsa_fwd_wgmma_rows_k<3>, 64, 128, smem_bytes(2, 3)},
-    {"wgmma-tma-s4-tcsum", nullptr, bsa_fwd_wgmma_tma_k<4, true>, nullptr, 64, 128, smem_bytes(1, 4) + kTmaExtra},
+    {"wgmma-tma-s4-tcsum", nullptr, bsa_fwd_wgmma_tma_k<4, true>, smem_bytes(1, 4) + kTmaExtra},
+    {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, true>, nullptr, smem_bytes(1, 4) + 1024},
+    {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, smem_bytes(1, 4) + kTmaExtra},
+    {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4, false>, nullptr, smem_bytes(1, 4)},
 };
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
@@ -719,7 +384,7 @@ bool hopper_ready() {
   TR_CUDA(cudaFreeAsync(d, stream()));
   if (h == 1)
     for (const Variant& v : kVariants)
-      TR_CUDA(cudaFuncSetAttribute(v.fn ? (const void*)v.fn : v.tma ? (const void*)v.tma : (const void*)v.rowsFn,
+      TR_CUDA(cudaFuncSetAttribute(v.fn ? (const void*)v.fn : (const void*)v.tma,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)v.smem));
   g_hopper = h == 1 && !has_error() ? 1 : 0;
   return g_hopper == 1;
@@ -750,23 +415,23 @@ bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __n
     if (choice >= 2) set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "the wgmma kernels need an sm_90 GPU and a build with sm_90a");
     return choice >= 2;
   }
-  const Variant& x = kVariants[choice >= 2 ? choice - 2 : 0];
-  const int nQ = (p.Lq + x.rows - 1) / x.rows;
-  if (x.fn) {
-    x.fn<<<dim3(nQ, p.H, B), x.threads, x.smem, stream()>>>(p, q, k, v, kb, out, lse);
-  } else if (x.rowsFn) {
-    static int sms = 0;
-    if (!sms) TR_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-    const int rows = B * p.H * p.nQ;  // query blocks in all
-    x.rowsFn<<<std::min(rows, 3 * std::max(sms, 1)), x.threads, x.smem, stream()>>>(p, B, q, k, v, kb, out, lse);
-  } else {
+  const Variant* x = &kVariants[choice >= 2 ? choice - 2 : 0];
+  const dim3 grid(p.nQ, p.H, B);
+  if (x->tma) {
     TmaMaps m;
-    if (!tensor_map(&m.q, q, (int64_t)B * p.H, p.Lq) || !tensor_map(&m.k, k, (int64_t)B * p.H, p.Lk) || !tensor_map(&m.v, v, (int64_t)B * p.H, p.Lk)) {
+    const int64_t BH = (int64_t)B * p.H;
+    if (tensor_map(&m.q, q, BH, p.Lq) && tensor_map(&m.k, k, BH, p.Lk) && tensor_map(&m.v, v, BH, p.Lk)) {
+      x->tma<<<grid, 128, x->smem, stream()>>>(p, m, kb, out, lse);
+      x = nullptr;
+    } else if (choice >= 3) {
       set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "cuTensorMapEncodeTiled failed (or the driver lacks it)");
       return true;
+    } else {
+      x = &kVariants[1];  // the default's cp.async twin (a driver without the encoder, an unaligned base)
+      g_fallbacks++;
     }
-    x.tma<<<dim3(nQ, p.H, B), x.threads, x.smem, stream()>>>(p, m, kb, out, lse);
   }
+  if (x) x->fn<<<grid, 128, x->smem, stream()>>>(p, q, k, v, kb, out, lse);
   TR_LAUNCHED("bsa_fwd_wgmma");
   return true;
 }
@@ -780,8 +445,10 @@ TR_API void tr_bsa_set_kernel(int which) { g_choice = which < 0 || which >= 2 + 
 // How many wgmma variants tr_bsa_set_kernel can pick (2 .. 1 + this).
 TR_API int tr_bsa_num_variants() { return kNumVariants; }
 
-// The bf16 forward that runs now: a wgmma variant's name or "mma.sync".
+// The bf16 forward that runs now: a wgmma variant's name or "mma.sync" (the default's cp.async twin
+// once a launch could not make its tensor maps).
 TR_API const char* tr_bsa_fwd_kernel() {
   const int c = tr::tc::bf16_kernel_choice();
-  return c != 1 && hopper_ready() ? kVariants[c >= 2 ? c - 2 : 0].name : "mma.sync";
+  if (c == 1 || !hopper_ready()) return "mma.sync";
+  return kVariants[c >= 3 ? c - 2 : g_fallbacks ? 1 : 0].name;
 }
