@@ -94,6 +94,27 @@ __device__ __forceinline__ float ex2(float x) {  // 2^x; ex2.approx(-inf) = +0
   return y;
 }
 
+// Scores of a partial tile in log2 units: -inf outside this lane's rows' key ranges [lo, hi] (and,
+// kBits, where the block's byte mask is 0; bits points at row rowa, column 2t of it), else
+// scale * s + key bias. c0: the key of column 2t.
+template <bool kBits, bool kKb>
+__device__ __forceinline__ void mask_scores(float (&s)[8][4], const int (&lo)[2], const int (&hi)[2], int c0, const uint8_t* bits,
+                                            const float* kb, int Lk, float sl2) {
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++)
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+      const uint32_t pair = kBits ? *reinterpret_cast<const uint16_t*>(bits + hf * 8 * T + nt * 8) : 0x0101u;
+#pragma unroll
+      for (int x = 0; x < 2; x++) {
+        const int c = c0 + nt * 8 + x;
+        const bool in = c >= lo[hf] && c <= hi[hf] && (!kBits || ((pair >> (8 * x)) & 0xFF));
+        const float bias = kKb ? kb[min(c, Lk - 1)] * kLog2e : 0.0f;
+        s[nt][2 * hf + x] = in ? fmaf(s[nt][2 * hf + x], sl2, bias) : -INFINITY;
+      }
+    }
+}
+
 // Token rule (partial blocks), scale, key bias and the online-softmax update of one 16 x 64 tile of
 // raw scores held in mma accumulator layout (s[n-tile][c0..c3]: rows g and g+8, columns 2t, 2t+1);
 // P overwrites S; corr receives the factor the output rows must be scaled by (rescale() below; the
@@ -109,20 +130,26 @@ __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], 
   // Two separate loops, so that no per-score test reads `full`: with one loop ptxas kept 32 copies of
   // that predicate as bits in registers, ~70 integer instructions per tile on the plain path too.
   if (!full) {
-    const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T : nullptr;
+    // The token rule as one key range per row, then per score a compare pair and a select. The earlier
+    // per-score form (range, byte mask and key bias in one expression) compiled to ~580 branchy
+    // instructions per tile: a third of window's time went to its two edge tiles per row.
+    int lo[2], hi[2];
 #pragma unroll
-    for (int nt = 0; nt < 8; nt++) {
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int col = nt * 8 + 2 * t + (e & 1);
-        const int row = rowa + (e >> 1) * 8;
-        const int c = j0 + col, qi = row + (p.Lk - p.Lq);
-        int lo = p.window >= 0 ? max(0, qi - p.window) : 0;
-        int hi = p.causal ? qi : p.Lk - 1;
-        if (p.window >= 0) hi = min(hi, qi + p.window);
-        const bool out = c >= p.Lk || c < lo || c > hi || (bits && !bits[(row - i0) * T + col]);
-        s[nt][e] = out ? -INFINITY : s[nt][e] * sl2 + (kb && c < p.Lk ? kb[c] * kLog2e : 0.0f);
-      }
+    for (int hf = 0; hf < 2; hf++) {
+      const int qi = rowa + hf * 8 + (p.Lk - p.Lq);
+      lo[hf] = p.window >= 0 ? max(0, qi - p.window) : 0;
+      int h = p.causal ? qi : p.Lk - 1;
+      if (p.window >= 0) h = min(h, qi + p.window);
+      hi[hf] = min(h, p.Lk - 1);
+    }
+    const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T + (rowa - i0) * T + 2 * t : nullptr;
+    const int c0 = j0 + 2 * t;
+    if (bits) {
+      if (kb) mask_scores<true, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+      else mask_scores<true, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+    } else {
+      if (kb) mask_scores<false, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+      else mask_scores<false, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
     }
   } else if (kb) {
 #pragma unroll
