@@ -121,12 +121,17 @@ __device__ __forceinline__ void mask_scores(float (&s)[8][4], const int (&lo)[2]
 // wgmma kernel applies it only once the PV product in flight has landed). Statistics in log2 units. Full
 // blocks without key bias (the bulk of dense, window and BigBird) take one FFMA per score.
 // kSum false: the caller sums P elsewhere (on the tensor cores) and lrow is left alone.
-template <bool kSum = true>
+// kPlain: 1 when the caller knows the tile is plain (tile_plain), 0 when it knows it is not, -1 to
+// decide here.
+__device__ __forceinline__ bool tile_plain(const Args& p, int pi, const float* kb) {
+  return !kb && p.full[pi] != 0 && (p.col_idx[pi] + 1) * T <= p.Lk;
+}
+template <bool kSum = true, int kPlain = -1>
 __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], float (&corr)[2], float (&mrow)[2], float (&lrow)[2],
                                                const float* kb, int pi, int i0, int rowa, int t, float sl2) {
-  const int j0 = p.col_idx[pi] * T;
-  const bool full = p.full[pi] != 0 && j0 + T <= p.Lk;
-  const bool plain = full && !kb;
+  const int j0 = kPlain == 1 ? 0 : p.col_idx[pi] * T;
+  const bool full = kPlain == 1 || (p.full[pi] != 0 && j0 + T <= p.Lk);
+  const bool plain = kPlain == 1 || (kPlain == -1 && full && !kb);
   // Two separate loops, so that no per-score test reads `full`: with one loop ptxas kept 32 copies of
   // that predicate as bits in registers, ~70 integer instructions per tile on the plain path too.
   if (!full) {
