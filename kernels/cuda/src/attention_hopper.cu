@@ -131,7 +131,7 @@ struct RowState {
   float o[8][4], mrow[2], lrow[2];
 };
 template <int kStages, bool kTcSum, class NextTile>
-__device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile next_tile, int a, int n, uint32_t qaddr, uint32_t kaddr0,
+__device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile next_tile, uint32_t qaddr, int a, int n, uint32_t kaddr0,
                                            uint32_t vaddr0, uint32_t dones, const float* kb, int i0, int rowa, int t) {
   float(&o)[8][4] = r.o;
 #pragma unroll
@@ -154,7 +154,7 @@ __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile 
   {
     float s[8][4];
     wg_fence();
-    issue_s(s, qaddr, kaddr0);
+    issue_s(s, qaddr, kaddr0 + stage(0));
     wg_commit();
     wg_wait<0>();
     pin(s);
@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_pipe_k(Args p, const __n
   };
   const int i0 = i * T, rowa = i0 + warp * 16 + g;
   RowState r;
-  attend_row<kStages, kTcSum>(p, r, next_tile, a, n, saddr(Qs), saddr(Ks), saddr(Vs), ones_lo(saddr(ones)), kb, i0, rowa, t);
+  attend_row<kStages, kTcSum>(p, r, next_tile, saddr(Qs), a, n, saddr(Ks), saddr(Vs), ones_lo(saddr(ones)), kb, i0, rowa, t);
   cp_wait<0>();
   store_rows(p, r.o, r.mrow, r.lrow, out, lse, bh, rowa, t);
 #endif
@@ -316,7 +316,7 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
     if (it == 0) mbar_wait(qbar, 0);
   };
   RowState r;
-  attend_row<kStages, kTcSum>(p, r, next_tile, a, n, qaddr, kaddr0, vaddr0, ones_lo(saddr(ones)), kb, i0, rowa, t);
+  attend_row<kStages, kTcSum>(p, r, next_tile, qaddr, a, n, kaddr0, vaddr0, ones_lo(saddr(ones)), kb, i0, rowa, t);
   if (n == 0) mbar_wait(qbar, 0);  // no copy may land after the CTA has gone
   store_rows(p, r.o, r.mrow, r.lrow, out, lse, bh, rowa, t);
 #endif
@@ -347,7 +347,8 @@ struct Variant {
 // [0] is the default ("wgmma"); [1] its fallback when no tensor map can be made; the rest stay
 // selectable so the 2 x 2 of loads (TMA, cp.async) x row sums (tensor cores, ALUs) can be re-measured.
 // Measured slower and removed (kernels/cuda/NOTES.md): 2 warpgroups sharing K/V, 4 CTAs per SM,
-// several query blocks per CTA, a persistent grid walking rows with one K/V ring.
+// several query blocks per CTA, persistent grids walking rows with one K/V ring (cp.async; TMA with
+// Q in registers), S from Q in registers, 3 stages, the whole ring filled at a row's start.
 const Variant kVariants[] = {
     {"wgmma-tma-s4-tcsum", nullptr, bsa_fwd_wgmma_tma_k<4, true>, smem_bytes(1, 4) + kTmaExtra},
     {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, true>, nullptr, smem_bytes(1, 4) + 1024},
