@@ -111,8 +111,10 @@ export function kernelCases(c: KernelsConfig, backends: string[], fusedOn: Set<s
           if (impl === 'fused' && !fusedOn.has(backend)) continue;
           if (x.name.startsWith('combiner') && impl !== 'fused') continue;
           for (const precision of c.precisions ?? ['fp32']) {
-            // tf32/bf16 are forward paths of the fused kernel on cuda (the gradient is fp32).
-            if (precision !== 'fp32' && (impl !== 'fused' || pass !== 'forward' || backend !== 'cuda' || x.name.startsWith('combiner'))) continue;
+            // tf32/bf16 are fused-kernel paths on cuda: tf32 forward and backward (tensor cores both
+            // ways); bf16 on packed bf16 inputs, which are forward-only.
+            if (precision !== 'fp32' && (impl !== 'fused' || backend !== 'cuda' || x.name.startsWith('combiner'))) continue;
+            if (precision === 'bf16' && pass !== 'forward') continue;
             cases.push({ backend, impl, precision, pass, layoutName: x.name, layoutParams: x.params, L: x.L, layout: x.layout });
           }
         }

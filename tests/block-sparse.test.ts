@@ -181,6 +181,39 @@ if (BACKEND === 'cuda') describe('blockSparseAttention tensor-core forwards on c
     }
   });
 
+  // The tf32 tensor-core backward (after a tf32 or bf16 forward), each gradient's relative Frobenius
+  // error against the fp32 reference's: tf32 <= 5e-3; after a bf16 forward <= 3e-2 (the saved output
+  // and lse carry bf16's error into delta and P).
+  it.each([['tf32', 5e-3], ['bf16', 3e-2]] as ['bf16' | 'tf32', number][])('%s: gradients from the tensor-core backward match the fp32 reference', async (precision, tol) => {
+    expect(await useBackend('cuda')).toBe('cuda');
+    const rng = new Rng(23);
+    const s = (L: number) => ({ Lq: L, Lk: L, Bq: 64, Bk: 64 });
+    const masked = fromPredicate(s(256), [[0, 1, 2, 3].map((i) => new Set([0, i]))], (_h, i, j) => (i * 7 + j * 3) % 5 !== 0 && j <= i);
+    const list: [string, BlockLayout, number, boolean][] = [
+      ['dense', denseLayout(s(256)), 256, false],
+      ['window', slidingWindowLayout({ ...s(512), causal: false }, 100), 512, false],
+      ['bigbird', bigBirdLayout(s(512), { windowBlocks: 1, globalBlocks: 1, randomBlocks: 2, seed: 3 }), 512, true],
+      ['masked', masked, 256, false],
+      ['ragged', causalLayout(s(200)), 200, true],
+    ];
+    for (const [name, layout, L, bias] of list) {
+      const [q, k, v, w] = [0, 1, 2, 3].map(() => rand(rng, [2, 2, L, 64]) as tf.Tensor4D);
+      const kb = bias ? (rand(rng, [2, 1, L]) as tf.Tensor3D) : undefined;
+      const args = kb ? [q!, k!, v!, kb] : [q!, k!, v!];
+      const grads = (f: (xs: tf.Tensor[]) => tf.Tensor4D) => tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(xs), w!)))(args);
+      const ref = grads((xs) => referenceAttention(xs[0] as tf.Tensor4D, xs[1] as tf.Tensor4D, xs[2] as tf.Tensor4D, layout, 0.125, xs[3] as tf.Tensor3D | undefined).out);
+      const got = grads((xs) => blockSparseAttention(xs[0] as tf.Tensor4D, xs[1] as tf.Tensor4D, xs[2] as tf.Tensor4D, layout, { scale: 0.125, keyBias: xs[3] as tf.Tensor3D | undefined, precision }).out);
+      got.forEach((g, i) => {
+        const r = ref[i]!.dataSync(), x = g.dataSync();
+        let num = 0, den = 0;
+        for (let j = 0; j < r.length; j++) (num += (x[j]! - r[j]!) ** 2), (den += r[j]! ** 2);
+        expect(Math.sqrt(num / Math.max(den, 1e-30)), `${name} ${precision} ${['dq', 'dk', 'dv', 'dKeyBias'][i]}`).toBeLessThanOrEqual(tol);
+        expect(Array.from(x).some(Number.isNaN)).toBe(false);
+      });
+      tf.dispose([...args, w!, ...ref, ...got]);
+    }
+  });
+
   it('bf16Inputs (q/k/v packed once by packBf16) gives the bits of the per-call conversion; forward only', async () => {
     expect(await useBackend('cuda')).toBe('cuda');
     const rng = new Rng(22);

@@ -31,11 +31,16 @@ function bsaArgs(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, 
  * are packBf16 outputs already (bf16Inputs); output and log-sum-exp stay fp32.
  * Returns false where the fp32 kernel must run (other backends, shapes, or precision fp32).
  */
+/** The precision asked for, with 'auto' resolved as cuBLAS's matmuls are: tf32 unless TABRECALL_TF32=0. */
+function resolvePrecision(lib: CudaLib, precision: unknown): unknown {
+  return precision === 'auto' || precision === undefined ? (lib.tr_tf32_enabled() ? 'tf32' : 'fp32') : precision;
+}
+
 function tensorCoreForward(b: NativeBackend, precision: unknown, bf16Inputs: boolean, q: TensorInfo, k: TensorInfo, v: TensorInfo,
   kb: TensorInfo | undefined, x: ReturnType<typeof bsaArgs>, out: TensorInfo, lse: TensorInfo): boolean {
   const lib = b.lib as CudaLib;
   if (lib.kind !== 'cuda' || !lib.tr_bsa_bf16_supported(x.D, x.Dv, x.l.Bq, x.l.Bk)) return false;
-  const p = precision === 'auto' || precision === undefined ? (lib.tr_tf32_enabled() ? 'tf32' : 'fp32') : precision;
+  const p = resolvePrecision(lib, precision);
   if (p === 'tf32') {
     lib.tr_bsa_fwd_tf32(b.buf(q), b.buf(k), b.buf(v), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
     return true;
@@ -105,9 +110,13 @@ export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
     const args = [b.buf(q!), b.buf(k!), b.buf(v!), kb ? b.buf(kb) : null, b.buf(out!), b.buf(lse!), b.buf(dOut!),
       b.buf(dq), b.buf(dk), b.buf(dv), b.buf(dkb), ...x.shape, ...x.layout, ...x.strides];
     if (b.lib.kind === 'cuda') {
-      // The GPU backward runs over key blocks too, so it also takes the layout's CSC form.
+      // The GPU backward runs over key blocks too, so it also takes the layout's CSC form. Its products
+      // run on tf32 tensor cores when the forward's were reduced-precision (tf32, bf16) and the shape
+      // allows (the library decides that); precision fp32 keeps the exact fp32 passes.
+      const lib = b.lib as CudaLib;
       const t = transposeLayout(x.l);
-      (b.lib as CudaLib).tr_bsa_bwd_t(...args, b.constant(t.colPtr), b.constant(t.rowIdx), b.constant(t.srcIdx));
+      const tf32 = resolvePrecision(lib, a.precision) !== 'fp32' ? 1 : 0;
+      lib.tr_bsa_bwd_t(...args, b.constant(t.colPtr), b.constant(t.rowIdx), b.constant(t.srcIdx), tf32);
     } else {
       b.lib.tr_bsa_bwd(...args);
     }

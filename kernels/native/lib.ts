@@ -50,7 +50,7 @@ const CUDA_SIGNATURES = {
   tr_d2h: ['void', [P, P, 'int64_t']],
   tr_d2d: ['void', [P, P, 'int64_t']],
   tr_sync: ['void', []],
-  tr_bsa_bwd_t: ['void', [P, P, P, P, P, P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t', P, P, P]],
+  tr_bsa_bwd_t: ['void', [P, P, P, P, P, P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t', P, P, P, 'int']],
   tr_bsa_bf16_supported: ['int', ['int', 'int', 'int', 'int']],
   tr_tf32_enabled: ['int', []],
   tr_bsa_fits: ['int', ['int', 'int', 'int', 'int']],

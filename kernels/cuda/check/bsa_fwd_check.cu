@@ -37,8 +37,7 @@ void tr_bsa_fwd_bf16(const void* q, const void* k, const void* v, const float* k
 void tr_bsa_bwd_t(const float* q, const float* k, const float* v, const float* kb, const float* out, const float* lse, const float* dout,
                   float* dq, float* dk, float* dv, float* dkb, int B, int H, int Lq, int Lk, int D, int Dv, int Bq, int Bk, int LH,
                   const int32_t* row_ptr, const int32_t* col_idx, const uint8_t* full, const uint8_t* mask, int causal, int window, float scale,
-                  int64_t kb_sb, int64_t kb_sh, const int32_t* col_ptr, const int32_t* row_idx, const int32_t* src_idx);
-void tr_bsa_bwd_set(int tf32);
+                  int64_t kb_sb, int64_t kb_sh, const int32_t* col_ptr, const int32_t* row_idx, const int32_t* src_idx, int tf32);
 void tr_timer_start();
 float tr_timer_stop();
 // runtime.cu's tr_info reads gemm.cu's TF32 switch; this program links no cuBLAS, so no gemm.cu
@@ -392,13 +391,13 @@ int check_backward(const Problem& p, std::mt19937& rng, bool time) {
   uint8_t *fu = (uint8_t*)up(p.l.full.data(), p.l.full.size()), *mk = (uint8_t*)up(p.l.mask.data(), p.l.mask.size());
   int32_t *cp = (int32_t*)up(t.cp.data(), t.cp.size() * 4), *ri = (int32_t*)up(t.ri.data(), t.ri.size() * 4), *si = (int32_t*)up(t.si.data(), t.si.size() * 4);
   float *gq = (float*)tr_malloc(nq * 4), *gk = (float*)tr_malloc(nk * 4), *gv = (float*)tr_malloc(nk * 4), *gb = (float*)tr_malloc(kb.size() * 4);
+  int mode = 0;
   auto run = [&]() {
     tr_bsa_bwd_t(dq_, dk_, dv_, p.kb ? dkb_in : nullptr, dout_, dlse, ddo, gq, gk, gv, gb, p.B, p.H, p.Lq, p.Lk, T, T, T, T, p.l.LH, rp, ci, fu,
-                 p.l.mask.empty() ? nullptr : mk, p.causal, p.window, scale, (int64_t)p.H * p.Lk, p.Lk, cp, ri, si);
+                 p.l.mask.empty() ? nullptr : mk, p.causal, p.window, scale, (int64_t)p.H * p.Lk, p.Lk, cp, ri, si, mode);
   };
   int fails = 0;
-  for (int mode : {0, 1}) {
-    tr_bsa_bwd_set(mode);
+  for (mode = 0; mode <= 1; mode++) {
     if (time) {
       run();
       sync_or_die(p.name.c_str());

@@ -251,9 +251,8 @@ __device__ __forceinline__ void store_rows(const Args& p, const float (&o)[8][4]
 bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kb,
                          float* out, float* lse);
 
-// attention_tc_bwd.cu: the tf32 tensor-core backward when asked for (TABRECALL_BWD=tf32); false when
-// the caller should run the fp32 passes. delta = rowsum(dO * O), computed by the caller.
-bool tf32_bsa_bwd(const Args& p, int B, int nK, const float* q, const float* k, const float* v, const float* kb, const float* lse,
+// attention_tc_bwd.cu: the tf32 tensor-core backward. delta = rowsum(dO * O), computed by the caller.
+void tf32_bsa_bwd(const Args& p, int B, int nK, const float* q, const float* k, const float* v, const float* kb, const float* lse,
                   const float* delta, const float* dout, const int32_t* col_ptr, const int32_t* row_idx, const int32_t* src_idx, float* dq,
                   float* dk, float* dv, float* dkb);
 }  // namespace tc

@@ -7,10 +7,9 @@
 //            row-major in shared memory.
 // dQ pass:  S = Q K^T, dP = dO V^T (A . Y^T); dS = P (dP - delta); dQ += dS K (C . Z).
 // dKV pass: S^T = K Q^T, dP^T = V dO^T (A . Y^T); dV += P^T dO, dK += dS^T Q (C . Z).
-// Opt-in (TABRECALL_BWD=tf32) until checked on a GPU against the fp32 backward.
+// Checked against a float64 reference (kernels/cuda/check --backward): tf32 worst relative error
+// ~6e-4, 20x the fp32 passes' speed on an H200.
 #include "attention_tc.cuh"
-#include <cstdlib>
-#include <cstring>
 
 using namespace tr;
 using namespace tr::tc;
@@ -225,22 +224,15 @@ __global__ void __launch_bounds__(128, 2) bsa_dkdv_tf32_k(Args p, int nK, const 
     }
   }
 }
-int g_bwd = -1;  // -1: TABRECALL_BWD decides; 0: fp32 passes; 1: tf32 tensor cores
 }  // namespace
 
 namespace tr {
 namespace tc {
-// The tf32 backward, where it applies (head dim 64, 64 x 64 blocks) and was asked for
-// (TABRECALL_BWD=tf32): dq, dk, dv, dkb from the saved LSE and delta = rowsum(dO * O). False: the
-// caller runs the fp32 passes.
-bool tf32_bsa_bwd(const Args& p, int B, int nK, const float* q, const float* k, const float* v, const float* kb, const float* lse,
+// The tf32 backward (head dim 64, 64 x 64 blocks): dq, dk, dv, dkb from the saved LSE and
+// delta = rowsum(dO * O).
+void tf32_bsa_bwd(const Args& p, int B, int nK, const float* q, const float* k, const float* v, const float* kb, const float* lse,
                   const float* delta, const float* dout, const int32_t* col_ptr, const int32_t* row_idx, const int32_t* src_idx, float* dq,
                   float* dk, float* dv, float* dkb) {
-  if (g_bwd < 0) {
-    const char* e = getenv("TABRECALL_BWD");
-    g_bwd = e && !strcmp(e, "tf32") ? 1 : 0;
-  }
-  if (!g_bwd) return false;
   static bool attr = false;
   if (!attr) {
     TR_CUDA(cudaFuncSetAttribute((const void*)bsa_dq_tf32_k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSmem));
@@ -252,10 +244,6 @@ bool tf32_bsa_bwd(const Args& p, int B, int nK, const float* q, const float* k, 
     bsa_dkdv_tf32_k<<<dim3(nK, p.H, B), 128, kSmem, stream()>>>(p, nK, q, k, v, kb, lse, delta, dout, col_ptr, row_idx, src_idx, dk, dv,
                                                                  dkb);
   TR_LAUNCHED("bsa_bwd_tf32");
-  return true;
 }
 }  // namespace tc
 }  // namespace tr
-
-// 1: the tf32 tensor-core backward where it applies; 0: the fp32 passes (overrides TABRECALL_BWD).
-TR_API void tr_bsa_bwd_set(int tf32) { g_bwd = tf32 ? 1 : 0; }
