@@ -29,7 +29,7 @@ try {
 } catch {}
 
 await build({
-  entryPoints: { bench: join(root, 'scripts/bench.ts'), pretrain: join(root, 'scripts/pretrain.ts'), 'test-gpu': join(root, 'tests/offline/run-gpu-tests.ts'), 'prior-worker': join(root, 'datasets/tabular/prior-worker.ts') },
+  entryPoints: { bench: join(root, 'scripts/bench.ts'), pretrain: join(root, 'scripts/pretrain.ts'), 'test-gpu': join(root, 'tests/offline/run-gpu-tests.ts'), 'prior-worker': join(root, 'datasets/tabular/prior-worker.ts'), 'profile-op': join(root, 'scripts/profile-op.ts') },
   outdir: join(out, 'bin'),
   outExtension: { '.js': '.mjs' },
   bundle: true,

@@ -3,6 +3,7 @@
 #include "common.cuh"
 #include <cfloat>
 #include <climits>
+#include <algorithm>
 
 using namespace tr;
 
@@ -22,11 +23,13 @@ __device__ __forceinline__ bool nan_or(float a, bool c) { return c || isnan(a); 
 __device__ __forceinline__ bool nan_or(int32_t, bool c) { return c; }
 __device__ __forceinline__ bool nan_or(uint8_t, bool c) { return c; }
 
-// One block per row of [outer, inner]; sums in double.
+// One block per row of [outer, inner], or per chunk of a row when blockIdx.y spans several (then
+// the block's result goes to part[row * chunks + chunk] for reduce_chunks_k); sums in double.
 template <class T>
-__global__ void reduce_rows_k(int op, const T* x, void* y, int64_t inner) {
-  const int64_t r = blockIdx.x;
-  const T* p = x + r * inner;
+__global__ void reduce_rows_k(int op, const T* x, void* y, int64_t inner, double* part, int64_t per) {
+  const int64_t r = blockIdx.x, c0 = blockIdx.y * per;
+  const T* p = x + r * inner + c0;
+  if (part) inner = min(per, inner - c0);  // this chunk's length
   __shared__ double sd[256];
   __shared__ int64_t si[256];
   double acc;
@@ -72,12 +75,38 @@ __global__ void reduce_rows_k(int op, const T* x, void* y, int64_t inner) {
     }
     __syncthreads();
   }
-  if (threadIdx.x == 0) {
+  if (threadIdx.x == 0 && part) {
+    part[r * gridDim.y + blockIdx.y] = sd[0];
+  } else if (threadIdx.x == 0) {
     if (op == ARGMAX || op == ARGMIN) ((int32_t*)y)[r] = (int32_t)(si[0] < 0 ? 0 : si[0]);
     else if (op == ANY || op == ALL) ((uint8_t*)y)[r] = sd[0] != 0;
     else if (op == MEAN) ((T*)y)[r] = (T)(sd[0] / (double)inner);
     else ((T*)y)[r] = (T)sd[0];
   }
+}
+
+// The chunks of each row folded in order (the same tree order every run), then written as
+// reduce_rows_k writes a whole row.
+template <class T>
+__global__ void reduce_chunks_k(int op, const double* part, void* y, int64_t outer, int64_t chunks, int64_t inner) {
+  const int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  if (r >= outer) return;
+  const double* q = part + r * chunks;
+  double a = q[0];
+  for (int64_t c = 1; c < chunks; c++) {
+    const double b = q[c];
+    switch (op) {
+      case SUM: case MEAN: a += b; break;
+      case PROD: a *= b; break;
+      case ANY: a = (a != 0 || b != 0); break;
+      case ALL: a = (a != 0 && b != 0); break;
+      case MAX: a = (b > a || isnan(b)) ? b : a; break;
+      case MIN: a = (b < a || isnan(b)) ? b : a; break;
+    }
+  }
+  if (op == ANY || op == ALL) ((uint8_t*)y)[r] = a != 0;
+  else if (op == MEAN) ((T*)y)[r] = (T)(a / (double)inner);
+  else ((T*)y)[r] = (T)a;
 }
 
 __device__ __forceinline__ float combine(int op, float a, float q) {
@@ -129,14 +158,37 @@ __global__ void cumsum_k(const T* x, T* y, int64_t outer, int64_t len, int64_t i
     }
   }
 }
+
+template <class T>
+void reduce_rows(int op, const T* x, void* y, int64_t outer, int64_t inner) {
+  auto st = stream();
+  const int threads = inner >= 256 ? 256 : inner >= 64 ? 64 : 32;
+  // Few long rows (a loss summed to a scalar: one row of 16M) would leave one block per row doing
+  // all the work (25 ms for 64 MB on an H200): split them into chunks of >= 8K, ~1K blocks in all.
+  // arg-reductions keep one block per row (their partial results would need indices).
+  int64_t chunks = 1;
+  if (op != ARGMAX && op != ARGMIN)
+    chunks = std::max<int64_t>(1, std::min<int64_t>((1024 + outer - 1) / outer, inner / 8192));
+  if (chunks == 1) {
+    reduce_rows_k<T><<<(unsigned)outer, threads, 0, st>>>(op, x, y, inner, nullptr, inner);
+    return;
+  }
+  const int64_t per = (inner + chunks - 1) / chunks;
+  chunks = (inner + per - 1) / per;
+  double* part = nullptr;
+  TR_CUDA(cudaMallocAsync((void**)&part, outer * chunks * sizeof(double), st));
+  if (has_error()) return;
+  reduce_rows_k<T><<<dim3((unsigned)outer, (unsigned)chunks), threads, 0, st>>>(op, x, y, inner, part, per);
+  reduce_chunks_k<T><<<(unsigned)blocks_for(outer, 128), 128, 0, st>>>(op, part, y, outer, chunks, inner);
+  TR_CUDA(cudaFreeAsync(part, st));
+}
 }  // namespace
 
 TR_API void tr_reduce(int op, int dtype, const void* x, void* y, int64_t outer, int64_t inner) {
   if (outer <= 0) return;
-  const int threads = inner >= 256 ? 256 : inner >= 64 ? 64 : 32;
-  if (dtype == F32) reduce_rows_k<float><<<outer, threads, 0, stream()>>>(op, (const float*)x, y, inner);
-  else if (dtype == I32) reduce_rows_k<int32_t><<<outer, threads, 0, stream()>>>(op, (const int32_t*)x, y, inner);
-  else reduce_rows_k<uint8_t><<<outer, threads, 0, stream()>>>(op, (const uint8_t*)x, y, inner);
+  if (dtype == F32) reduce_rows(op, (const float*)x, y, outer, inner);
+  else if (dtype == I32) reduce_rows(op, (const int32_t*)x, y, outer, inner);
+  else reduce_rows(op, (const uint8_t*)x, y, outer, inner);
   TR_LAUNCHED("reduce");
 }
 
