@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // The union package registers what tfjs-core leaves opt-in: all gradients, chained tensor methods
 // (x.reshape) and the cpu backend, on the same engine as '@tensorflow/tfjs-core'.
 import '@tensorflow/tfjs';
+import './gradients.js';
 import { createRequire } from 'node:module';
 
 // PROD skips tfjs' debug checks and its 'install tfjs-node' console nag.

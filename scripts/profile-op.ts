@@ -26,6 +26,26 @@ const passes = {
   forward: () => blockSparseAttention(q!, k!, v!, layout, opts).out.dataSync(),
   'forward+backward': () => tf.tidy(() => grad([q!, k!, v!]))[0]!.dataSync(),
 };
+// GPU time from CUDA events (cuda only) against the host's enqueue time: which side bounds a pass.
+const timer = (tf.backend() as unknown as { lib?: { tr_timer_start?: () => void; tr_timer_stop?: () => number; tr_sync?: () => void } }).lib;
+if (timer?.tr_timer_start && timer.tr_timer_stop && timer.tr_sync) {
+  const enqueue: Record<string, () => void> = {
+    forward: () => tf.dispose(blockSparseAttention(q!, k!, v!, layout, opts).out),
+    'forward+backward': () => tf.dispose(grad([q!, k!, v!])),
+    'mul (same shape)': () => tf.dispose(tf.mul(q!, w!)),
+    'sum (all)': () => tf.dispose(tf.sum(q!)),
+  };
+  for (const [what, f] of Object.entries(enqueue)) {
+    f();
+    timer.tr_sync();
+    timer.tr_timer_start();
+    const t = performance.now();
+    f();
+    const host = performance.now() - t;
+    const gpu = timer.tr_timer_stop();
+    console.log(`${what}: ${gpu.toFixed(3)} ms GPU (events), ${host.toFixed(3)} ms to enqueue`);
+  }
+}
 for (const [pass, f] of Object.entries(passes)) {
   f();
   const t = performance.now();

@@ -198,3 +198,27 @@ describe('fallback accounting', () => {
     expect(fallbackCounts()).toEqual({ MirrorPad: 1 });
   });
 });
+
+// kernels/gradients.ts replaces tfjs's Sum and Mean gradients (ones from the Fill kernel, not a host
+// array). d/dx sum(reduce(x) * w) is w broadcast over the reduced axes (sum), or that over n (mean):
+// exact in float32 for sum; mean within 1 ulp-scale of w / n.
+describe(`Sum and Mean gradients on ${BACKEND}`, () => {
+  beforeAll(async () => {
+    await useBackend(BACKEND);
+  });
+  it('equal the broadcast upstream gradient (sum) and its 1/n share (mean), over all, one and several axes', () => {
+    const rng = new Rng(31);
+    for (const axis of [undefined, 1, [0, 2], -1]) {
+      const x = randTensor(rng, [3, 4, 5]);
+      const axes = axis === undefined ? [0, 1, 2] : [axis].flat().map((a) => (a + 3) % 3);
+      const keep = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+      const n = axes.reduce((p, a) => p * x.shape[a]!, 1);
+      const w = randTensor(rng, keep);
+      const want = Array.from(tf.broadcastTo(w, x.shape).dataSync());
+      const gs = Array.from(tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.sum(a, axis, true), w)))(x).dataSync());
+      const gm = Array.from(tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.mean(a, axis, true), w)))(x).dataSync());
+      expect(gs).toEqual(want);
+      gm.forEach((g, i) => expect(Math.abs(g - want[i]! / n)).toBeLessThanOrEqual(1e-7 * Math.abs(want[i]!)));
+    }
+  });
+});
