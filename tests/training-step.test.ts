@@ -17,7 +17,7 @@ import { BACKEND } from './under-test.js';
 
 /** Kernels one training step + evaluation of the dense baseline runs (profiled with tf.profile). */
 const TRAINING_STEP_KERNELS = [
-  'Add', 'AddN', 'ArgMax', 'BatchMatMul', 'BlockSparseAttention', 'BlockSparseAttentionGrad', 'Cast', 'Concat', 'Exp', 'GatherV2', 'Identity', 'Log', 'Max', 'Maximum', 'Mean',
+  'Add', 'AddN', 'ArgMax', 'BatchMatMul', 'BlockSparseAttention', 'BlockSparseAttentionGrad', 'Cast', 'Concat', 'Exp', 'Fill', 'GatherV2', 'Identity', 'Log', 'Max', 'Maximum', 'Mean',
   'Multiply', 'Neg', 'OneHot', 'Pack', 'PadV2', 'RealDiv', 'Reshape', 'Slice', 'SplitV', 'Sqrt', 'Square', 'Sub', 'Sum', 'Transpose',
   'TrGelu', 'TrGeluGrad', 'TrLayerNorm', 'TrLayerNormGrad', 'Unpack', 'UnsortedSegmentSum',
 ];
