@@ -7,33 +7,25 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-function expandedDy(dy: tf.Tensor, x: tf.Tensor, axis: unknown): { dy: tf.Tensor; reduced: number } {
-  const axes = tf.util.parseAxisParam(axis as number | number[], x.shape);
-  const shape = x.shape.slice();
-  let reduced = 1;
-  for (const a of axes) {
-    reduced *= shape[a]!;
-    shape[a] = 1;
-  }
-  return { dy: tf.reshape(dy, shape), reduced };
+// dy broadcast back over the reduced axes (times 1/n for a mean), with the ones from Fill.
+function reduceGrad(kernelName: string, mean: boolean): void {
+  tf.registerGradient({
+    kernelName,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved as tf.Tensor[];
+      const axes = tf.util.parseAxisParam((attrs as unknown as tf.SumAttrs).axis, x!.shape);
+      const shape = x!.shape.slice();
+      let n = 1;
+      for (const a of axes) {
+        n *= shape[a]!;
+        shape[a] = 1;
+      }
+      const spread = () => tf.mul(tf.reshape(dy as tf.Tensor, shape), tf.fill(x!.shape, 1, 'float32'));
+      return { x: mean ? () => tf.div(spread(), n) : spread };
+    },
+  });
 }
 
-tf.registerGradient({
-  kernelName: tf.Sum,
-  inputsToSave: ['x'],
-  gradFunc: (dy, saved, attrs) => {
-    const [x] = saved as tf.Tensor[];
-    const e = expandedDy(dy as tf.Tensor, x!, (attrs as unknown as tf.SumAttrs).axis);
-    return { x: () => tf.mul(e.dy, tf.fill(x!.shape, 1, 'float32')) };
-  },
-});
-
-tf.registerGradient({
-  kernelName: tf.Mean,
-  inputsToSave: ['x'],
-  gradFunc: (dy, saved, attrs) => {
-    const [x] = saved as tf.Tensor[];
-    const e = expandedDy(dy as tf.Tensor, x!, (attrs as unknown as tf.MeanAttrs).axis);
-    return { x: () => tf.div(tf.mul(e.dy, tf.fill(x!.shape, 1, 'float32')), e.reduced) };
-  },
-});
+reduceGrad(tf.Sum, false);
+reduceGrad(tf.Mean, true);

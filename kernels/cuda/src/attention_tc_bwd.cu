@@ -36,6 +36,18 @@ __device__ __forceinline__ void frag_a(uint32_t (&f)[8][4], const float* X, int 
     f[kk][3] = tf32(X[(r0 + g + 8) * LD + kk * 8 + t + 4]);
   }
 }
+// Rows [row0, row0 + 64) of two [len, 64] matrices into shared tiles, then this warp's A fragments of
+// both: the pinned operands of a pass (Q and dO for dQ; K and V for dK/dV).
+__device__ __forceinline__ void load_pinned(float* As, float* Bs, const float* a, const float* b, int row0, int len, int r0, int g, int t,
+                                            uint32_t (&fa)[8][4], uint32_t (&fb)[8][4]) {
+  load_rows(As, a, row0, len);
+  load_rows(Bs, b, row0, len);
+  cp_commit();
+  cp_wait<0>();
+  __syncthreads();
+  frag_a(fa, As, r0, g, t);
+  frag_a(fb, Bs, r0, g, t);
+}
 // acc = A . Y^T: 16 x 64, Y a row-major [64 n][64 k] tile.
 __device__ __forceinline__ void mm_abt(float (&acc)[8][4], const uint32_t (&af)[8][4], const float* Y, int g, int t) {
 #pragma unroll
@@ -102,14 +114,8 @@ __global__ void __launch_bounds__(128, 2) bsa_dq_tf32_k(Args p, const float* q, 
   const int i0 = i * T, r0 = warp * 16, rowa = i0 + r0 + g;
   const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
   const float sl2 = p.scale * kLog2e;
-  load_rows(Qs, q + bh * p.Lq * T, i0, p.Lq);
-  load_rows(dOs, dout + bh * p.Lq * T, i0, p.Lq);
-  cp_commit();
-  cp_wait<0>();
-  __syncthreads();
   uint32_t qf[8][4], df[8][4];
-  frag_a(qf, Qs, r0, g, t);
-  frag_a(df, dOs, r0, g, t);
+  load_pinned(Qs, dOs, q + bh * p.Lq * T, dout + bh * p.Lq * T, i0, p.Lq, r0, g, t, qf, df);
   float l2[2], dl[2];  // this lane's rows: log2-domain LSE (-inf: empty or past Lq) and delta
 #pragma unroll
   for (int hf = 0; hf < 2; hf++) {
@@ -165,14 +171,8 @@ __global__ void __launch_bounds__(128, 2) bsa_dkdv_tf32_k(Args p, int nK, const 
   const int j0 = j * T, c0 = warp * 16, keya = j0 + c0 + g;  // this lane's keys: keya, keya + 8
   const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
   const float sl2 = p.scale * kLog2e;
-  load_rows(Ks, k + bh * p.Lk * T, j0, p.Lk);
-  load_rows(Vs, v + bh * p.Lk * T, j0, p.Lk);
-  cp_commit();
-  cp_wait<0>();
-  __syncthreads();
   uint32_t kf[8][4], vf[8][4];
-  frag_a(kf, Ks, c0, g, t);
-  frag_a(vf, Vs, c0, g, t);
+  load_pinned(Ks, Vs, k + bh * p.Lk * T, v + bh * p.Lk * T, j0, p.Lk, c0, g, t, kf, vf);
   float kb2[2];
 #pragma unroll
   for (int hf = 0; hf < 2; hf++) kb2[hf] = kb && keya + hf * 8 < p.Lk ? kb[keya + hf * 8] * kLog2e : 0.0f;
