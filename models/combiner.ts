@@ -83,7 +83,7 @@ export function combinerAxialAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Ten
     // (a query (r, c0 < c) must not see token (r, c) through it).
     const kv = tf.concat([k, v], 3) as tf.Tensor4D;
     const colQuery = c.causal
-      ? (tf.concat([tf.zeros([B, H, ncol, D]), tf.slice(q, [0, 0, 0, 0], [B, H, L - ncol, D])], 2) as tf.Tensor4D)
+      ? (tf.concat([tf.fill([B, H, ncol, D], 0), tf.slice(q, [0, 0, 0, 0], [B, H, L - ncol, D])], 2) as tf.Tensor4D)
       : q;
     const summaries = rowMajor(blockSparseAttention(colMajor(colQuery), colMajor(k), colMajor(kv), columnLayout, { scale: 1 / Math.sqrt(D) }).out);
     const sumK = tf.slice(summaries, [0, 0, 0, 0], [B, H, L, D]) as tf.Tensor4D;

@@ -240,7 +240,7 @@ export class SeqBoat implements SequenceModel {
     for (const a of active) nActive += a;
     this.activeCount[li]! += nActive;
     this.totalCount[li]! += B * L;
-    let hFull: tf.Tensor = tf.zeros([B, L, d]);
+    let hFull: tf.Tensor | undefined;  // none active: no attention term (not tf.zeros: a host array per layer and step on the GPU)
     if (nActive > 0) {
       const { index, Lc } = compactionIndex(active, B, L);
       const mxc = compact(mx, index, Lc);
@@ -258,7 +258,7 @@ export class SeqBoat implements SequenceModel {
       // Scatter back; scale by P(active) so the routing decision receives gradients.
       hFull = tf.mul(scatter(tf.reshape(h, [B, Lc, d]) as tf.Tensor3D, index, L), tf.reshape(pActive, [B, L, 1]));
     }
-    const y = tf.add(x, silu(tf.add(hx, hFull))) as tf.Tensor3D;
+    const y = tf.add(x, silu(hFull ? tf.add(hx, hFull) : hx)) as tf.Tensor3D;
     const yn = layerNorm(y, ly.ln2g as tf.Tensor1D, ly.ln2b as tf.Tensor1D);
     const m = tf.add(tf.matMul(gelu(tf.add(tf.matMul(tf.reshape(yn, [B * L, d]), ly.w1 as tf.Tensor2D), ly.b1)) as tf.Tensor2D, ly.w2 as tf.Tensor2D), ly.b2);
     return tf.add(y, tf.reshape(m, [B, L, d])) as tf.Tensor3D;
