@@ -322,6 +322,223 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
 #endif
 }
 
+// ---- 128-key steps (experiment, not the default): two tiles per step share one softmax maximum,
+// one correction, one barrier and one wait each for S and PV, and give each warp two independent
+// chains of exponentials. ~190 registers, so 2 CTAs per SM with a 6-stage ring.
+// A tile's scores in log2 units, scaled: the partial-tile rule, else the key bias, else the scale.
+__device__ __forceinline__ void scaled_scores(const Args& p, float (&s)[8][4], const float* kb, int pi, int i0, int rowa, int t, float sl2) {
+  const int j0 = p.col_idx[pi] * T;
+  if (!(p.full[pi] != 0 && j0 + T <= p.Lk)) {
+    partial_scores(p, s, kb, pi, j0, i0, rowa, t, sl2);
+    return;
+  }
+#pragma unroll
+  for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) s[nt][e] = kb ? fmaf(s[nt][e], sl2, kb[j0 + nt * 8 + 2 * t + (e & 1)] * kLog2e) : s[nt][e] * sl2;
+}
+// Online softmax over tiles pi and pi + 1 at once; P in place. kPlain: both full without key bias
+// (the scale folds into the exponent's FFMA, as in softmax_update). Denominators: on the tensor cores.
+// second false: a row of one tile, whose s1 (a copy of tile pi's scores) is masked out whole.
+template <bool kPlain>
+__device__ __forceinline__ void softmax_pair(const Args& p, float (&s0)[8][4], float (&s1)[8][4], float (&corr)[2], float (&mrow)[2], const float* kb,
+                                             int pi, int i0, int rowa, int t, float sl2, bool second = true) {
+  if (!kPlain) {
+    scaled_scores(p, s0, kb, pi, i0, rowa, t, sl2);
+    if (second) {
+      scaled_scores(p, s1, kb, pi + 1, i0, rowa, t, sl2);
+    } else {
+#pragma unroll
+      for (int nt = 0; nt < 8; nt++) s1[nt][0] = s1[nt][1] = s1[nt][2] = s1[nt][3] = -INFINITY;
+    }
+  }
+  const float mul = kPlain ? sl2 : 1.0f;
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    float tr[8];
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) tr[nt] = fmaxf(fmaxf(s0[nt][2 * hf], s0[nt][2 * hf + 1]), fmaxf(s1[nt][2 * hf], s1[nt][2 * hf + 1]));
+#pragma unroll
+    for (int w = 4; w > 0; w >>= 1)
+#pragma unroll
+      for (int x = 0; x < w; x++) tr[x] = fmaxf(tr[x], tr[x + w]);
+    float mx = tr[0];
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+    const float mnew = fmaxf(mrow[hf], mx * mul);
+    corr[hf] = mnew == -INFINITY ? 1.0f : ex2(mrow[hf] - mnew);
+    const float neg = mnew == -INFINITY ? 0.0f : -mnew;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+      s0[nt][2 * hf] = ex2(fmaf(s0[nt][2 * hf], mul, neg));
+      s0[nt][2 * hf + 1] = ex2(fmaf(s0[nt][2 * hf + 1], mul, neg));
+      s1[nt][2 * hf] = ex2(fmaf(s1[nt][2 * hf], mul, neg));
+      s1[nt][2 * hf + 1] = ex2(fmaf(s1[nt][2 * hf + 1], mul, neg));
+    }
+    mrow[hf] = mnew;
+  }
+}
+
+template <int kStages>
+__global__ void __launch_bounds__(128, 2) bsa_fwd_wgmma_pair_k(Args p, const __grid_constant__ TmaMaps m, const float* kbias, float* out, float* lse) {
+#ifdef TR_WGMMA
+  static_assert(kStages % 2 == 0 && kStages >= 6, "a ring of tile pairs, refilled a pair ahead");
+  extern __shared__ __align__(1024) uint8_t smraw[];
+  __nv_bfloat16* Qs = smem_base(smraw);
+  __nv_bfloat16* Ks = Qs + kTile;  // [kStages][kTile]
+  __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
+  __nv_bfloat16* ones = Vs + kStages * kTile;  // [512]
+  const uint32_t bar0 = saddr(ones + 512), qbar = bar0 + 8 * kStages;  // [kStages] stage barriers, then Q's
+  const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  const int i0 = i * T;
+  const uint32_t kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), qaddr = saddr(Qs);
+  if (threadIdx.x == 0) {
+    for (int x = 0; x <= kStages; x++) mbar_init(bar0 + 8 * x, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    mbar_expect(qbar, kTile * sizeof(__nv_bfloat16));
+    tma_load(qaddr, &m.q, i0, (int)bh, qbar);
+  }
+  reinterpret_cast<uint2*>(ones)[threadIdx.x] = make_uint2(0x3F803F80u, 0x3F803F80u);
+  fence_proxy_async();
+  __syncthreads();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+  const int rowa = i0 + warp * 16 + g;
+  auto issue = [&](int f) {  // thread 0: tile f of this row into its stage
+    const int st = f % kStages;
+    const uint32_t bar = bar0 + 8 * st;
+    const int j = __ldg(p.col_idx + a + f) * T;
+    mbar_expect(bar, 2 * kTile * sizeof(__nv_bfloat16));
+    tma_load(kaddr0 + st * kTile * 2, &m.k, j, (int)bh, bar);
+    tma_load(vaddr0 + st * kTile * 2, &m.v, j, (int)bh, bar);
+  };
+  // Step P computes S of tiles 2P, 2P+1 and the PV of the pair before; at its start the stages of
+  // pair P-2 are free (its PV landed in step P-1), and they take pair P + kStages/2 - 2.
+  constexpr int kFirst = kStages - 2;
+  if (threadIdx.x == 0)
+    for (int f = 0; f < kFirst && f < n; f++) issue(f);
+  auto begin_step = [&](int P, int tiles) {
+    __syncthreads();
+    const int f = 2 * P + kStages - 4;
+    if (threadIdx.x == 0 && f >= kFirst) {
+      if (f < n) issue(f);
+      if (f + 1 < n) issue(f + 1);
+    }
+    for (int x = 0; x < tiles; x++) mbar_wait(bar0 + 8 * ((2 * P + x) % kStages), ((2 * P + x) / kStages) & 1);
+    if (P == 0) mbar_wait(qbar, 0);
+  };
+  auto stage = [](int it) { return (uint32_t)(it % kStages) * kTile * 2; };
+  const uint32_t dones = ones_lo(saddr(ones));
+  const float sl2 = p.scale * kLog2e;
+  float o[8][4], mrow[2] = {-INFINITY, -INFINITY}, corr[2] = {1.0f, 1.0f}, lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  uint32_t pa[2][4][4];  // P of the deferred pair
+  // Tile counts are compile-time (integral_constant) wherever wgmmas are issued: a run-time branch
+  // around them makes ptxas inject fences (C7519) or serialize them (C7520).
+  // O += P V of the deferred tiles (V at stages st0 (, st1)) and their row sums, one commit group
+  auto pv = [&](uint32_t st0, uint32_t st1, auto tiles) {
+#pragma unroll
+    for (int x = 0; x < decltype(tiles)::value; x++) {
+      issue_pv(o, pa[x], vaddr0 + (x ? st1 : st0));
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++) wgmma_rs_n8(lacc, pa[x][kk], dones);
+    }
+    wg_commit();
+  };
+  auto correct_all = [&]() {
+    if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {
+      rescale(o, corr);
+      lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
+    }
+  };
+  auto flush = [&](uint32_t st0, uint32_t st1, auto tiles) {  // the deferred PV, now
+    pin(o);
+    pin4(lacc);
+    wg_fence();
+    pv(st0, st1, tiles);
+    wg_wait<0>();
+    pin(o);
+    pin4(lacc);
+  };
+  using One = std::integral_constant<int, 1>;
+  using Two = std::integral_constant<int, 2>;
+  const int pairs = n / 2;
+  if (n > 0) {
+    // Pair 0: nothing deferred yet and o still zero. A row of one tile runs it as a pair whose second
+    // tile is the first again with every score masked: its P is 0 and its V finite, so it adds nothing
+    // (a separate one-tile path made ptxas serialize every wgmma of the kernel, C7511).
+    const bool two = n >= 2;
+    begin_step(0, two ? 2 : 1);
+    float s0[8][4], s1[8][4];
+    wg_fence();
+    issue_s(s0, qaddr, kaddr0 + stage(0));
+    issue_s(s1, qaddr, kaddr0 + stage(two ? 1 : 0));
+    wg_commit();
+    wg_wait<0>();
+    pin(s0);
+    pin(s1);
+    softmax_pair<false>(p, s0, s1, corr, mrow, kb, a, i0, rowa, t, sl2, two);
+    pack_p(s0, pa[0]);
+    pack_p(s1, pa[1]);
+    if (!two) flush(stage(0), stage(0), Two{});
+  }
+  for (int P = 1; P < pairs; P++) {
+    begin_step(P, 2);
+    float s0[8][4], s1[8][4];
+    pin(o);
+    pin4(lacc);
+    wg_fence();
+    issue_s(s0, qaddr, kaddr0 + stage(2 * P));
+    issue_s(s1, qaddr, kaddr0 + stage(2 * P + 1));
+    wg_commit();
+    pv(stage(2 * P - 2), stage(2 * P - 1), Two{});
+    auto rest = [&](auto plain) {
+      wg_wait<1>();
+      pin(s0);
+      pin(s1);
+      softmax_pair<decltype(plain)::value>(p, s0, s1, corr, mrow, kb, a + 2 * P, i0, rowa, t, sl2);
+      wg_wait<0>();
+      pin(o);
+      pin4(lacc);
+      correct_all();
+      pack_p(s0, pa[0]);
+      pack_p(s1, pa[1]);
+    };
+    if (tile_plain(p, a + 2 * P, kb) && tile_plain(p, a + 2 * P + 1, kb)) rest(std::true_type{});
+    else rest(std::false_type{});
+  }
+  if (n >= 3 && (n & 1)) {  // the odd last tile with the last pair's PV, then its own PV
+    begin_step(pairs, 1);
+    float s0[8][4];
+    pin(o);
+    pin4(lacc);
+    wg_fence();
+    issue_s(s0, qaddr, kaddr0 + stage(n - 1));
+    wg_commit();
+    pv(stage(n - 3), stage(n - 2), Two{});
+    wg_wait<1>();
+    pin(s0);
+    float lunused[2] = {0.0f, 0.0f};
+    softmax_update<false>(p, s0, corr, mrow, lunused, kb, a + n - 1, i0, rowa, t, sl2);
+    wg_wait<0>();
+    pin(o);
+    pin4(lacc);
+    correct_all();
+    pack_p(s0, pa[0]);
+    flush(stage(n - 1), 0, One{});
+  } else if (n >= 2) {
+    flush(stage(n - 2), stage(n - 1), Two{});
+  }
+  if (n == 0) mbar_wait(qbar, 0);  // no copy may land after the CTA has gone
+  const float lrow[2] = {lacc[0], lacc[2]};
+  store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
+#endif
+}
+
 // 1 when this build carries the sm_90a kernel body (the only target that can run wgmma).
 __global__ void wgmma_probe_k(int* out) {
 #ifdef TR_WGMMA
@@ -354,6 +571,7 @@ const Variant kVariants[] = {
     {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, true>, nullptr, smem_bytes(1, 4) + 1024},
     {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, smem_bytes(1, 4) + kTmaExtra},
     {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4, false>, nullptr, smem_bytes(1, 4)},
+    {"wgmma-pair-s6-tcsum", nullptr, bsa_fwd_wgmma_pair_k<6>, smem_bytes(1, 6) + kTmaExtra},
 };
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 

@@ -115,6 +115,32 @@ __device__ __forceinline__ void mask_scores(float (&s)[8][4], const int (&lo)[2]
     }
 }
 
+// A partial tile's scores in log2 units: the token rule as one key range per row, then per score a
+// compare pair and a select. The earlier per-score form (range, byte mask and key bias in one
+// expression) compiled to ~580 branchy instructions per tile: a third of window's time went to its
+// two edge tiles per row.
+__device__ __forceinline__ void partial_scores(const Args& p, float (&s)[8][4], const float* kb, int pi, int j0, int i0, int rowa, int t,
+                                               float sl2) {
+  int lo[2], hi[2];
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    const int qi = rowa + hf * 8 + (p.Lk - p.Lq);
+    lo[hf] = p.window >= 0 ? max(0, qi - p.window) : 0;
+    int h = p.causal ? qi : p.Lk - 1;
+    if (p.window >= 0) h = min(h, qi + p.window);
+    hi[hf] = min(h, p.Lk - 1);
+  }
+  const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T + (rowa - i0) * T + 2 * t : nullptr;
+  const int c0 = j0 + 2 * t;
+  if (bits) {
+    if (kb) mask_scores<true, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+    else mask_scores<true, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+  } else {
+    if (kb) mask_scores<false, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+    else mask_scores<false, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+  }
+}
+
 // Token rule (partial blocks), scale, key bias and the online-softmax update of one 16 x 64 tile of
 // raw scores held in mma accumulator layout (s[n-tile][c0..c3]: rows g and g+8, columns 2t, 2t+1);
 // P overwrites S; corr receives the factor the output rows must be scaled by (rescale() below; the
@@ -135,27 +161,7 @@ __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], 
   // Two separate loops, so that no per-score test reads `full`: with one loop ptxas kept 32 copies of
   // that predicate as bits in registers, ~70 integer instructions per tile on the plain path too.
   if (!full) {
-    // The token rule as one key range per row, then per score a compare pair and a select. The earlier
-    // per-score form (range, byte mask and key bias in one expression) compiled to ~580 branchy
-    // instructions per tile: a third of window's time went to its two edge tiles per row.
-    int lo[2], hi[2];
-#pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-      const int qi = rowa + hf * 8 + (p.Lk - p.Lq);
-      lo[hf] = p.window >= 0 ? max(0, qi - p.window) : 0;
-      int h = p.causal ? qi : p.Lk - 1;
-      if (p.window >= 0) h = min(h, qi + p.window);
-      hi[hf] = min(h, p.Lk - 1);
-    }
-    const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T + (rowa - i0) * T + 2 * t : nullptr;
-    const int c0 = j0 + 2 * t;
-    if (bits) {
-      if (kb) mask_scores<true, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
-      else mask_scores<true, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
-    } else {
-      if (kb) mask_scores<false, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
-      else mask_scores<false, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
-    }
+    partial_scores(p, s, kb, pi, j0, i0, rowa, t, sl2);
   } else if (kb) {
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
