@@ -86,6 +86,24 @@ tf.registerGradient({
 });
 
 /**
+ * The fused operator's backward alone, from a forward's out and lse and the output gradient dOut: what
+ * autodiff runs for blockSparseAttention's gradient, callable on its own (the kernels suite times the
+ * backward pass by itself, FlashAttention's convention). Fused backends only; bf16 inputs have no
+ * backward. dKeyBias is [B, H, Lk] (sum it over broadcast axes of a smaller keyBias).
+ */
+export function blockSparseAttentionBackward(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, fwd: BlockSparseResult, dOut: tf.Tensor4D, layout: BlockLayout,
+  o: Pick<BlockSparseOptions, 'scale' | 'keyBias' | 'precision'> = {}): { dq: tf.Tensor4D; dk: tf.Tensor4D; dv: tf.Tensor4D; dKeyBias: tf.Tensor3D } {
+  check(q, k, v, layout, o.keyBias);
+  if (!hasKernel(FUSED_GRAD_KERNEL)) throw new ParamError('blockSparseAttentionBackward', `needs a backend with a ${FUSED_GRAD_KERNEL} kernel (native, cuda); this is ${tf.getBackend()}`);
+  if (dOut.shape.join() !== fwd.out.shape.join()) throw new ParamError('blockSparseAttentionBackward.dOut', `must have the output's shape [${fwd.out.shape}], got [${dOut.shape}]`);
+  const inputs: Record<string, tf.Tensor> = { dOut, q, k, v, out: fwd.out, lse: fwd.lse };
+  if (o.keyBias) inputs.keyBias = o.keyBias;
+  const attrs = { layout, scale: o.scale ?? 1 / Math.sqrt(q.shape[3]), precision: o.precision ?? 'auto' };
+  const [dq, dk, dv, dKeyBias] = tf.engine().runKernel(FUSED_GRAD_KERNEL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  return { dq: dq as tf.Tensor4D, dk: dk as tf.Tensor4D, dv: dv as tf.Tensor4D, dKeyBias: dKeyBias as tf.Tensor3D };
+}
+
+/**
  * q, k or v as bf16 for blockSparseAttention's bf16Inputs: [..., D] -> [..., D/2] float32 slots, each
  * holding two bf16 values (tfjs has no bf16 dtype). Convert once, attend many times. cuda only.
  */

@@ -193,7 +193,7 @@ function kernelsSection(rs: RunRecord[]): string {
   const densityPlot = atSweep.length
     ? linePlot({
         title: `Operator latency vs density (L=${sweepL})`, xLabel: 'density (listed / all blocks)', yLabel: 'ms',
-        series: byKey((r) => `${r.metrics.kernel!.impl} ${r.metrics.kernel!.pass === 'forward' ? 'fwd' : 'fwd+bwd'} ${r.backend}${gpuTag(r)}`, (r) => r.metrics.kernel!.density)
+        series: byKey((r) => `${r.metrics.kernel!.impl} ${({ forward: 'fwd', 'forward+backward': 'fwd+bwd', backward: 'bwd' } as const)[r.metrics.kernel!.pass]} ${r.backend}${gpuTag(r)}`, (r) => r.metrics.kernel!.density)
           .map((s) => ({ ...s, points: s.points.filter((p) => atSweep.some((r) => r.metrics.kernel!.density === p[0] && r.metrics.latency[0]!.medianMs === p[1])) })),
         logY: true,
       })

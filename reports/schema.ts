@@ -44,7 +44,8 @@ export interface KernelMetrics {
   impl: string;
   /** Operand precision of the fused forward; absent = fp32. */
   precision?: 'fp32' | 'tf32' | 'bf16';
-  pass: 'forward' | 'forward+backward';
+  /** backward: the gradient kernel alone (2.5x the forward's FLOPs); forward+backward: autodiff through the op (3.5x). */
+  pass: 'forward' | 'forward+backward' | 'backward';
   /** Listed blocks / all blocks. */
   density: number;
   /** Effective FLOPs per call: 4*B*H*Lq*Lk*D*density forward, x3.5 with the backward (FlashAttention's 2.5x). */

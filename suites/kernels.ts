@@ -1,15 +1,16 @@
 /**
- * The `kernels` suite: latency of the shared operator itself, forward and forward+backward, per
+ * The `kernels` suite: latency of the shared operator itself, forward, forward+backward and (fused) the backward alone, per
  * layout (dense, window, BigBird), sequence length, implementation (fused, generic) and backend,
  * plus a density sweep (random block layouts at one length). Effective GFLOP/s counts only allowed
- * blocks: 4*B*H*Lq*Lk*D*density per forward, 3.5x that with the backward (FlashAttention's convention).
+ * blocks: 4*B*H*Lq*Lk*D*density per forward, 2.5x that for the backward alone and 3.5x for both
+ * (FlashAttention's convention).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Bench } from 'tinybench';
 import { createHash } from 'node:crypto';
 import { bigBirdLayout, fromBlockSets, combinerAxialLayout, combinerFixedLayout, combinerSegLen, denseLayout, density, randomLayout, slidingWindowLayout, unionLayout, type BlockLayout } from '../kernels/layout.js';
 import { combinerAttention } from '../models/combiner.js';
-import { blockSparseAttention, FUSED_KERNEL, packBf16, type AttentionImpl } from '../kernels/block-sparse.js';
+import { blockSparseAttention, blockSparseAttentionBackward, FUSED_KERNEL, packBf16, type AttentionImpl } from '../kernels/block-sparse.js';
 import { hasKernel, useBackend } from '../kernels/backend.js';
 import { quantile } from './latency.js';
 import { canonical } from './grid.js';
@@ -34,7 +35,8 @@ export interface KernelsConfig {
   bigbird: { windowBlocks: number; globalBlocks: number; randomBlocks: number };
   densitySweep: { length: number; randomBlocks: number[] };
   impls: ('fused' | 'generic')[];
-  passes: ('forward' | 'forward+backward')[];
+  /** 'backward': the fused gradient kernel alone, from a forward computed outside the timing. */
+  passes: KernelPass[];
   timeMs: number;
   minSamples: number;
   /** Skip the generic path above this estimate of its working set. */
@@ -47,11 +49,16 @@ export interface KernelsConfig {
   precisions?: ('fp32' | 'tf32' | 'bf16')[];
 }
 
+export type KernelPass = 'forward' | 'forward+backward' | 'backward';
+const PASSES: KernelPass[] = ['forward', 'forward+backward', 'backward'];
+/** FLOPs of a pass in units of the forward's. */
+const PASS_FLOPS: Record<KernelPass, number> = { forward: 1, 'forward+backward': 3.5, backward: 2.5 };
+
 export interface KernelCase {
   backend: string;
   impl: 'fused' | 'generic';
   precision: 'fp32' | 'tf32' | 'bf16';
-  pass: 'forward' | 'forward+backward';
+  pass: KernelPass;
   layoutName: string;
   layoutParams: Record<string, unknown>;
   L: number;
@@ -97,6 +104,7 @@ function genericBytes(c: KernelsConfig, l: BlockLayout, pass: string): number {
 
 /** All cases; `fusedOn` lists the backends that have a fused kernel (others run generic only). */
 export function kernelCases(c: KernelsConfig, backends: string[], fusedOn: Set<string> = new Set(backends)): KernelCase[] {
+  for (const p of c.passes) if (!PASSES.includes(p)) throw new ParamError('kernels.passes', `each must be one of ${PASSES.join(', ')}; got ${JSON.stringify(p)}`);
   const cases: KernelCase[] = [];
   for (const backend of backends) {
     const maxL = c.maxLength[backend] ?? Infinity;
@@ -110,9 +118,11 @@ export function kernelCases(c: KernelsConfig, backends: string[], fusedOn: Set<s
           if (impl === 'generic' && genericBytes(c, x.layout, pass) > c.genericMaxBytes) continue;
           if (impl === 'fused' && !fusedOn.has(backend)) continue;
           if (x.name.startsWith('combiner') && impl !== 'fused') continue;
+          // the backward alone is the fused gradient kernel (Combiner composes several operator calls)
+          if (pass === 'backward' && (impl !== 'fused' || x.name.startsWith('combiner'))) continue;
           for (const precision of c.precisions ?? ['fp32']) {
             // tf32/bf16 are fused-kernel paths on cuda, forward and backward (bf16's forward on packed
-            // bf16 inputs; its forward+backward on fp32 inputs converted per call, as training runs it).
+            // bf16 inputs; its backward passes on fp32 inputs converted per call, as training runs it).
             if (precision !== 'fp32' && (impl !== 'fused' || backend !== 'cuda' || x.name.startsWith('combiner'))) continue;
             cases.push({ backend, impl, precision, pass, layoutName: x.name, layoutParams: x.params, L: x.L, layout: x.layout });
           }
@@ -192,22 +202,24 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
   const attend = (a: tf.Tensor4D, b: tf.Tensor4D, cc: tf.Tensor4D) =>
     combiner ? combinerAttention(a, b, cc, combiner) : blockSparseAttention(a, b, cc, k.layout, { impl, precision, bf16Inputs }).out;
   const grad = tf.grads((a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(attend(a as tf.Tensor4D, b as tf.Tensor4D, cc as tf.Tensor4D), w)));
-  const call = k.pass === 'forward'
-    ? () => {
-        const r = attend(q, kk, v);
-        r.dataSync();
-        r.dispose();
-      }
-    : () => {
-        const gs = grad([q, kk, v]);
-        gs[0]!.dataSync();
-        tf.dispose(gs);
-      };
+  // the backward alone: from a forward computed once, outside the timing; w is the output gradient
+  const fwd = k.pass === 'backward' ? blockSparseAttention(q, kk, v, k.layout, { impl, precision }) : undefined;
+  const backward = () => {
+    const g = blockSparseAttentionBackward(q, kk, v, fwd!, w as tf.Tensor4D, k.layout, { precision });
+    return [g.dq, g.dk, g.dv, g.dKeyBias];
+  };
+  // one call of the pass; its results, to be read (CPU: the host waits on them) or disposed
+  const run: () => tf.Tensor[] = k.pass === 'forward' ? () => [attend(q, kk, v)] : k.pass === 'backward' ? backward : () => grad([q, kk, v]);
+  const call = () => {
+    const r = run();
+    r[0]!.dataSync();
+    tf.dispose(r);
+  };
   const timer = (tf.backend() as unknown as { lib?: Partial<DeviceTimer> }).lib;
   let samples: number[];
   if (k.backend === 'cuda' && timer?.tr_timer_start) {
     // No host read per call on the GPU: results are disposed unread and timed with CUDA events.
-    const enqueue = k.pass === 'forward' ? () => attend(q, kk, v).dispose() : () => tf.dispose(grad([q, kk, v]));
+    const enqueue = () => tf.dispose(run());
     samples = deviceSamples(timer as DeviceTimer, enqueue, c.timeMs, c.minSamples).sort((a, b) => a - b);
   } else {
     const bench = new Bench({ time: c.timeMs, iterations: c.minSamples, warmup: true, warmupIterations: 2, warmupTime: 0, retainSamples: true });
@@ -216,10 +228,11 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
     samples = [...((bench.tasks[0]!.result as { latency?: { samples?: number[] } }).latency?.samples ?? [])].sort((a, b) => a - b);
   }
   if (bf16Inputs) tf.dispose([q, kk, v]);
+  if (fwd) tf.dispose([fwd.out, fwd.lse]);
   if (samples.length === 0) throw new Error(`kernels: no samples for ${kernelCaseLabel(k)}`);
   const median = quantile(samples, 0.5);
   const dens = density(k.layout);
-  const flops = 4 * B * c.H * k.L * k.L * c.D * dens * (k.pass === 'forward' ? 1 : 3.5);
+  const flops = 4 * B * c.H * k.L * k.L * c.D * dens * PASS_FLOPS[k.pass];
   const now = new Date().toISOString();
   return {
     schemaVersion: SCHEMA_VERSION,

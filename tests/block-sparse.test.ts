@@ -11,7 +11,7 @@ import {
   bigBirdLayout, causalLayout, denseLayout, density, fromBlockSets, fromTokenMask, globalLayout, intersectLayout, randomLayout,
   fromPredicate, rowBlocks, slidingWindowLayout, stackHeads, stridedLayout, tokenMask, unionLayout, validateLayout, type BlockLayout,
 } from '../kernels/layout.js';
-import { blockSparseAttention, packBf16, referenceAttention } from '../kernels/block-sparse.js';
+import { blockSparseAttention, blockSparseAttentionBackward, packBf16, referenceAttention } from '../kernels/block-sparse.js';
 import { Rng } from '../datasets/rng.js';
 import { BACKEND } from './under-test.js';
 
@@ -132,6 +132,22 @@ describe(`blockSparseAttention on ${BACKEND}`, () => {
   });
   it('generic path: values and gradients match the reference', async () => {
     await checkImpl('generic');
+  });
+});
+
+describe(`blockSparseAttentionBackward on ${BACKEND}`, () => {
+  it('gives the gradients autodiff gets through the fused operator (same kernel, bit for bit), dKeyBias unreduced', async () => {
+    expect(await useBackend(BACKEND)).toBe(BACKEND);
+    const rng = new Rng(41);
+    const layout = causalLayout({ Lq: 12, Lk: 12, Bq: 4, Bk: 4 });
+    const [q, k, v, w] = [0, 1, 2, 3].map(() => rand(rng, [2, 2, 12, 4]) as tf.Tensor4D);
+    const kb = rand(rng, [2, 2, 12]) as tf.Tensor3D;
+    const opts = { scale: 0.5, keyBias: kb, impl: 'fused' as const };
+    const want = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+      tf.sum(tf.mul(blockSparseAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, layout, { ...opts, keyBias: d as tf.Tensor3D }).out, w!)))([q!, k!, v!, kb]);
+    const got = blockSparseAttentionBackward(q!, k!, v!, blockSparseAttention(q!, k!, v!, layout, opts), w!, layout, opts);
+    [got.dq, got.dk, got.dv, got.dKeyBias].forEach((g, i) => expect(Array.from(g.dataSync())).toEqual(Array.from(want[i]!.dataSync())));
+    expect(() => blockSparseAttentionBackward(q!, k!, v!, { out: q!, lse: tf.zeros([2, 2, 12]) as tf.Tensor3D }, tf.zeros([2, 2, 12, 5]) as tf.Tensor4D, layout, opts)).toThrow(/dOut: must have the output's shape/);
   });
 });
 

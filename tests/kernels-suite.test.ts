@@ -41,6 +41,21 @@ describe('kernels suite', () => {
     expect(html).toContain(`data-run-id="${win.runId}"`);
   });
 
+  it('times the fused backward alone at 2.5x the forward FLOPs; names the allowed passes on a typo', async () => {
+    await useBackend('native');
+    const fp = fingerprint('native');
+    const cfg = { ...tiny, passes: ['forward', 'backward'] as ('forward' | 'backward')[], combiner: false };
+    const cases = kernelCases(cfg, ['native']).filter((c) => c.layoutName === 'dense');
+    // the backward alone exists for the fused kernel only
+    expect(cases.filter((c) => c.pass === 'backward').map((c) => c.impl)).toEqual(['fused']);
+    const fwd = await measureKernelCase('t', cfg, cases.find((c) => c.pass === 'forward' && c.impl === 'fused')!, fp);
+    const bwd = await measureKernelCase('t', cfg, cases.find((c) => c.pass === 'backward')!, fp);
+    expect(bwd.metrics.kernel!.flops).toBe(2.5 * fwd.metrics.kernel!.flops);
+    expect(bwd.metrics.kernel!.pass).toBe('backward');
+    expect(bwd.metrics.latency[0]!.samples).toBeGreaterThanOrEqual(3);
+    expect(() => kernelCases({ ...tiny, passes: ['fwd' as 'forward'] }, ['native'])).toThrow(/kernels\.passes: each must be one of forward, forward\+backward, backward/);
+  });
+
   it('suite files must say which kind they are', () => {
     expect(() => validateSuite({ name: 'x', seeds: [0], kind: 'bogus', entries: [] }, 'x')).toThrow(/suite\.kind: must be one of train, kernels/);
     expect(() => validateSuite({ name: 'x', seeds: [0], kind: 'kernels', entries: [] }, 'x')).toThrow(/suite\.kernels: a kernels suite needs/);
