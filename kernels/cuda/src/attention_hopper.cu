@@ -121,6 +121,15 @@ __device__ __forceinline__ void issue_pv(float (&o)[8][4], const uint32_t (&pa)[
 #pragma unroll
   for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], dv + kk * (16 * 128 >> 4));  // k-steps: 16 key rows
 }
+// A forward CTA's shared memory: the Q tile, a ring of kStages K and V tiles each, then 512 bf16 ones
+// (the row-sum operand) and, in the TMA kernels, the mbarriers.
+template <int kStages>
+struct FwdSmem {
+  __nv_bfloat16 *Qs, *Ks, *Vs, *ones;
+  __device__ __forceinline__ explicit FwdSmem(uint8_t* raw)
+      : Qs(smem_base(raw)), Ks(Qs + kTile), Vs(Ks + kStages * kTile), ones(Vs + kStages * kTile) {}
+};
+
 // One query block's row of n tiles, one warpgroup: FlashAttention-3's intra-warpgroup overlap, the
 // PV product of tile it-1 on the tensor cores while the softmax of tile it runs (the output
 // correction waits for that PV to land). next_tile(it) makes tile it's K/V stage readable and may
@@ -207,10 +216,8 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_pipe_k(Args p, const __n
 #ifdef TR_WGMMA
   static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
   extern __shared__ __align__(1024) uint8_t smraw[];
-  __nv_bfloat16* Qs = smem_base(smraw);
-  __nv_bfloat16* Ks = Qs + kTile;  // [kStages][kTile]
-  __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
-  __nv_bfloat16* ones = Vs + kStages * kTile;  // [512] when kTcSum
+  const FwdSmem<kStages> sm(smraw);
+  __nv_bfloat16 *Qs = sm.Qs, *Ks = sm.Ks, *Vs = sm.Vs, *ones = sm.ones;  // ones: used when kTcSum
   if (kTcSum)  // 512 bf16 ones, visible to wgmma after next_tile(0)'s fence
     reinterpret_cast<uint2*>(ones)[threadIdx.x] = make_uint2(0x3F803F80u, 0x3F803F80u);
   const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
@@ -275,10 +282,8 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
 #ifdef TR_WGMMA
   static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
   extern __shared__ __align__(1024) uint8_t smraw[];
-  __nv_bfloat16* Qs = smem_base(smraw);
-  __nv_bfloat16* Ks = Qs + kTile;  // [kStages][kTile]
-  __nv_bfloat16* Vs = Ks + kStages * kTile;  // [kStages][kTile]
-  __nv_bfloat16* ones = Vs + kStages * kTile;  // [512]
+  const FwdSmem<kStages> sm(smraw);
+  __nv_bfloat16 *Qs = sm.Qs, *Ks = sm.Ks, *Vs = sm.Vs, *ones = sm.ones;
   const uint32_t bar0 = saddr(ones + 512), qbar = bar0 + 8 * kStages;  // [kStages] stage barriers, then Q's
   const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int lh = p.LH == 1 ? 0 : h;
