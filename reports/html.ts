@@ -154,7 +154,6 @@ th,td{border:1px solid #ccc;padding:3px 8px}th{background:#f3f3f3;cursor:pointer
 th[data-dir=desc]::after{content:' ▼'}td.n{text-align:right;font-variant-numeric:tabular-nums}.plots{display:flex;flex-wrap:wrap;gap:12px}
 .plot .t{font-weight:600;font-size:13px}.plot .k{font-size:11px}.plot .ax{stroke:#333}.plot .g{stroke:#eee}h2{margin-top:32px}`;
 
-/** The kernels suite: operator latency tables and plots. */
 /** Where a kernel record ran: the GPU (and, for bf16, the kernel the library picked) or the CPU; short git sha. */
 function kernelWhere(r: RunRecord): string {
   const info = r.fingerprint.backendInfo ?? {};
@@ -169,6 +168,7 @@ function gpuTag(r: RunRecord): string {
   return r.backend === 'cuda' && dev ? ` ${dev.replace(/^NVIDIA /, '')}@${r.gitSha.slice(0, 7)}` : '';
 }
 
+/** The kernels suite: operator latency tables and plots. */
 function kernelsSection(rs: RunRecord[]): string {
   const rows = rs.filter((r) => r.metrics.kernel);
   // Reports from different machines and kernel versions share case labels: each row says where it ran.

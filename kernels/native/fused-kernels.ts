@@ -25,17 +25,17 @@ function bsaArgs(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, 
   return { B, H, Lq, Lk, D, Dv, shape, layout, strides, l };
 }
 
+/** The precision asked for, with 'auto' resolved as cuBLAS's matmuls are: tf32 unless TABRECALL_TF32=0. */
+function resolvePrecision(lib: CudaLib, precision: unknown): unknown {
+  return precision === 'auto' || precision === undefined ? (lib.tr_tf32_enabled() ? 'tf32' : 'fp32') : precision;
+}
+
 /**
  * The tensor-core forwards (cuda, head dim 64, 64x64 blocks). tf32: fp32 in and out. bf16: q/k/v are
  * converted to bf16 on the device on entry (tfjs has no bf16 dtype), or taken as they are when they
  * are packBf16 outputs already (bf16Inputs); output and log-sum-exp stay fp32.
  * Returns false where the fp32 kernel must run (other backends, shapes, or precision fp32).
  */
-/** The precision asked for, with 'auto' resolved as cuBLAS's matmuls are: tf32 unless TABRECALL_TF32=0. */
-function resolvePrecision(lib: CudaLib, precision: unknown): unknown {
-  return precision === 'auto' || precision === undefined ? (lib.tr_tf32_enabled() ? 'tf32' : 'fp32') : precision;
-}
-
 function tensorCoreForward(b: NativeBackend, precision: unknown, bf16Inputs: boolean, q: TensorInfo, k: TensorInfo, v: TensorInfo,
   kb: TensorInfo | undefined, x: ReturnType<typeof bsaArgs>, out: TensorInfo, lse: TensorInfo): boolean {
   const lib = b.lib as CudaLib;

@@ -156,15 +156,7 @@ __global__ void __launch_bounds__(128, 2) bsa_fwd_tf32_k(Args p, const float* q,
       cp_wait<0>();
     }
     __syncthreads();
-    if (it == 0) {
-#pragma unroll
-      for (int kk = 0; kk < 8; kk++) {
-        qf[kk][0] = tf32(Qs[(r0 + g) * LDQK + kk * 8 + t]);
-        qf[kk][1] = tf32(Qs[(r0 + g + 8) * LDQK + kk * 8 + t]);
-        qf[kk][2] = tf32(Qs[(r0 + g) * LDQK + kk * 8 + t + 4]);
-        qf[kk][3] = tf32(Qs[(r0 + g + 8) * LDQK + kk * 8 + t + 4]);
-      }
-    }
+    if (it == 0) frag_a<LDQK>(qf, Qs, r0, g, t);
     const float* Kt = Ks + buf * T * LDQK;
     const float* Vt = Vs + buf * T * LDV;
     float s[8][4];

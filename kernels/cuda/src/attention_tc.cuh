@@ -78,6 +78,18 @@ __device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], 
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+// tf32 A fragments (mma m16n8k8) of rows r0..r0+15 of a row-major fp32 tile X with row stride LD,
+// all 64 columns: Q in the tf32 forward; the pinned operands of the tf32 backward.
+template <int LD>
+__device__ __forceinline__ void frag_a(uint32_t (&f)[8][4], const float* X, int r0, int g, int t) {
+#pragma unroll
+  for (int kk = 0; kk < 8; kk++) {
+    f[kk][0] = tf32(X[(r0 + g) * LD + kk * 8 + t]);
+    f[kk][1] = tf32(X[(r0 + g + 8) * LD + kk * 8 + t]);
+    f[kk][2] = tf32(X[(r0 + g) * LD + kk * 8 + t + 4]);
+    f[kk][3] = tf32(X[(r0 + g + 8) * LD + kk * 8 + t + 4]);
+  }
+}
 
 struct Args {
   int H, Lq, Lk, LH, nQ;

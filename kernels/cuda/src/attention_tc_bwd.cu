@@ -26,16 +26,6 @@ __device__ __forceinline__ void load_rows(float* tile, const float* base, int ro
     cp_async16(tile + row * LD + ch * 4, base + (int64_t)(ok ? row0 + row : 0) * T + ch * 4, ok);
   }
 }
-// A fragments of rows r0..r0+15 of a row-major tile X (all 64 columns).
-__device__ __forceinline__ void frag_a(uint32_t (&f)[8][4], const float* X, int r0, int g, int t) {
-#pragma unroll
-  for (int kk = 0; kk < 8; kk++) {
-    f[kk][0] = tf32(X[(r0 + g) * LD + kk * 8 + t]);
-    f[kk][1] = tf32(X[(r0 + g + 8) * LD + kk * 8 + t]);
-    f[kk][2] = tf32(X[(r0 + g) * LD + kk * 8 + t + 4]);
-    f[kk][3] = tf32(X[(r0 + g + 8) * LD + kk * 8 + t + 4]);
-  }
-}
 // Rows [row0, row0 + 64) of two [len, 64] matrices into shared tiles, then this warp's A fragments of
 // both: the pinned operands of a pass (Q and dO for dQ; K and V for dK/dV).
 __device__ __forceinline__ void load_pinned(float* As, float* Bs, const float* a, const float* b, int row0, int len, int r0, int g, int t,
@@ -45,8 +35,8 @@ __device__ __forceinline__ void load_pinned(float* As, float* Bs, const float* a
   cp_commit();
   cp_wait<0>();
   __syncthreads();
-  frag_a(fa, As, r0, g, t);
-  frag_a(fb, Bs, r0, g, t);
+  frag_a<LD>(fa, As, r0, g, t);
+  frag_a<LD>(fb, Bs, r0, g, t);
 }
 // acc = A . Y^T: 16 x 64, Y a row-major [64 n][64 k] tile.
 __device__ __forceinline__ void mm_abt(float (&acc)[8][4], const uint32_t (&af)[8][4], const float* Y, int g, int t) {
