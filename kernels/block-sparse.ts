@@ -26,8 +26,9 @@ export interface BlockSparseOptions {
    * 'fp32' exact fp32 (CUDA cores); 'tf32' fp32 in and out, tf32 tensor-core products; 'bf16' q/k/v
    * converted to bf16 on the device on entry, fp32 accumulation, softmax statistics and output.
    * Default: 'tf32' on cuda unless TABRECALL_TF32=0 (the switch cuBLAS matmuls follow), else fp32.
-   * The gradient on cuda: tf32 tensor cores after a 'tf32' or 'bf16' forward (same shapes), exact
-   * fp32 after 'fp32'. Other backends compute in fp32 whatever is asked.
+   * The gradient on cuda (same shapes): bf16 on wgmma after a 'bf16' forward on H100/H200 (tf32
+   * elsewhere), tf32 tensor cores after 'tf32', exact fp32 after 'fp32'. Other backends compute in
+   * fp32 whatever is asked.
    */
   precision?: 'fp32' | 'tf32' | 'bf16';
   /**

@@ -121,10 +121,9 @@ export function kernelCases(c: KernelsConfig, backends: string[], fusedOn: Set<s
           // the backward alone is the fused gradient kernel (Combiner composes several operator calls)
           if (pass === 'backward' && (impl !== 'fused' || x.name.startsWith('combiner'))) continue;
           for (const precision of c.precisions ?? ['fp32']) {
-            // tf32/bf16 are fused-kernel paths on cuda: tf32 forward and backward (tensor cores both
-            // ways); bf16 on packed bf16 inputs, which are forward-only (its gradient is the tf32 one).
+            // tf32/bf16 are fused-kernel paths on cuda, forward and backward (bf16's forward on packed
+            // bf16 inputs; its backward passes on fp32 inputs converted per call, as training runs it).
             if (precision !== 'fp32' && (impl !== 'fused' || backend !== 'cuda' || x.name.startsWith('combiner'))) continue;
-            if (precision === 'bf16' && pass !== 'forward') continue;
             cases.push({ backend, impl, precision, pass, layoutName: x.name, layoutParams: x.params, L: x.L, layout: x.layout });
           }
         }
@@ -191,14 +190,15 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
   const B = batchOf(c, k.L);
   const raw = inputsFor(B, c.H, k.L, c.D, k.backend);
   const { w } = raw;
-  const [q, kk, v] = k.precision === 'bf16' ? [raw.q, raw.k, raw.v].map((t) => packBf16(t)) : [raw.q, raw.k, raw.v];
+  // bf16 forward as the anchors measure it: q/k/v already bf16 on the device (converted once, outside
+  // the timing); packed inputs have no gradient, so forward+backward takes the fp32 ones.
+  const bf16Inputs = k.precision === 'bf16' && k.pass === 'forward';
+  const [q, kk, v] = bf16Inputs ? [raw.q, raw.k, raw.v].map((t) => packBf16(t)) : [raw.q, raw.k, raw.v];
   const impl: AttentionImpl = k.impl;
   const precision = k.precision;
   const combiner = k.layoutName.startsWith('combiner-')
     ? { variant: k.layoutName === 'combiner-fixed' ? ('fixed' as const) : ('axial' as const), segLen: Number(k.layoutParams.segLen), causal: false }
     : undefined;
-  // bf16 as the anchors measure it: q/k/v already bf16 on the device (converted once, outside the timing)
-  const bf16Inputs = precision === 'bf16';
   const attend = (a: tf.Tensor4D, b: tf.Tensor4D, cc: tf.Tensor4D) =>
     combiner ? combinerAttention(a, b, cc, combiner) : blockSparseAttention(a, b, cc, k.layout, { impl, precision, bf16Inputs }).out;
   const grad = tf.grads((a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(attend(a as tf.Tensor4D, b as tf.Tensor4D, cc as tf.Tensor4D), w)));

@@ -111,12 +111,12 @@ export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
       b.buf(dq), b.buf(dk), b.buf(dv), b.buf(dkb), ...x.shape, ...x.layout, ...x.strides];
     if (b.lib.kind === 'cuda') {
       // The GPU backward runs over key blocks too, so it also takes the layout's CSC form. Its products
-      // run on tf32 tensor cores when the forward's were reduced-precision (tf32, bf16) and the shape
-      // allows (the library decides that); precision fp32 keeps the exact fp32 passes.
+      // follow the forward's precision where the shape allows (the library decides that): bf16 on
+      // wgmma (H100/H200; tf32 elsewhere), tf32 tensor cores, or the exact fp32 passes.
       const lib = b.lib as CudaLib;
       const t = transposeLayout(x.l);
-      const tf32 = resolvePrecision(lib, a.precision) !== 'fp32' ? 1 : 0;
-      lib.tr_bsa_bwd_t(...args, b.constant(t.colPtr), b.constant(t.rowIdx), b.constant(t.srcIdx), tf32);
+      const p = resolvePrecision(lib, a.precision);
+      lib.tr_bsa_bwd_t(...args, b.constant(t.colPtr), b.constant(t.rowIdx), b.constant(t.srcIdx), p === 'bf16' ? 2 : p === 'tf32' ? 1 : 0);
     } else {
       b.lib.tr_bsa_bwd(...args);
     }

@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp}/bsa_fwd_check
 nvcc -std=c++17 -O3 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a -Xptxas -v ${NVFLAGS:-} \
   "$here/bsa_fwd_check.cu" "$here/../src/runtime.cu" "$here/../src/attention_tc.cu" "$here/../src/attention_hopper.cu" \
-  "$here/../src/attention.cu" "$here/../src/attention_tc_bwd.cu" -o "$out" 2> "$out.ptxas.log" \
+  "$here/../src/attention.cu" "$here/../src/attention_tc_bwd.cu" "$here/../src/attention_hopper_bwd.cu" -o "$out" 2> "$out.ptxas.log" \
   || { cat "$out.ptxas.log"; exit 1; }
 grep -A2 "bsa_fwd_.*_k" "$out.ptxas.log" | grep -E "registers|spill" | head -6
 ${WRAP:-} "$out" "$@"

@@ -286,13 +286,13 @@ TR_API void tr_bsa_fwd(const float* q, const float* k, const float* v, const flo
 }
 
 // The cuda backward: the native signature plus the transposed layout (col_ptr, row_idx, src_idx) and
-// the arithmetic: tf32 1 runs both passes on tf32 tensor cores where the shape allows (head dim 64,
-// 64 x 64 blocks), 0 (or another shape) the fp32 passes.
+// the arithmetic, where the shape allows tensor cores (head dim 64, 64 x 64 blocks): mode 2 bf16 on
+// wgmma (H100/H200; elsewhere tf32), 1 tf32 (mma.sync), 0 (or another shape) the fp32 passes.
 TR_API void tr_bsa_bwd_t(const float* q, const float* k, const float* v, const float* kb, const float* out, const float* lse,
                          const float* dout, float* dq, float* dk, float* dv, float* dkb, int B, int H, int Lq, int Lk, int D, int Dv,
                          int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx, const uint8_t* full,
                          const uint8_t* mask, int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh, const int32_t* col_ptr,
-                         const int32_t* row_idx, const int32_t* src_idx, int tf32) {
+                         const int32_t* row_idx, const int32_t* src_idx, int mode) {
   const int nQ = (Lq + Bq - 1) / Bq, nK = (Lk + Bk - 1) / Bk;
   if (B * H == 0) return;
   Lay p{B, H, Lq, Lk, D, Dv, Bq, Bk, LH, nQ, nK, row_ptr, col_idx, full, mask, causal, window, scale, kb_sb, kb_sh};
@@ -302,9 +302,10 @@ TR_API void tr_bsa_bwd_t(const float* q, const float* k, const float* v, const f
   TR_CUDA(cudaMallocAsync((void**)&delta, rows * 4 + 4, st));
   if (has_error()) return;
   bsa_delta_k<<<(unsigned)((rows + 7) / 8), 256, 0, st>>>(out, dout, delta, rows, Dv);
-  if (tf32 && D == 64 && Dv == 64 && Bq == 64 && Bk == 64) {
+  if (mode > 0 && D == 64 && Dv == 64 && Bq == 64 && Bk == 64) {
     const tc::Args a{H, Lq, Lk, LH, nQ, row_ptr, col_idx, full, mask, causal, window, scale, kb_sb, kb_sh};
-    tc::tf32_bsa_bwd(a, B, nK, q, k, v, kb, lse, delta, dout, col_ptr, row_idx, src_idx, dq, dk, dv, dkb);
+    if (mode != 2 || !tc::hopper_bsa_bwd_bf16(a, B, nK, q, k, v, kb, lse, delta, dout, col_ptr, row_idx, src_idx, dq, dk, dv, dkb))
+      tc::tf32_bsa_bwd(a, B, nK, q, k, v, kb, lse, delta, dout, col_ptr, row_idx, src_idx, dq, dk, dv, dkb);
     TR_CUDA(cudaFreeAsync(delta, st));
     return;
   }

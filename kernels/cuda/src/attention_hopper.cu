@@ -8,7 +8,7 @@
 // memory through the descriptor's transpose, and the softmax denominators come from the same bf16 P
 // times a tile of ones on the tensor cores. Softmax is attention_tc.cuh's, since wgmma's accumulator
 // layout per warp is mma.sync's m16n8 layout repeated along N.
-#include "attention_tc.cuh"
+#include "wgmma.cuh"
 #include <cuda.h>  // CUtensorMap and its enums only: the encoder comes through the runtime's driver entry point
 #include <cudaTypedefs.h>
 #include <algorithm>
@@ -20,107 +20,7 @@
 using namespace tr;
 using namespace tr::tc;
 
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define TR_WGMMA 1
-#endif
-
 namespace {
-constexpr int kTile = T * T;  // elements of one 64 x 64 tile (8 KB)
-// Q tiles + a K/V ring, + slack to align the swizzle atoms to 1024 bytes
-constexpr size_t smem_bytes(int qTiles, int stages, bool slack = true) {
-  return sizeof(__nv_bfloat16) * kTile * (qTiles + 2 * stages) + (slack ? 1024 : 0);
-}
-__device__ __forceinline__ __nv_bfloat16* smem_base(uint8_t* raw) {
-  const uint32_t a = (uint32_t)__cvta_generic_to_shared(raw);
-  return reinterpret_cast<__nv_bfloat16*>(raw + (((a + 1023) & ~1023u) - a));
-}
-
-// Shared-memory matrix descriptor: 128-byte swizzle; 8-row groups 1024 bytes apart (stride byte
-// offset). The leading byte offset only counts when a tile spans several swizzle atoms along its
-// contiguous dimension; ours are exactly one atom (64 bf16) wide.
-// Kept as two words: the high one (stride byte offset, swizzle mode) is one constant, and stepping
-// along a tile adds to the low one's address field (addresses < 256 KB never carry out of it), so the
-// 16 descriptors of a tile cost one add each instead of a mask-shift-or sequence.
-constexpr uint32_t kDescHi = (1024 >> 4) | (1u << 30);
-__device__ __forceinline__ uint32_t desc_lo(uint32_t saddr) { return ((saddr & 0x3FFFF) >> 4) | (1u << 16); }
-__device__ __forceinline__ uint32_t saddr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-// D (64 x 64, fp32) = A(smem, K-major) B(smem, K-major) (+ D when acc); descriptors by low word
-__device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint32_t alo, uint32_t blo, int acc) {
-#ifdef TR_WGMMA
-  asm volatile(
-      "{\n.reg .pred p;\n.reg .b64 da, db;\nsetp.ne.b32 p, %34, 0;\nmov.b64 da, {%32, %35};\nmov.b64 db, {%33, %35};\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, da, db, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-      : "r"(alo), "r"(blo), "r"(acc), "r"(kDescHi));
-#endif
-}
-// D += A(registers, mma.sync's A-fragment layout per warp) B(smem, N contiguous: transposed)
-__device__ __forceinline__ void wgmma_rs_t(float (&d)[8][4], const uint32_t (&a)[4], uint32_t blo) {
-#ifdef TR_WGMMA
-  asm volatile(
-      "{\n.reg .pred p;\n.reg .b64 db;\nsetp.ne.b32 p, %37, 0;\nmov.b64 db, {%36, %38};\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, db, p, 1, 1, 1;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(blo), "r"(1), "r"(kDescHi));
-#endif
-}
-__device__ __forceinline__ void wg_fence() {
-#ifdef TR_WGMMA
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void wg_commit() {
-#ifdef TR_WGMMA
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-#endif
-}
-template <int N>
-__device__ __forceinline__ void wg_wait() {
-#ifdef TR_WGMMA
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-#endif
-}
-// cp.async writes through the generic proxy; wgmma reads through the async proxy.
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-// Keeps the compiler from moving accumulator reads or writes across an in-flight wgmma.
-__device__ __forceinline__ void pin(float (&d)[8][4]) {
-#pragma unroll
-  for (int i = 0; i < 8; i++)
-#pragma unroll
-    for (int e = 0; e < 4; e++) asm volatile("" : "+f"(d[i][e])::"memory");
-}
-
-// D (64 x 8) += A(registers) B(smem, 16 x 8). With B all ones, every column of D is A's row sums: the
-// softmax denominators of exactly the bf16 P that multiplies V, on the tensor cores.
-constexpr uint32_t kOnesHi = 256 >> 4;  // no swizzle; stride byte offset 256
-__device__ __forceinline__ uint32_t ones_lo(uint32_t saddr) { return ((saddr & 0x3FFFF) >> 4) | ((128 >> 4) << 16); }  // LBO 128
-__device__ __forceinline__ void wgmma_rs_n8(float (&d)[4], const uint32_t (&a)[4], uint32_t blo) {
-#ifdef TR_WGMMA
-  asm volatile(
-      "{\n.reg .pred p;\n.reg .b64 db;\nsetp.ne.b32 p, %9, 0;\nmov.b64 db, {%8, %10};\n"
-      "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%0, %1, %2, %3}, {%4, %5, %6, %7}, db, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(blo), "r"(1), "r"(kOnesHi));
-#endif
-}
-__device__ __forceinline__ void pin4(float (&d)[4]) {
-#pragma unroll
-  for (int e = 0; e < 4; e++) asm volatile("" : "+f"(d[e])::"memory");
-}
-
-// S (64 x 64) = Q K^T over the head dim: 4 k-steps of 16, Q and K tiles from shared memory.
-__device__ __forceinline__ void issue_s(float (&s)[8][4], uint32_t qaddr, uint32_t kaddr) {
-  const uint32_t dq = desc_lo(qaddr), dk = desc_lo(kaddr);
-#pragma unroll
-  for (int kk = 0; kk < 4; kk++) wgmma_ss(s, dq + kk * (32 >> 4), dk + kk * (32 >> 4), kk);  // k-steps: 32 bytes
-}
-// O += P V over one 64-key tile: P from registers (pack_p), V (keys x head dim) from shared memory.
-__device__ __forceinline__ void issue_pv(float (&o)[8][4], const uint32_t (&pa)[4][4], uint32_t vaddr) {
-  const uint32_t dv = desc_lo(vaddr);
-#pragma unroll
-  for (int kk = 0; kk < 4; kk++) wgmma_rs_t(o, pa[kk], dv + kk * (16 * 128 >> 4));  // k-steps: 16 key rows
-}
 // A forward CTA's shared memory: the Q tile, a ring of kStages K and V tiles each, then 512 bf16 ones
 // (the row-sum operand) and, in the TMA kernels, the mbarriers.
 template <int kStages>
@@ -327,6 +227,209 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
 #endif
 }
 
+// ---- 128-key steps (experiment, not the default): two tiles per step share one softmax maximum,
+// one correction, one barrier and one wait each for S and PV, and give each warp two independent
+// chains of exponentials. ~190 registers, so 2 CTAs per SM with a 6-stage ring.
+// Online softmax over tiles pi and pi + 1 at once; P in place. kPlain: both full without key bias
+// (the scale folds into the exponent's FFMA, as in softmax_update). Denominators: on the tensor cores.
+// second false: a row of one tile, whose s1 (a copy of tile pi's scores) is masked out whole.
+template <bool kPlain>
+__device__ __forceinline__ void softmax_pair(const Args& p, float (&s0)[8][4], float (&s1)[8][4], float (&corr)[2], float (&mrow)[2], const float* kb,
+                                             int pi, int i0, int rowa, int t, float sl2, bool second = true) {
+  if (!kPlain) {
+    scaled_scores(p, s0, kb, pi, i0, rowa, t, sl2);
+    if (second) {
+      scaled_scores(p, s1, kb, pi + 1, i0, rowa, t, sl2);
+    } else {
+#pragma unroll
+      for (int nt = 0; nt < 8; nt++) s1[nt][0] = s1[nt][1] = s1[nt][2] = s1[nt][3] = -INFINITY;
+    }
+  }
+  const float mul = kPlain ? sl2 : 1.0f;
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    float tr[8];
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) tr[nt] = fmaxf(fmaxf(s0[nt][2 * hf], s0[nt][2 * hf + 1]), fmaxf(s1[nt][2 * hf], s1[nt][2 * hf + 1]));
+#pragma unroll
+    for (int w = 4; w > 0; w >>= 1)
+#pragma unroll
+      for (int x = 0; x < w; x++) tr[x] = fmaxf(tr[x], tr[x + w]);
+    float mx = tr[0];
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+    const float mnew = fmaxf(mrow[hf], mx * mul);
+    corr[hf] = mnew == -INFINITY ? 1.0f : ex2(mrow[hf] - mnew);
+    const float neg = mnew == -INFINITY ? 0.0f : -mnew;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+      s0[nt][2 * hf] = ex2(fmaf(s0[nt][2 * hf], mul, neg));
+      s0[nt][2 * hf + 1] = ex2(fmaf(s0[nt][2 * hf + 1], mul, neg));
+      s1[nt][2 * hf] = ex2(fmaf(s1[nt][2 * hf], mul, neg));
+      s1[nt][2 * hf + 1] = ex2(fmaf(s1[nt][2 * hf + 1], mul, neg));
+    }
+    mrow[hf] = mnew;
+  }
+}
+
+template <int kStages>
+__global__ void __launch_bounds__(128, 2) bsa_fwd_wgmma_pair_k(Args p, const __grid_constant__ TmaMaps m, const float* kbias, float* out, float* lse) {
+#ifdef TR_WGMMA
+  static_assert(kStages % 2 == 0 && kStages >= 6, "a ring of tile pairs, refilled a pair ahead");
+  extern __shared__ __align__(1024) uint8_t smraw[];
+  const FwdSmem<kStages> sm(smraw);
+  __nv_bfloat16 *Qs = sm.Qs, *Ks = sm.Ks, *Vs = sm.Vs, *ones = sm.ones;
+  const uint32_t bar0 = saddr(ones + 512), qbar = bar0 + 8 * kStages;  // [kStages] stage barriers, then Q's
+  const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  const int i0 = i * T;
+  const uint32_t kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), qaddr = saddr(Qs);
+  if (threadIdx.x == 0) {
+    for (int x = 0; x <= kStages; x++) mbar_init(bar0 + 8 * x, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    mbar_expect(qbar, kTile * sizeof(__nv_bfloat16));
+    tma_load(qaddr, &m.q, i0, (int)bh, qbar);
+  }
+  reinterpret_cast<uint2*>(ones)[threadIdx.x] = make_uint2(0x3F803F80u, 0x3F803F80u);
+  fence_proxy_async();
+  __syncthreads();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+  const int rowa = i0 + warp * 16 + g;
+  auto issue = [&](int f) {  // thread 0: tile f of this row into its stage
+    const int st = f % kStages;
+    const uint32_t bar = bar0 + 8 * st;
+    const int j = __ldg(p.col_idx + a + f) * T;
+    mbar_expect(bar, 2 * kTile * sizeof(__nv_bfloat16));
+    tma_load(kaddr0 + st * kTile * 2, &m.k, j, (int)bh, bar);
+    tma_load(vaddr0 + st * kTile * 2, &m.v, j, (int)bh, bar);
+  };
+  // Step P computes S of tiles 2P, 2P+1 and the PV of the pair before; at its start the stages of
+  // pair P-2 are free (its PV landed in step P-1), and they take pair P + kStages/2 - 2.
+  constexpr int kFirst = kStages - 2;
+  if (threadIdx.x == 0)
+    for (int f = 0; f < kFirst && f < n; f++) issue(f);
+  auto begin_step = [&](int P, int tiles) {
+    __syncthreads();
+    const int f = 2 * P + kStages - 4;
+    if (threadIdx.x == 0 && f >= kFirst) {
+      if (f < n) issue(f);
+      if (f + 1 < n) issue(f + 1);
+    }
+    for (int x = 0; x < tiles; x++) mbar_wait(bar0 + 8 * ((2 * P + x) % kStages), ((2 * P + x) / kStages) & 1);
+    if (P == 0) mbar_wait(qbar, 0);
+  };
+  auto stage = [](int it) { return (uint32_t)(it % kStages) * kTile * 2; };
+  const uint32_t dones = ones_lo(saddr(ones));
+  const float sl2 = p.scale * kLog2e;
+  float o[8][4], mrow[2] = {-INFINITY, -INFINITY}, corr[2] = {1.0f, 1.0f}, lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  uint32_t pa[2][4][4];  // P of the deferred pair
+  // Tile counts are compile-time (integral_constant) wherever wgmmas are issued: a run-time branch
+  // around them makes ptxas inject fences (C7519) or serialize them (C7520).
+  // O += P V of the deferred tiles (V at stages st0 (, st1)) and their row sums, one commit group
+  auto pv = [&](uint32_t st0, uint32_t st1, auto tiles) {
+#pragma unroll
+    for (int x = 0; x < decltype(tiles)::value; x++) {
+      issue_pv(o, pa[x], vaddr0 + (x ? st1 : st0));
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++) wgmma_rs_n8(lacc, pa[x][kk], dones);
+    }
+    wg_commit();
+  };
+  auto correct_all = [&]() {
+    if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {
+      rescale(o, corr);
+      lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
+    }
+  };
+  auto flush = [&](uint32_t st0, uint32_t st1, auto tiles) {  // the deferred PV, now
+    pin(o);
+    pin4(lacc);
+    wg_fence();
+    pv(st0, st1, tiles);
+    wg_wait<0>();
+    pin(o);
+    pin4(lacc);
+  };
+  using One = std::integral_constant<int, 1>;
+  using Two = std::integral_constant<int, 2>;
+  const int pairs = n / 2;
+  if (n > 0) {
+    // Pair 0: nothing deferred yet and o still zero. A row of one tile runs it as a pair whose second
+    // tile is the first again with every score masked: its P is 0 and its V finite, so it adds nothing
+    // (a separate one-tile path made ptxas serialize every wgmma of the kernel, C7511).
+    const bool two = n >= 2;
+    begin_step(0, two ? 2 : 1);
+    float s0[8][4], s1[8][4];
+    wg_fence();
+    issue_s(s0, qaddr, kaddr0 + stage(0));
+    issue_s(s1, qaddr, kaddr0 + stage(two ? 1 : 0));
+    wg_commit();
+    wg_wait<0>();
+    pin(s0);
+    pin(s1);
+    softmax_pair<false>(p, s0, s1, corr, mrow, kb, a, i0, rowa, t, sl2, two);
+    pack_p(s0, pa[0]);
+    pack_p(s1, pa[1]);
+    if (!two) flush(stage(0), stage(0), Two{});
+  }
+  for (int P = 1; P < pairs; P++) {
+    begin_step(P, 2);
+    float s0[8][4], s1[8][4];
+    pin(o);
+    pin4(lacc);
+    wg_fence();
+    issue_s(s0, qaddr, kaddr0 + stage(2 * P));
+    issue_s(s1, qaddr, kaddr0 + stage(2 * P + 1));
+    wg_commit();
+    pv(stage(2 * P - 2), stage(2 * P - 1), Two{});
+    auto rest = [&](auto plain) {
+      wg_wait<1>();
+      pin(s0);
+      pin(s1);
+      softmax_pair<decltype(plain)::value>(p, s0, s1, corr, mrow, kb, a + 2 * P, i0, rowa, t, sl2);
+      wg_wait<0>();
+      pin(o);
+      pin4(lacc);
+      correct_all();
+      pack_p(s0, pa[0]);
+      pack_p(s1, pa[1]);
+    };
+    if (tile_plain(p, a + 2 * P, kb) && tile_plain(p, a + 2 * P + 1, kb)) rest(std::true_type{});
+    else rest(std::false_type{});
+  }
+  if (n >= 3 && (n & 1)) {  // the odd last tile with the last pair's PV, then its own PV
+    begin_step(pairs, 1);
+    float s0[8][4];
+    pin(o);
+    pin4(lacc);
+    wg_fence();
+    issue_s(s0, qaddr, kaddr0 + stage(n - 1));
+    wg_commit();
+    pv(stage(n - 3), stage(n - 2), Two{});
+    wg_wait<1>();
+    pin(s0);
+    float lunused[2] = {0.0f, 0.0f};
+    softmax_update<false>(p, s0, corr, mrow, lunused, kb, a + n - 1, i0, rowa, t, sl2);
+    wg_wait<0>();
+    pin(o);
+    pin4(lacc);
+    correct_all();
+    pack_p(s0, pa[0]);
+    flush(stage(n - 1), 0, One{});
+  } else if (n >= 2) {
+    flush(stage(n - 2), stage(n - 1), Two{});
+  }
+  if (n == 0) mbar_wait(qbar, 0);  // no copy may land after the CTA has gone
+  const float lrow[2] = {lacc[0], lacc[2]};
+  store_rows(p, o, mrow, lrow, out, lse, bh, rowa, t);
+#endif
+}
+
 // 1 when this build carries the sm_90a kernel body (the only target that can run wgmma).
 __global__ void wgmma_probe_k(int* out) {
 #ifdef TR_WGMMA
@@ -359,6 +462,7 @@ const Variant kVariants[] = {
     {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, true>, nullptr, smem_bytes(1, 4) + 1024},
     {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, smem_bytes(1, 4) + kTmaExtra},
     {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4, false>, nullptr, smem_bytes(1, 4)},
+    {"wgmma-pair-s6-tcsum", nullptr, bsa_fwd_wgmma_pair_k<6>, smem_bytes(1, 6) + kTmaExtra},
 };
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
@@ -420,6 +524,8 @@ int bf16_kernel_choice() {
   }
   return g_choice;
 }
+
+bool hopper_available() { return hopper_ready(); }
 
 bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kb,
                          float* out, float* lse) {

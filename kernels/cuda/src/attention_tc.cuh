@@ -127,6 +127,65 @@ __device__ __forceinline__ void mask_scores(float (&s)[8][4], const int (&lo)[2]
     }
 }
 
+// A partial tile's scores in log2 units: the token rule as one key range per row, then per score a
+// compare pair and a select. The earlier per-score form (range, byte mask and key bias in one
+// expression) compiled to ~580 branchy instructions per tile: a third of window's time went to its
+// two edge tiles per row.
+__device__ __forceinline__ void partial_scores(const Args& p, float (&s)[8][4], const float* kb, int pi, int j0, int i0, int rowa, int t,
+                                               float sl2) {
+  int lo[2], hi[2];
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    const int qi = rowa + hf * 8 + (p.Lk - p.Lq);
+    lo[hf] = p.window >= 0 ? max(0, qi - p.window) : 0;
+    int h = p.causal ? qi : p.Lk - 1;
+    if (p.window >= 0) h = min(h, qi + p.window);
+    hi[hf] = min(h, p.Lk - 1);
+  }
+  const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T + (rowa - i0) * T + 2 * t : nullptr;
+  const int c0 = j0 + 2 * t;
+  if (bits) {
+    if (kb) mask_scores<true, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+    else mask_scores<true, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+  } else {
+    if (kb) mask_scores<false, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+    else mask_scores<false, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+  }
+}
+
+// A tile's scores in log2 units, scaled: the partial-tile rule, else the key bias, else the scale.
+__device__ __forceinline__ void scaled_scores(const Args& p, float (&s)[8][4], const float* kb, int pi, int i0, int rowa, int t, float sl2) {
+  const int j0 = p.col_idx[pi] * T;
+  if (!(p.full[pi] != 0 && j0 + T <= p.Lk)) {
+    partial_scores(p, s, kb, pi, j0, i0, rowa, t, sl2);
+    return;
+  }
+#pragma unroll
+  for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) s[nt][e] = kb ? fmaf(s[nt][e], sl2, kb[j0 + nt * 8 + 2 * t + (e & 1)] * kLog2e) : s[nt][e] * sl2;
+}
+// The token rule inside a partial block: may query row `row` (absolute) see key c? (as attention.cu)
+__device__ __forceinline__ bool allowed(const Args& p, int row, int c, const uint8_t* bits, int bit) {
+  if (c >= p.Lk) return false;
+  const int qi = row + (p.Lk - p.Lq);
+  int lo = p.window >= 0 ? max(0, qi - p.window) : 0;
+  int hi = p.causal ? qi : p.Lk - 1;
+  if (p.window >= 0) hi = min(hi, qi + p.window);
+  return c >= lo && c <= hi && (!bits || bits[bit]);
+}
+// Accumulator-layout results (16 rows x 64, rows r and r + 8 for this lane) into a [rows, 64] matrix.
+__device__ __forceinline__ void store_acc(float* dst, const float (&acc)[8][4], int rowa, int len, float mul, int t) {
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    const int row = rowa + hf * 8;
+    if (row >= len) continue;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+      *reinterpret_cast<float2*>(dst + (int64_t)row * T + nt * 8 + 2 * t) = make_float2(acc[nt][2 * hf] * mul, acc[nt][2 * hf + 1] * mul);
+  }
+}
+
 // Token rule (partial blocks), scale, key bias and the online-softmax update of one 16 x 64 tile of
 // raw scores held in mma accumulator layout (s[n-tile][c0..c3]: rows g and g+8, columns 2t, 2t+1);
 // P overwrites S; corr receives the factor the output rows must be scaled by (rescale() below; the
@@ -147,27 +206,7 @@ __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], 
   // Two separate loops, so that no per-score test reads `full`: with one loop ptxas kept 32 copies of
   // that predicate as bits in registers, ~70 integer instructions per tile on the plain path too.
   if (!full) {
-    // The token rule as one key range per row, then per score a compare pair and a select. The earlier
-    // per-score form (range, byte mask and key bias in one expression) compiled to ~580 branchy
-    // instructions per tile: a third of window's time went to its two edge tiles per row.
-    int lo[2], hi[2];
-#pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-      const int qi = rowa + hf * 8 + (p.Lk - p.Lq);
-      lo[hf] = p.window >= 0 ? max(0, qi - p.window) : 0;
-      int h = p.causal ? qi : p.Lk - 1;
-      if (p.window >= 0) h = min(h, qi + p.window);
-      hi[hf] = min(h, p.Lk - 1);
-    }
-    const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T + (rowa - i0) * T + 2 * t : nullptr;
-    const int c0 = j0 + 2 * t;
-    if (bits) {
-      if (kb) mask_scores<true, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
-      else mask_scores<true, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
-    } else {
-      if (kb) mask_scores<false, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
-      else mask_scores<false, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
-    }
+    partial_scores(p, s, kb, pi, j0, i0, rowa, t, sl2);
   } else if (kb) {
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
@@ -263,6 +302,13 @@ __device__ __forceinline__ void store_rows(const Args& p, const float (&o)[8][4]
 bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kb,
                          float* out, float* lse);
 
+// attention_hopper.cu: whether this GPU and build run the sm_90a wgmma kernels (probed once).
+bool hopper_available();
+// attention_hopper_bwd.cu: the bf16 wgmma backward (q, k, v, dO converted on entry); false where
+// hopper_available() is not, and the caller runs another backward.
+bool hopper_bsa_bwd_bf16(const Args& p, int B, int nK, const float* q, const float* k, const float* v, const float* kb, const float* lse,
+                         const float* delta, const float* dout, const int32_t* col_ptr, const int32_t* row_idx, const int32_t* src_idx,
+                         float* dq, float* dk, float* dv, float* dkb);
 // attention_tc_bwd.cu: the tf32 tensor-core backward. delta = rowsum(dO * O), computed by the caller.
 void tf32_bsa_bwd(const Args& p, int B, int nK, const float* q, const float* k, const float* v, const float* kb, const float* lse,
                   const float* delta, const float* dout, const int32_t* col_ptr, const int32_t* row_idx, const int32_t* src_idx, float* dq,

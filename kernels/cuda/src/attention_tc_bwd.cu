@@ -69,26 +69,6 @@ __device__ __forceinline__ void mm_cz(float (&acc)[8][4], const float (&c)[8][4]
     }
   }
 }
-// The token rule inside a partial block: may query row `row` (absolute) see key c? (as attention.cu)
-__device__ __forceinline__ bool allowed(const Args& p, int row, int c, const uint8_t* bits, int bit) {
-  if (c >= p.Lk) return false;
-  const int qi = row + (p.Lk - p.Lq);
-  int lo = p.window >= 0 ? max(0, qi - p.window) : 0;
-  int hi = p.causal ? qi : p.Lk - 1;
-  if (p.window >= 0) hi = min(hi, qi + p.window);
-  return c >= lo && c <= hi && (!bits || bits[bit]);
-}
-// Accumulator-layout results (16 rows x 64, rows r and r + 8 for this lane) into a [rows, 64] matrix.
-__device__ __forceinline__ void store_acc(float* dst, const float (&acc)[8][4], int rowa, int len, float mul, int t) {
-#pragma unroll
-  for (int hf = 0; hf < 2; hf++) {
-    const int row = rowa + hf * 8;
-    if (row >= len) continue;
-#pragma unroll
-    for (int nt = 0; nt < 8; nt++)
-      *reinterpret_cast<float2*>(dst + (int64_t)row * T + nt * 8 + 2 * t) = make_float2(acc[nt][2 * hf] * mul, acc[nt][2 * hf + 1] * mul);
-  }
-}
 
 __global__ void __launch_bounds__(128, 2) bsa_dq_tf32_k(Args p, const float* q, const float* k, const float* v, const float* kbias,
                                                      const float* lse, const float* delta, const float* dout, float* dq) {
