@@ -11,6 +11,7 @@ namespace tc {
 constexpr int T = 64;  // rows of a query block, keys of a key block, head dim
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
+constexpr float kMaxSlack = 8.0f;  // see softmax_update
 
 __device__ __forceinline__ int swz(int row, int col) { return row * T + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7)); }
 
@@ -227,8 +228,13 @@ __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], 
     float mx = tr[0];
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-    const float mnew = fmaxf(mrow[hf], mx * mul);
-    corr[hf] = mnew == -INFINITY ? 1.0f : ex2(mrow[hf] - mnew);
+    // The running maximum moves only when a tile's maximum passes it by more than kMaxSlack (log2
+    // units), so P may reach 2^kMaxSlack (harmless in fp32 and bf16) and the output correction is
+    // skipped on nearly every tile. Any maximum gives the same softmax: the row sum and the lse
+    // use the one the numerators did.
+    const float mt = mx * mul;
+    const float mnew = mt > mrow[hf] + kMaxSlack ? mt : mrow[hf];
+    corr[hf] = mnew == mrow[hf] ? 1.0f : ex2(mrow[hf] - mnew);
     const float neg = mnew == -INFINITY ? 0.0f : -mnew;  // a fully masked row so far: every p is 0
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
