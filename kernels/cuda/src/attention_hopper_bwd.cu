@@ -46,13 +46,8 @@ __global__ void __launch_bounds__(128, 2) bsa_dq_wgmma_k(Args p, const __nv_bflo
   };
   if (n > 0) load(0);
   cp_commit();
-  float l2[2], dl[2];  // this lane's rows: log2-domain LSE (-inf: empty or past Lq) and delta
-#pragma unroll
-  for (int hf = 0; hf < 2; hf++) {
-    const int row = rowa + hf * 8;
-    l2[hf] = row < p.Lq ? lse[bh * p.Lq + row] * kLog2e : -INFINITY;
-    dl[hf] = row < p.Lq ? delta[bh * p.Lq + row] : 0.0f;
-  }
+  float l2[2], dl[2];
+  row_stats(p, lse, delta, bh, rowa, l2, dl);
   float acc[8][4];
 #pragma unroll
   for (int x = 0; x < 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.0f;

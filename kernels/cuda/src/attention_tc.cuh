@@ -286,6 +286,18 @@ __device__ __forceinline__ void pack_p(const float (&s)[8][4], uint32_t (&pa)[4]
   }
 }
 
+// The dQ passes' statistics of this lane's rows (rowa, rowa + 8): the log2-domain LSE (-inf for an
+// empty row or one past Lq) and delta.
+__device__ __forceinline__ void row_stats(const Args& p, const float* lse, const float* delta, int64_t bh, int rowa, float (&l2)[2],
+                                          float (&dl)[2]) {
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    const int row = rowa + hf * 8;
+    l2[hf] = row < p.Lq ? lse[bh * p.Lq + row] * kLog2e : -INFINITY;
+    dl[hf] = row < p.Lq ? delta[bh * p.Lq + row] : 0.0f;
+  }
+}
+
 // This lane's two output rows (rowa, rowa + 8) of a 16 x 64 slice normalized by the row sums, and
 // their log-sum-exp; rows past Lq are skipped, empty rows give zeros and -inf.
 __device__ __forceinline__ void store_rows(const Args& p, const float (&o)[8][4], const float (&mrow)[2], const float (&lrow)[2], float* out,

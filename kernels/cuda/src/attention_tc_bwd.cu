@@ -86,13 +86,8 @@ __global__ void __launch_bounds__(128, 2) bsa_dq_tf32_k(Args p, const float* q, 
   const float sl2 = p.scale * kLog2e;
   uint32_t qf[8][4], df[8][4];
   load_pinned(Qs, dOs, q + bh * p.Lq * T, dout + bh * p.Lq * T, i0, p.Lq, r0, g, t, qf, df);
-  float l2[2], dl[2];  // this lane's rows: log2-domain LSE (-inf: empty or past Lq) and delta
-#pragma unroll
-  for (int hf = 0; hf < 2; hf++) {
-    const int row = rowa + hf * 8;
-    l2[hf] = row < p.Lq ? lse[bh * p.Lq + row] * kLog2e : -INFINITY;
-    dl[hf] = row < p.Lq ? delta[bh * p.Lq + row] : 0.0f;
-  }
+  float l2[2], dl[2];
+  row_stats(p, lse, delta, bh, rowa, l2, dl);
   float acc[8][4];
 #pragma unroll
   for (int x = 0; x < 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.0f;
