@@ -227,6 +227,196 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
 #endif
 }
 
+// ---- Three consumer warpgroups and a producer warp per CTA (experiment): FlashAttention-3's
+// structure for head dim 64 (192 query rows per CTA). The CTA walks the union of its three query
+// blocks' key lists once (each list is sorted ascending, so a three-way merge); a K/V tile lands
+// once in a 12-stage ring and serves every warpgroup that lists it. The producer warp alone issues
+// the copies; a slot goes back to it through its own mbarrier (one arrival per consumer warp), not
+// a CTA barrier per tile. A warpgroup that meets a slot it does not list first completes its
+// deferred PV product (so it never holds a slot while it waits for a later one: with the ring
+// full of other groups' tiles that would deadlock), then hands the slot back.
+// Registers: 512 threads start at 128 each; the producer warpgroup gives up to 32 and the consumers
+// take 160 (setmaxnreg), as FlashAttention-3 splits them for three consumer warpgroups.
+constexpr int kWsGroups = 3, kWsStages = 12, kWsThreads = (kWsGroups + 1) * 128;
+// Q tiles, K and V rings, the ones tile; then full[S], empty[S], q[3] barriers and meta[S][4]
+constexpr size_t kWsSmem = smem_bytes(kWsGroups, kWsStages) + 1024 + 8 * (2 * kWsStages + kWsGroups) + 16 * kWsStages;
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory"); }
+template <int N>
+__device__ __forceinline__ void regs_dec() {
+#ifdef TR_WGMMA
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+template <int N>
+__device__ __forceinline__ void regs_inc() {
+#ifdef TR_WGMMA
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+
+__global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3_k(Args p, const __grid_constant__ TmaMaps m, const float* kbias, float* out, float* lse) {
+#ifdef TR_WGMMA
+  constexpr int S = kWsStages;
+  extern __shared__ __align__(1024) uint8_t smraw[];
+  __nv_bfloat16* Qs = smem_base(smraw);
+  __nv_bfloat16* Ks = Qs + kWsGroups * kTile;
+  __nv_bfloat16* Vs = Ks + S * kTile;
+  __nv_bfloat16* ones = Vs + S * kTile;
+  const uint32_t full0 = saddr(ones + 512), empty0 = full0 + 8 * S, qbar0 = empty0 + 8 * S;
+  // per slot: its key block (-1: the end of the walk), then each group's index into its own list or -1
+  int* meta = reinterpret_cast<int*>(ones + 512 + 4 * (2 * S + kWsGroups));
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = warp >> 2;
+  const int32_t* rp = p.row_ptr + lh * (p.nQ + 1);
+  if (threadIdx.x == 0) {
+    for (int x = 0; x < S; x++) {
+      mbar_init(full0 + 8 * x, 1);
+      mbar_init(empty0 + 8 * x, 4 * kWsGroups);
+    }
+    for (int x = 0; x < kWsGroups; x++) mbar_init(qbar0 + 8 * x, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if (threadIdx.x < 128) reinterpret_cast<uint2*>(ones)[threadIdx.x] = make_uint2(0x3F803F80u, 0x3F803F80u);  // 512 bf16 ones
+  fence_proxy_async();
+  __syncthreads();
+  if (grp == kWsGroups) {  // the producer: lane 0 of its first warp merges the lists and issues every copy
+    regs_dec<32>();
+    if (warp != 4 * kWsGroups || lane != 0) return;
+    int ptr[kWsGroups], end[kWsGroups];
+#pragma unroll
+    for (int w = 0; w < kWsGroups; w++) {
+      const int i = blockIdx.x * kWsGroups + w;
+      ptr[w] = end[w] = 0;
+      if (i < p.nQ) {
+        ptr[w] = rp[i], end[w] = rp[i + 1];
+        mbar_expect(qbar0 + 8 * w, kTile * sizeof(__nv_bfloat16));
+        tma_load(saddr(Qs + w * kTile), &m.q, i * T, (int)bh, qbar0 + 8 * w);
+      }
+    }
+    for (int f = 0;; f++) {
+      int c = INT_MAX, col[kWsGroups];
+#pragma unroll
+      for (int w = 0; w < kWsGroups; w++) {
+        col[w] = ptr[w] < end[w] ? __ldg(p.col_idx + ptr[w]) : INT_MAX;
+        c = min(c, col[w]);
+      }
+      const int st = f % S;
+      if (f >= S) mbar_wait(empty0 + 8 * st, (f / S - 1) & 1);
+      int* mt = meta + 4 * st;
+      if (c == INT_MAX) {
+        mt[0] = -1;
+        mbar_arrive(full0 + 8 * st);  // releases the meta write to the consumers' acquiring wait
+        return;
+      }
+      mt[0] = c;
+#pragma unroll
+      for (int w = 0; w < kWsGroups; w++) {
+        mt[1 + w] = col[w] == c ? ptr[w] : -1;
+        if (col[w] == c) ptr[w]++;
+      }
+      mbar_expect(full0 + 8 * st, 2 * kTile * sizeof(__nv_bfloat16));
+      tma_load(saddr(Ks + st * kTile), &m.k, c * T, (int)bh, full0 + 8 * st);
+      tma_load(saddr(Vs + st * kTile), &m.v, c * T, (int)bh, full0 + 8 * st);
+    }
+  }
+  // a consumer warpgroup: query block i, FlashAttention-3's intra-warpgroup overlap as attend_row
+  regs_inc<160>();
+  const int w = grp, i = blockIdx.x * kWsGroups + w;
+  const int g = lane >> 2, t = lane & 3, i0 = i * T, rowa = i0 + (warp & 3) * 16 + g;
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+  const uint32_t qaddr = saddr(Qs + w * kTile), kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), dones = ones_lo(saddr(ones));
+  auto off = [](int f) { return (uint32_t)(f % S) * kTile * 2; };
+  if (i < p.nQ) mbar_wait(qbar0 + 8 * w, 0);
+  const float sl2 = p.scale * kLog2e;
+  float o[8][4], mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f}, corr[2] = {1.0f, 1.0f}, lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  uint32_t pa[4][4];  // P of the deferred PV
+  int cur = 0, prev = 0, pi = -1;
+  bool pending = false;  // a PV product deferred (tile prev's slot still held)
+  auto release = [&](int f) {
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty0 + 8 * (f % S));
+  };
+  auto pv = [&](int f) {  // O += P V(f) and the row sums, one commit group
+    issue_pv(o, pa, vaddr0 + off(f));
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wgmma_rs_n8(lacc, pa[kk], dones);
+    wg_commit();
+  };
+  auto flush = [&]() {
+    pin(o);
+    pin4(lacc);
+    wg_fence();
+    pv(prev);
+    wg_wait<0>();
+    pin(o);
+    pin4(lacc);
+    release(prev);
+    pending = false;
+  };
+  auto correct = [&]() {
+    if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {
+      rescale(o, corr);
+      lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
+    }
+  };
+  // cur to this group's next tile (pi: its index in the group's list); false at the end of the walk
+  auto advance = [&]() -> bool {
+    for (;; cur++) {
+      const int st = cur % S;
+      mbar_wait(full0 + 8 * st, (cur / S) & 1);
+      const int* mt = meta + 4 * st;
+      if (mt[0] < 0) return false;
+      pi = mt[1 + w];
+      if (pi >= 0) return true;
+      if (pending) flush();
+      release(cur);
+    }
+  };
+  while (advance()) {
+    float s[8][4];
+    if (pending) {  // S of this tile with the deferred PV in flight
+      pin(o);
+      pin4(lacc);
+      wg_fence();
+      issue_s(s, qaddr, kaddr0 + off(cur));
+      wg_commit();
+      pv(prev);
+      auto rest = [&](auto plain) {
+        wg_wait<1>();
+        pin(s);
+        softmax_update<false, decltype(plain)::value>(p, s, corr, mrow, lrow, kb, pi, i0, rowa, t, sl2);
+        wg_wait<0>();
+        pin(o);
+        pin4(lacc);
+        correct();
+        pack_p(s, pa);
+      };
+      if (tile_plain(p, pi, kb)) rest(std::integral_constant<int, 1>{});
+      else rest(std::integral_constant<int, 0>{});
+      release(prev);
+    } else {  // the group's first tile, or the first after a flush
+      wg_fence();
+      issue_s(s, qaddr, kaddr0 + off(cur));
+      wg_commit();
+      wg_wait<0>();
+      pin(s);
+      softmax_update<false>(p, s, corr, mrow, lrow, kb, pi, i0, rowa, t, sl2);
+      correct();
+      pack_p(s, pa);
+    }
+    prev = cur++;
+    pending = true;
+  }
+  if (pending) flush();
+  const float lsum[2] = {lacc[0], lacc[2]};
+  store_rows(p, o, mrow, lsum, out, lse, bh, rowa, t);
+#endif
+}
+
 // 1 when this build carries the sm_90a kernel body (the only target that can run wgmma).
 __global__ void wgmma_probe_k(int* out) {
 #ifdef TR_WGMMA
@@ -248,6 +438,7 @@ struct Variant {
   Kernel fn;  // cp.async loads, or, when null, the TMA kernel
   TmaKernel tma;
   size_t smem;
+  int rows = 1, threads = 128;  // query blocks and threads per CTA
 };
 // [0] is the default ("wgmma"); [1] its fallback when no tensor map can be made; the rest stay
 // selectable so the 2 x 2 of loads (TMA, cp.async) x row sums (tensor cores, ALUs) can be re-measured.
@@ -259,6 +450,7 @@ const Variant kVariants[] = {
     {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, true>, nullptr, smem_bytes(1, 4) + 1024},
     {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, smem_bytes(1, 4) + kTmaExtra},
     {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4, false>, nullptr, smem_bytes(1, 4)},
+    {"wgmma-ws3-s12", nullptr, bsa_fwd_wgmma_ws3_k, kWsSmem, kWsGroups, kWsThreads},
 };
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
@@ -332,12 +524,12 @@ bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __n
     return choice >= 2;
   }
   const Variant* x = &kVariants[choice >= 2 ? choice - 2 : 0];
-  const dim3 grid(p.nQ, p.H, B);
+  auto grid = [&](const Variant* v) { return dim3((p.nQ + v->rows - 1) / v->rows, p.H, B); };
   if (x->tma) {
     TmaMaps m;
     const int64_t BH = (int64_t)B * p.H;
     if (tensor_map(&m.q, q, BH, p.Lq) && tensor_map(&m.k, k, BH, p.Lk) && tensor_map(&m.v, v, BH, p.Lk)) {
-      x->tma<<<grid, 128, x->smem, stream()>>>(p, m, kb, out, lse);
+      x->tma<<<grid(x), x->threads, x->smem, stream()>>>(p, m, kb, out, lse);
       x = nullptr;
     } else if (choice >= 3) {
       set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "cuTensorMapEncodeTiled failed (or the driver lacks it)");
@@ -347,7 +539,7 @@ bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __n
       g_fallbacks++;
     }
   }
-  if (x) x->fn<<<grid, 128, x->smem, stream()>>>(p, q, k, v, kb, out, lse);
+  if (x) x->fn<<<grid(x), x->threads, x->smem, stream()>>>(p, q, k, v, kb, out, lse);
   TR_LAUNCHED("bsa_fwd_wgmma");
   return true;
 }
