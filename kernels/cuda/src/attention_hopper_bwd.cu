@@ -176,17 +176,7 @@ __global__ void __launch_bounds__(128, 2) bsa_dkdv_wgmma_k(Args p, int nK, const
     pin(dva);
   }
   cp_wait<0>();
-  store_acc(dk + bh * p.Lk * T, dka, keya, p.Lk, p.scale, t);
-  store_acc(dv + bh * p.Lk * T, dva, keya, p.Lk, 1.0f, t);
-  if (dkb) {
-#pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-      float sum = dbs[hf];
-      sum += __shfl_xor_sync(0xffffffff, sum, 1);
-      sum += __shfl_xor_sync(0xffffffff, sum, 2);
-      if (t == 0 && keya + hf * 8 < p.Lk) dkb[bh * p.Lk + keya + hf * 8] = sum;
-    }
-  }
+  store_dkdv(p, dka, dva, dbs, dk, dv, dkb, bh, keya, t);
 #endif
 }
 }  // namespace

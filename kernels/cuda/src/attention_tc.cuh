@@ -298,6 +298,23 @@ __device__ __forceinline__ void row_stats(const Args& p, const float* lse, const
   }
 }
 
+// The dK/dV passes' results for this lane's keys (keya, keya + 8): dK (scaled), dV and, with a key
+// bias, its gradient (the lane's partial sums over the block's queries, reduced across the quad).
+__device__ __forceinline__ void store_dkdv(const Args& p, const float (&dka)[8][4], const float (&dva)[8][4], const float (&dbs)[2], float* dk,
+                                           float* dv, float* dkb, int64_t bh, int keya, int t) {
+  store_acc(dk + bh * p.Lk * T, dka, keya, p.Lk, p.scale, t);
+  store_acc(dv + bh * p.Lk * T, dva, keya, p.Lk, 1.0f, t);
+  if (dkb) {
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+      float sum = dbs[hf];
+      sum += __shfl_xor_sync(0xffffffff, sum, 1);
+      sum += __shfl_xor_sync(0xffffffff, sum, 2);
+      if (t == 0 && keya + hf * 8 < p.Lk) dkb[bh * p.Lk + keya + hf * 8] = sum;
+    }
+  }
+}
+
 // This lane's two output rows (rowa, rowa + 8) of a 16 x 64 slice normalized by the row sums, and
 // their log-sum-exp; rows past Lq are skipped, empty rows give zeros and -inf.
 __device__ __forceinline__ void store_rows(const Args& p, const float (&o)[8][4], const float (&mrow)[2], const float (&lrow)[2], float* out,
