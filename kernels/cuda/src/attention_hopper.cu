@@ -43,8 +43,7 @@ template <int kStages, bool kTcSum, class NextTile>
 __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile next_tile, uint32_t qaddr, int a, int n, uint32_t kaddr0,
                                            uint32_t vaddr0, uint32_t dones, const float* kb, int i0, int rowa, int t) {
   float(&o)[8][4] = r.o;
-#pragma unroll
-  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  zero(o);
   r.mrow[0] = r.mrow[1] = -INFINITY;
   r.lrow[0] = r.lrow[1] = 0.0f;
   if (n == 0) return;

@@ -49,8 +49,7 @@ __global__ void __launch_bounds__(128, 2) bsa_dq_wgmma_k(Args p, const __nv_bflo
   float l2[2], dl[2];
   row_stats(p, lse, delta, bh, rowa, l2, dl);
   float acc[8][4];
-#pragma unroll
-  for (int x = 0; x < 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.0f;
+  zero(acc);
   const uint32_t qaddr = saddr(Qs), doaddr = saddr(dOs);
   for (int u = 0; u < n; u++) {
     cp_wait<0>();
@@ -125,11 +124,10 @@ __global__ void __launch_bounds__(128, 2) bsa_dkdv_wgmma_k(Args p, int nK, const
   if (n > 0) load(0);
   cp_commit();
   float kb2[2];
-#pragma unroll
-  for (int hf = 0; hf < 2; hf++) kb2[hf] = kb && keya + hf * 8 < p.Lk ? kb[keya + hf * 8] * kLog2e : 0.0f;
+  key_bias2(p, kb, keya, kb2);
   float dka[8][4], dva[8][4], dbs[2] = {0.0f, 0.0f};
-#pragma unroll
-  for (int x = 0; x < 8; x++) dka[x][0] = dka[x][1] = dka[x][2] = dka[x][3] = dva[x][0] = dva[x][1] = dva[x][2] = dva[x][3] = 0.0f;
+  zero(dka);
+  zero(dva);
   const uint32_t kaddr = saddr(Ks), vaddr = saddr(Vs);
   for (int u = 0; u < n; u++) {
     cp_wait<0>();

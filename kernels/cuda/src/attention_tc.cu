@@ -37,8 +37,7 @@ __global__ void __launch_bounds__(128, 4) bsa_fwd_bf16_k(Args p, const __nv_bflo
   cp_commit();
 
   float o[8][4];
-#pragma unroll
-  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  zero(o);
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
   uint32_t qf[4][4];
   const float sl2 = p.scale * kLog2e;
@@ -61,8 +60,7 @@ __global__ void __launch_bounds__(128, 4) bsa_fwd_bf16_k(Args p, const __nv_bflo
       for (int kk = 0; kk < 4; kk++) ldsm_x4(qf[kk], &Qs[swz(warp * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)]);
     }
     float s[8][4];
-#pragma unroll
-    for (int x = 0; x < 8; x++) s[x][0] = s[x][1] = s[x][2] = s[x][3] = 0.0f;
+    zero(s);
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
 #pragma unroll
@@ -135,8 +133,7 @@ __global__ void __launch_bounds__(128, 2) bsa_fwd_tf32_k(Args p, const float* q,
   cp_commit();
 
   float o[8][4];
-#pragma unroll
-  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  zero(o);
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f};
   uint32_t qf[8][4];
   const float sl2 = p.scale * kLog2e;
@@ -160,8 +157,7 @@ __global__ void __launch_bounds__(128, 2) bsa_fwd_tf32_k(Args p, const float* q,
     const float* Kt = Ks + buf * T * LDQK;
     const float* Vt = Vs + buf * T * LDV;
     float s[8][4];
-#pragma unroll
-    for (int x = 0; x < 8; x++) s[x][0] = s[x][1] = s[x][2] = s[x][3] = 0.0f;
+    zero(s);
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
 #pragma unroll

@@ -13,6 +13,11 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr float kMaxSlack = 8.0f;  // see softmax_update
 
+// An accumulator tile (mma/wgmma layout) set to zero.
+__device__ __forceinline__ void zero(float (&a)[8][4]) {
+#pragma unroll
+  for (int x = 0; x < 8; x++) a[x][0] = a[x][1] = a[x][2] = a[x][3] = 0.0f;
+}
 __device__ __forceinline__ int swz(int row, int col) { return row * T + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7)); }
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
@@ -298,6 +303,12 @@ __device__ __forceinline__ void row_stats(const Args& p, const float* lse, const
   }
 }
 
+// The dK/dV passes' key bias for this lane's keys (keya, keya + 8), in log2 units (0 without one or
+// past Lk).
+__device__ __forceinline__ void key_bias2(const Args& p, const float* kb, int keya, float (&kb2)[2]) {
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) kb2[hf] = kb && keya + hf * 8 < p.Lk ? kb[keya + hf * 8] * kLog2e : 0.0f;
+}
 // The dK/dV passes' results for this lane's keys (keya, keya + 8): dK (scaled), dV and, with a key
 // bias, its gradient (the lane's partial sums over the block's queries, reduced across the quad).
 __device__ __forceinline__ void store_dkdv(const Args& p, const float (&dka)[8][4], const float (&dva)[8][4], const float (&dbs)[2], float* dk,

@@ -89,8 +89,7 @@ __global__ void __launch_bounds__(128, 2) bsa_dq_tf32_k(Args p, const float* q, 
   float l2[2], dl[2];
   row_stats(p, lse, delta, bh, rowa, l2, dl);
   float acc[8][4];
-#pragma unroll
-  for (int x = 0; x < 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.0f;
+  zero(acc);
   const int a = p.row_ptr[lh * (p.nQ + 1) + i], z = p.row_ptr[lh * (p.nQ + 1) + i + 1];
   for (int pi = a; pi < z; pi++) {
     const int j0 = p.col_idx[pi] * T;
@@ -139,11 +138,10 @@ __global__ void __launch_bounds__(128, 2) bsa_dkdv_tf32_k(Args p, int nK, const 
   uint32_t kf[8][4], vf[8][4];
   load_pinned(Ks, Vs, k + bh * p.Lk * T, v + bh * p.Lk * T, j0, p.Lk, c0, g, t, kf, vf);
   float kb2[2];
-#pragma unroll
-  for (int hf = 0; hf < 2; hf++) kb2[hf] = kb && keya + hf * 8 < p.Lk ? kb[keya + hf * 8] * kLog2e : 0.0f;
+  key_bias2(p, kb, keya, kb2);
   float dka[8][4], dva[8][4], dbs[2] = {0.0f, 0.0f};
-#pragma unroll
-  for (int x = 0; x < 8; x++) dka[x][0] = dka[x][1] = dka[x][2] = dka[x][3] = dva[x][0] = dva[x][1] = dva[x][2] = dva[x][3] = 0.0f;
+  zero(dka);
+  zero(dva);
   const int a = col_ptr[lh * (nK + 1) + j], z = col_ptr[lh * (nK + 1) + j + 1];
   for (int tt = a; tt < z; tt++) {
     const int i0 = row_idx[tt] * T, pi = src_idx[tt];
