@@ -330,8 +330,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3_k(Args p, con
   if (i < p.nQ) mbar_wait(qbar0 + 8 * w, 0);
   const float sl2 = p.scale * kLog2e;
   float o[8][4], mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f}, corr[2] = {1.0f, 1.0f}, lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-  for (int x = 0; x < 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.0f;
+  zero(o);
   uint32_t pa[4][4];  // P of the deferred PV
   int cur = 0, prev = 0, pi = -1;
   bool pending = false;  // a PV product deferred (tile prev's slot still held)
