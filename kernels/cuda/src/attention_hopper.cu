@@ -36,10 +36,15 @@ struct FwdSmem {
 // refill the stage of tile it-2, whose PV landed in the previous step.
 // kTcSum: softmax denominators summed on the tensor cores (P times a 1 KB tile of ones, m64n8k16,
 // issued with the PV product) instead of ~34 adds and shuffles per tile on the ALUs.
+// A value every lane of the warp holds, through lane 0: the compiler then knows it is warp-uniform
+// (as CUTLASS's canonical_warp_group_idx does), so loop control, layout indices and the branch on
+// them stay in uniform registers and need no reconvergence.
+__device__ __forceinline__ int uniform(int x) { return __shfl_sync(0xffffffff, x, 0); }
+
 struct RowState {
   float o[8][4], mrow[2], lrow[2];
 };
-template <int kStages, bool kTcSum, class NextTile>
+template <int kStages, bool kTcSum, int kEmu = 0, class NextTile>
 __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile next_tile, uint32_t qaddr, int a, int n, uint32_t kaddr0,
                                            uint32_t vaddr0, uint32_t dones, const float* kb, int i0, int rowa, int t) {
   float(&o)[8][4] = r.o;
@@ -83,7 +88,7 @@ __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile 
     auto rest = [&](auto plain) {
       wg_wait<1>();  // S of tile it is in; PV of tile it-1 may still run
       pin(s);
-      softmax_update<!kTcSum, decltype(plain)::value>(p, s, corr, r.mrow, r.lrow, kb, a + it, i0, rowa, t, sl2);
+      softmax_update<!kTcSum, decltype(plain)::value, kEmu>(p, s, corr, r.mrow, r.lrow, kb, a + it, i0, rowa, t, sl2);
       wg_wait<0>();
       pin(o);
       pin4(lacc);
@@ -94,7 +99,7 @@ __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile 
       }
       pack_p(s, pa);
     };
-    if (tile_plain(p, a + it, kb)) rest(std::integral_constant<int, 1>{});
+    if (uniform(tile_plain(p, a + it, kb))) rest(std::integral_constant<int, 1>{});
     else rest(std::integral_constant<int, 0>{});
   }
   pin(o);
@@ -124,7 +129,7 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_pipe_k(Args p, const __n
   const int64_t bh = (int64_t)b * p.H + h;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int32_t* rp = p.row_ptr + lh * (p.nQ + 1) + i;
-  const int a = rp[0], n = rp[1] - a;
+  const int a = uniform(rp[0]), n = uniform(rp[1]) - a;
   const __nv_bfloat16* kbh = k + bh * p.Lk * T;
   const __nv_bfloat16* vbh = v + bh * p.Lk * T;
   const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
@@ -176,7 +181,7 @@ __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, i
       : "memory");
 }
 
-template <int kStages, bool kTcSum>
+template <int kStages, bool kTcSum, int kEmu = 0>
 __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __grid_constant__ TmaMaps m, const float* kbias, float* out, float* lse) {
 #ifdef TR_WGMMA
   static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
@@ -200,7 +205,7 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
   fence_proxy_async();  // the ones tile is read by wgmma
   __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int a = p.row_ptr[lh * (p.nQ + 1) + i], n = p.row_ptr[lh * (p.nQ + 1) + i + 1] - a;
+  const int a = uniform(p.row_ptr[lh * (p.nQ + 1) + i]), n = uniform(p.row_ptr[lh * (p.nQ + 1) + i + 1]) - a;
   const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
   const int rowa = i0 + warp * 16 + g;
   auto issue = [&](int f) {  // thread 0: tile f of this row into its stage
@@ -220,7 +225,7 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
     if (it == 0) mbar_wait(qbar, 0);
   };
   RowState r;
-  attend_row<kStages, kTcSum>(p, r, next_tile, qaddr, a, n, kaddr0, vaddr0, ones_lo(saddr(ones)), kb, i0, rowa, t);
+  attend_row<kStages, kTcSum, kEmu>(p, r, next_tile, qaddr, a, n, kaddr0, vaddr0, ones_lo(saddr(ones)), kb, i0, rowa, t);
   if (n == 0) mbar_wait(qbar, 0);  // no copy may land after the CTA has gone
   store_rows(p, r.o, r.mrow, r.lrow, out, lse, bh, rowa, t);
 #endif
@@ -253,6 +258,10 @@ __device__ __forceinline__ void regs_inc() {
 #endif
 }
 
+// kPingpong: FlashAttention-3's warp-scheduler barriers. A token goes round the consumer
+// warpgroups once per slot (named barriers 1..3): a group issues its products only while it holds
+// it, so the groups' products and softmaxes interleave instead of meeting on the same units.
+template <bool kPingpong>
 __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3_k(Args p, const __grid_constant__ TmaMaps m, const float* kbias, float* out, float* lse) {
 #ifdef TR_WGMMA
   constexpr int S = kWsStages;
@@ -267,7 +276,9 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3_k(Args p, con
   const int h = blockIdx.y, b = blockIdx.z;
   const int lh = p.LH == 1 ? 0 : h;
   const int64_t bh = (int64_t)b * p.H + h;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, grp = warp >> 2;
+  // warp and group indices through a shuffle from lane 0, as CUTLASS does: values the compiler can see
+  // are warp-uniform go to the uniform datapath (addresses, descriptors, loop control)
+  const int warp = __shfl_sync(0xffffffff, threadIdx.x >> 5, 0), lane = threadIdx.x & 31, grp = warp >> 2;
   const int32_t* rp = p.row_ptr + lh * (p.nQ + 1);
   if (threadIdx.x == 0) {
     for (int x = 0; x < S; x++) {
@@ -329,6 +340,15 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3_k(Args p, con
   auto off = [](int f) { return (uint32_t)(f % S) * kTile * 2; };
   if (i < p.nQ) mbar_wait(qbar0 + 8 * w, 0);
   const float sl2 = p.scale * kLog2e;
+  // the token: wait for it (this group's barrier: its 128 threads and the previous group's 128),
+  // pass it on (arrive at the next group's); the last group hands it to the first at the start
+  auto turn_wait = [&]() {
+    if (kPingpong) asm volatile("bar.sync %0, 256;\n" ::"r"(1 + w) : "memory");
+  };
+  auto turn_pass = [&]() {
+    if (kPingpong) asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (w + 1) % kWsGroups) : "memory");
+  };
+  if (w == kWsGroups - 1) turn_pass();
   float o[8][4], mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f}, corr[2] = {1.0f, 1.0f}, lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   zero(o);
   uint32_t pa[4][4];  // P of the deferred PV
@@ -367,11 +387,13 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3_k(Args p, con
       const int st = cur % S;
       mbar_wait(full0 + 8 * st, (cur / S) & 1);
       const int* mt = meta + 4 * st;
-      if (mt[0] < 0) return false;
-      pi = mt[1 + w];
+      if (__shfl_sync(0xffffffff, mt[0], 0) < 0) return false;
+      pi = __shfl_sync(0xffffffff, mt[1 + w], 0);
       if (pi >= 0) return true;
       if (pending) flush();
       release(cur);
+      turn_wait();  // every group takes the token once per slot, listed or not
+      turn_pass();
     }
   };
   while (advance()) {
@@ -379,10 +401,12 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3_k(Args p, con
     if (pending) {  // S of this tile with the deferred PV in flight
       pin(o);
       pin4(lacc);
+      turn_wait();
       wg_fence();
       issue_s(s, qaddr, kaddr0 + off(cur));
       wg_commit();
       pv(prev);
+      turn_pass();
       auto rest = [&](auto plain) {
         wg_wait<1>();
         pin(s);
@@ -393,13 +417,15 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3_k(Args p, con
         correct();
         pack_p(s, pa);
       };
-      if (tile_plain(p, pi, kb)) rest(std::integral_constant<int, 1>{});
+      if (uniform(tile_plain(p, pi, kb))) rest(std::integral_constant<int, 1>{});
       else rest(std::integral_constant<int, 0>{});
       release(prev);
     } else {  // the group's first tile, or the first after a flush
+      turn_wait();
       wg_fence();
       issue_s(s, qaddr, kaddr0 + off(cur));
       wg_commit();
+      turn_pass();
       wg_wait<0>();
       pin(s);
       softmax_update<false>(p, s, corr, mrow, lrow, kb, pi, i0, rowa, t, sl2);
@@ -448,7 +474,11 @@ const Variant kVariants[] = {
     {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, true>, nullptr, smem_bytes(1, 4) + 1024},
     {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, smem_bytes(1, 4) + kTmaExtra},
     {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4, false>, nullptr, smem_bytes(1, 4)},
-    {"wgmma-ws3-s12", nullptr, bsa_fwd_wgmma_ws3_k, kWsSmem, kWsGroups, kWsThreads},
+    {"wgmma-tma-s4-tcsum-e1", nullptr, bsa_fwd_wgmma_tma_k<4, true, 1>, smem_bytes(1, 4) + kTmaExtra},
+    {"wgmma-tma-s4-tcsum-e2", nullptr, bsa_fwd_wgmma_tma_k<4, true, 2>, smem_bytes(1, 4) + kTmaExtra},
+    {"wgmma-tma-s4-tcsum-e3", nullptr, bsa_fwd_wgmma_tma_k<4, true, 3>, smem_bytes(1, 4) + kTmaExtra},
+    {"wgmma-ws3-s12", nullptr, bsa_fwd_wgmma_ws3_k<false>, kWsSmem, kWsGroups, kWsThreads},
+    {"wgmma-ws3-s12-pp", nullptr, bsa_fwd_wgmma_ws3_k<true>, kWsSmem, kWsGroups, kWsThreads},
 };
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
