@@ -170,7 +170,10 @@ function gpuTag(r: RunRecord): string {
 
 /** The kernels suite: operator latency tables and plots. */
 function kernelsSection(rs: RunRecord[], anchors: { path: string; table: AnchorTable }[]): string {
+  const head = '<section id="task-attention-op"><h2>kernels: the shared block-sparse operator</h2>';
+  const reference = anchors.length ? anchorsSection(anchors) : '';
   const rows = rs.filter((r) => r.metrics.kernel);
+  if (rows.length === 0) return `${head}${reference}</section>`;
   // Reports from different machines and kernel versions share case labels: each row says where it ran.
   const tableHtml = table('kernels', ['case', 'backend', 'device, kernel, git', 'impl', 'precision', 'pass', 'layout', 'B', 'L', 'density', 'median ms', 'p10 ms', 'p90 ms', 'GFLOP/s', 'speedup vs dense'],
     rows.map((r) => {
@@ -205,7 +208,7 @@ function kernelsSection(rs: RunRecord[], anchors: { path: string; table: AnchorT
       .map((s) => ({ ...s, points: s.points.filter((p) => rows.some((r) => r.metrics.kernel!.pass === 'forward' && r.metrics.latency[0]!.medianMs === p[1])) })),
     logX: true, logY: true,
   });
-  return `<section id="task-attention-op"><h2>kernels: the shared block-sparse operator</h2><div class="plots">${densityPlot}${lengthPlot}</div>${tableHtml}${anchors.length ? anchorsSection(anchors) : ''}</section>`;
+  return `${head}<div class="plots">${densityPlot}${lengthPlot}</div>${tableHtml}${reference}</section>`;
 }
 
 /** Other libraries' numbers at the kernels suite's shapes, each file timed in the same call as a kernels report. */
@@ -275,7 +278,7 @@ export function renderLeaderboard(reports: { path: string; report: Report }[], a
 <h1>tabrecall leaderboard</h1><p>${records.length} runs from ${reports.length} report(s). Click a column header to sort.</p>
 ${sections.join('\n')}
 ${tabularSuites.map((suite) => tabularSection(tabularRecords.filter((r) => r.suite === suite), suite, tabularSuites.length > 1 ? `-${suite.replace(/[^A-Za-z0-9_-]/g, '_')}` : '')).join('\n')}
-${kernelRecords.length ? kernelsSection(kernelRecords, anchors) : anchors.length ? `<section id="task-attention-op"><h2>kernels: the shared block-sparse operator</h2>${anchorsSection(anchors)}</section>` : ''}
+${kernelRecords.length || anchors.length ? kernelsSection(kernelRecords, anchors) : ''}
 <h2>Environment</h2>${fingerprints(reports)}
 <script>${SORT_JS}</script></body></html>`;
 }
