@@ -1,6 +1,6 @@
 /** Reading anchor tables (PyTorch's numbers from scripts/device/anchors.py), with one clear error per bad field. */
 import type { AnchorRow, AnchorTable } from './schema.js';
-import { ReportError } from './read.js';
+import { parseJson, ReportError } from './read.js';
 
 /** Whether a JSON file's first characters look like an anchor table rather than a report. */
 export function looksLikeAnchors(head: string): boolean {
@@ -8,13 +8,7 @@ export function looksLikeAnchors(head: string): boolean {
 }
 
 export function parseAnchors(text: string, path: string): AnchorTable {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ReportError(`anchors ${path}: not valid JSON (${(e as Error).message})`);
-  }
-  const a = raw as Partial<AnchorTable>;
+  const a = parseJson(text, 'anchors', path) as Partial<AnchorTable>;
   const need = (ok: boolean, field: string, what: string) => {
     if (!ok) throw new ReportError(`anchors ${path}: ${field} ${what}`);
   };
