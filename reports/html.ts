@@ -1,5 +1,5 @@
 /** The leaderboard: ONE self-contained HTML file (inline CSS, JS and SVG) from one or more reports. */
-import type { Report, RunRecord } from './schema.js';
+import type { AnchorTable, Report, RunRecord } from './schema.js';
 import { barChart, esc, heatmap, linePlot, type Series } from './svg.js';
 import { tabularSummary, widthSummary } from './tabular.js';
 
@@ -169,8 +169,11 @@ function gpuTag(r: RunRecord): string {
 }
 
 /** The kernels suite: operator latency tables and plots. */
-function kernelsSection(rs: RunRecord[]): string {
+function kernelsSection(rs: RunRecord[], anchors: { path: string; table: AnchorTable }[]): string {
+  const head = '<section id="task-attention-op"><h2>kernels: the shared block-sparse operator</h2>';
+  const reference = anchors.length ? anchorsSection(anchors) : '';
   const rows = rs.filter((r) => r.metrics.kernel);
+  if (rows.length === 0) return `${head}${reference}</section>`;
   // Reports from different machines and kernel versions share case labels: each row says where it ran.
   const tableHtml = table('kernels', ['case', 'backend', 'device, kernel, git', 'impl', 'precision', 'pass', 'layout', 'B', 'L', 'density', 'median ms', 'p10 ms', 'p90 ms', 'GFLOP/s', 'speedup vs dense'],
     rows.map((r) => {
@@ -205,7 +208,13 @@ function kernelsSection(rs: RunRecord[]): string {
       .map((s) => ({ ...s, points: s.points.filter((p) => rows.some((r) => r.metrics.kernel!.pass === 'forward' && r.metrics.latency[0]!.medianMs === p[1])) })),
     logX: true, logY: true,
   });
-  return `<section id="task-attention-op"><h2>kernels: the shared block-sparse operator</h2><div class="plots">${densityPlot}${lengthPlot}</div>${tableHtml}</section>`;
+  return `${head}<div class="plots">${densityPlot}${lengthPlot}</div>${tableHtml}${reference}</section>`;
+}
+
+/** Other libraries' numbers at the kernels suite's shapes, each file timed in the same call as a kernels report. */
+function anchorsSection(anchors: { path: string; table: AnchorTable }[]): string {
+  const rows = anchors.flatMap(({ path, table: a }) => a.rows.map((r) => ({ cells: [r.what, r.dtype, `${a.device}, torch ${a.torch}`, path.split(/[\\/]/).pop()!, r.B, r.L, r.density, r.ms, r.tflops * 1000] })));
+  return `<h3>Reference: PyTorch in the same device calls</h3>${table('anchors', ['what', 'dtype', 'device, library', 'file', 'B', 'L', 'density', 'median ms', 'GFLOP/s'], rows)}`;
 }
 
 /**
@@ -244,7 +253,8 @@ function tabularSection(rs: RunRecord[], suite: string, idSuffix: string): strin
   return `<section id="task-tabular${idSuffix}"><h2>tabular in-context learning: suite ${esc(suite)}</h2>${out}</section>`;
 }
 
-export function renderLeaderboard(reports: { path: string; report: Report }[]): string {
+/** anchors: reference tables (scripts/device/anchors.py), shown under the kernels section. */
+export function renderLeaderboard(reports: { path: string; report: Report }[], anchors: { path: string; table: AnchorTable }[] = []): string {
   const records = reports.flatMap((r) => r.report.records);
   const TABULAR = ['tabular', 'width-scaling'];
   const tasks = [...new Set(records.map((r) => r.task.name))].filter((t) => t !== 'attention-op' && !TABULAR.includes(t)).sort();
@@ -268,7 +278,7 @@ export function renderLeaderboard(reports: { path: string; report: Report }[]): 
 <h1>tabrecall leaderboard</h1><p>${records.length} runs from ${reports.length} report(s). Click a column header to sort.</p>
 ${sections.join('\n')}
 ${tabularSuites.map((suite) => tabularSection(tabularRecords.filter((r) => r.suite === suite), suite, tabularSuites.length > 1 ? `-${suite.replace(/[^A-Za-z0-9_-]/g, '_')}` : '')).join('\n')}
-${kernelRecords.length ? kernelsSection(kernelRecords) : ''}
+${kernelRecords.length || anchors.length ? kernelsSection(kernelRecords, anchors) : ''}
 <h2>Environment</h2>${fingerprints(reports)}
 <script>${SORT_JS}</script></body></html>`;
 }

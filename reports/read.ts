@@ -4,14 +4,17 @@ import { SCHEMA_VERSION, type Report, type RunRecord } from './schema.js';
 
 export class ReportError extends Error {}
 
-export function parseReport(text: string, path: string): Report {
-  let raw: unknown;
+/** JSON text to a value, or a ReportError that names the file (`what`: "report", "anchors"). */
+export function parseJson(text: string, what: string, path: string): unknown {
   try {
-    raw = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
-    throw new ReportError(`report ${path}: not valid JSON (${(e as Error).message})`);
+    throw new ReportError(`${what} ${path}: not valid JSON (${(e as Error).message})`);
   }
-  const r = raw as Partial<Report>;
+}
+
+export function parseReport(text: string, path: string): Report {
+  const r = parseJson(text, 'report', path) as Partial<Report>;
   if (!r || typeof r !== 'object') throw new ReportError(`report ${path}: must be a JSON object`);
   if (r.schemaVersion !== SCHEMA_VERSION) {
     throw new ReportError(`report ${path}: schemaVersion must be ${SCHEMA_VERSION}, got ${JSON.stringify(r.schemaVersion)}`);

@@ -138,3 +138,24 @@ export interface Report {
   fingerprint: Fingerprint;
   records: RunRecord[];
 }
+
+/**
+ * Reference numbers from another library at a kernels suite's shapes (scripts/device/anchors.py:
+ * PyTorch SDPA and FlexAttention, timed in the same device call as a kernels report). Not run
+ * records: no seed, no fingerprint beyond the device and library version.
+ */
+export interface AnchorRow {
+  what: string;
+  dtype: string;
+  L: number;
+  B: number;
+  ms: number;
+  density: number;
+  tflops: number;
+}
+
+export interface AnchorTable {
+  device: string;
+  torch: string;
+  rows: AnchorRow[];
+}

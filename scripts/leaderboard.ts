@@ -3,39 +3,48 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { args, main, UsageError } from './cli.js';
 import { readReport } from '../reports/read.js';
+import { looksLikeAnchors, parseAnchors } from '../reports/anchors.js';
 import { renderLeaderboard } from '../reports/html.js';
 import { writeAtomic } from '../reports/write.js';
 
-/** Report files under a folder, recursively (committed results are grouped by machine). */
-function reportsUnder(root: string): string[] {
+/** What a JSON file holds: a schema-versioned report, an anchor table (PyTorch's numbers), or neither. */
+function kindOf(p: string): 'report' | 'anchors' | undefined {
+  const head = readFileSync(p, 'utf8').slice(0, 300);
+  if (looksLikeAnchors(head)) return 'anchors';
+  return /"schemaVersion"\s*:/.test(head) && /"suite"\s*:/.test(head) ? 'report' : undefined;
+}
+
+/** Report and anchor files under a folder, recursively (committed results are grouped by machine). */
+function filesUnder(root: string): string[] {
   if (!existsSync(root)) return [];
   return readdirSync(root, { withFileTypes: true }).flatMap((d) => {
     const p = join(root, d.name);
-    if (d.isDirectory()) return reportsUnder(p);
-    // Anchor tables (PyTorch numbers) and other JSON sit next to reports; only schema-versioned reports render.
-    if (!p.endsWith('.json')) return [];
-    const head = readFileSync(p, 'utf8').slice(0, 300);
-    return /"schemaVersion"\s*:/.test(head) && /"suite"\s*:/.test(head) ? [p] : [];
+    if (d.isDirectory()) return filesUnder(p);
+    return p.endsWith('.json') && kindOf(p) ? [p] : [];
   });
 }
 
-/** Default inputs: every results/<suite>/report.json plus the committed reports under reports/results. */
-function defaultReports(): string[] {
+/** Default inputs: every results/<suite>/report.json plus the committed reports and anchors under reports/results. */
+function defaultInputs(): string[] {
   const fresh = existsSync('results')
     ? readdirSync('results', { withFileTypes: true })
         .filter((d) => d.isDirectory() && existsSync(join('results', d.name, 'report.json')))
         .map((d) => join('results', d.name, 'report.json'))
     : [];
-  return [...fresh, ...reportsUnder(join('reports', 'results'))];
+  return [...fresh, ...filesUnder(join('reports', 'results'))];
 }
 
 main(async () => {
   const { values: o, positionals } = args({ out: { type: 'string', default: join('results', 'leaderboard.html') } }, true);
-  const paths = positionals.length ? positionals : defaultReports();
+  const paths = positionals.length ? positionals : defaultInputs();
   if (paths.length === 0) throw new UsageError('leaderboard: no report given and none found under results/ (run `npm run bench` first)');
-  const reports = paths.map((p) => ({ path: p, report: readReport(p) }));
+  // a named file that is an anchor table joins the anchors; anything else must read as a report
+  const isAnchors = (p: string) => existsSync(p) && p.endsWith('.json') && kindOf(p) === 'anchors';
+  const reports = paths.filter((p) => !isAnchors(p)).map((p) => ({ path: p, report: readReport(p) }));
+  const anchors = paths.filter(isAnchors).map((p) => ({ path: p, table: parseAnchors(readFileSync(p, 'utf8'), p) }));
   const out = resolve(o.out!);
-  writeAtomic(out, renderLeaderboard(reports));
-  console.log(`leaderboard: ${out} (${reports.reduce((s, r) => s + r.report.records.length, 0)} runs from ${reports.length} report(s))`);
+  writeAtomic(out, renderLeaderboard(reports, anchors));
+  const extra = anchors.length ? ` and ${anchors.length} anchor table(s)` : '';
+  console.log(`leaderboard: ${out} (${reports.reduce((s, r) => s + r.report.records.length, 0)} runs from ${reports.length} report(s)${extra})`);
   return 0;
 });

@@ -211,8 +211,11 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
     const g = blockSparseAttentionBackward(q, kk, v, fwd!, w as tf.Tensor4D, k.layout, { precision });
     return [g.dq, g.dk, g.dv, g.dKeyBias];
   };
-  // one call of the pass; its results, to be read (CPU: the host waits on them) or disposed
-  const run: () => tf.Tensor[] = k.pass === 'forward' ? () => [attend(q, kk, v)] : k.pass === 'backward' ? backward : () => grad([q, kk, v]);
+  // one call of the pass; its results, to be read (CPU: the host waits on them) or disposed. Inside a
+  // tidy: the operator's other results (the forward's lse, Combiner's intermediates) would otherwise
+  // leak, one allocation per call (1 MB of lse per forward at the GPU shapes, for the whole suite).
+  const pass: () => tf.Tensor[] = k.pass === 'forward' ? () => [attend(q, kk, v)] : k.pass === 'backward' ? backward : () => grad([q, kk, v]);
+  const run = () => tf.tidy(pass);
   const call = () => {
     const r = run();
     r[0]!.dataSync();

@@ -106,6 +106,16 @@ describe('bench CLI', () => {
     const l = cli('leaderboard.ts', [join(dir, 'missing.json'), '--out', join(dir, 'lb.html')]);
     expect(l.code).toBe(2);
     expect(existsSync(join(dir, 'lb.html'))).toBe(false);
+    // an anchor table given by name joins the leaderboard; a broken one fails with its field named
+    writeFileSync(join(dir, 'anchors.json'), JSON.stringify({ device: 'NVIDIA H200', torch: '2.11.0', rows: [{ what: 'sdpa dense', dtype: 'bf16', L: 4096, B: 4, ms: 0.6, density: 1, tflops: 466 }] }));
+    const a = cli('leaderboard.ts', [join(dir, 'anchors.json'), '--out', join(dir, 'lb.html')]);
+    expect(a.code).toBe(0);
+    expect(readFileSync(join(dir, 'lb.html'), 'utf8')).toContain('<td>sdpa dense</td>');
+    writeFileSync(join(dir, 'anchors.json'), JSON.stringify({ device: 'NVIDIA H200', torch: '2.11.0', rows: [{ what: 'sdpa dense' }] }));
+    const b = cli('leaderboard.ts', [join(dir, 'anchors.json'), '--out', join(dir, 'lb2.html')]);
+    expect(b.code).toBe(2);
+    expect(b.err).toMatch(/anchors .*anchors\.json: rows\[0\]\.dtype must be a string/);
+    expect(existsSync(join(dir, 'lb2.html'))).toBe(false);
   });
 
   it('--resume runs a tabular case again when its checkpoint was replaced at the same path', () => {

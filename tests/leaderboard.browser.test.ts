@@ -42,7 +42,12 @@ describe('leaderboard in headless Chromium', () => {
     const report: Report = { schemaVersion: SCHEMA_VERSION, suite: 'quick', createdAt: new Date().toISOString(), fingerprint: records[0]!.fingerprint, records };
     const dir = mkdtempSync(join(tmpdir(), 'tr-lb-'));
     const file = join(dir, 'leaderboard.html');
-    writeFileSync(file, renderLeaderboard([{ path: 'report.json', report }]));
+    // PyTorch's reference numbers (an anchors file), shown in their own sortable table
+    const anchors = { device: 'NVIDIA H200', torch: '2.11.0', rows: [
+      { what: 'sdpa dense', dtype: 'bf16', L: 4096, B: 4, ms: 0.59, density: 1, tflops: 466.4 },
+      { what: 'flex window 256', dtype: 'bf16', L: 4096, B: 4, ms: 0.16, density: 0.15, tflops: 254.8 },
+    ] };
+    writeFileSync(file, renderLeaderboard([{ path: 'report.json', report }], [{ path: 'anchors.json', table: anchors }]));
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -68,6 +73,9 @@ describe('leaderboard in headless Chromium', () => {
       expect(await page.locator('#tabular-tables tbody tr').count()).toBe(2);
       expect(await page.locator('#task-tabular svg rect').count()).toBeGreaterThanOrEqual(4);
       expect(await page.locator('#width-scaling tbody tr td:nth-child(4)').allTextContents()).toEqual(['1', '8.6923']);
+      const gflops = page.locator('#anchors th', { hasText: /^GFLOP\/s$/ });
+      await gflops.click();
+      expect(await page.locator('#anchors tbody tr td:nth-child(1)').allTextContents()).toEqual(['flex window 256', 'sdpa dense']);
       const shots = resolve('results', 'screenshots');
       mkdirSync(shots, { recursive: true });
       await page.screenshot({ path: join(shots, 'leaderboard.png'), fullPage: true });

@@ -9,6 +9,7 @@ import { compareReports } from '../reports/compare.js';
 import { SCHEMA_VERSION, type Report, type RunRecord } from '../reports/schema.js';
 import { fingerprint } from '../reports/fingerprint.js';
 import { renderLeaderboard } from '../reports/html.js';
+import { parseAnchors } from '../reports/anchors.js';
 
 export function fakeRecord(over: Partial<RunRecord> = {}, acc = 0.99, latencyMs = 10): RunRecord {
   const fp = fingerprint('native');
@@ -102,6 +103,19 @@ describe('reports', () => {
     const html = renderLeaderboard([{ path: 'k.json', report: { ...report([kr('NVIDIA H200', 'wgmma-pipe1-s4', 'aaaaaaa1'), kr('NVIDIA H100', 'mma.sync', 'bbbbbbb2')]), suite: 'kernels-gpu' } }]);
     expect(html).toContain('NVIDIA H200 wgmma-pipe1-s4 @aaaaaaa');
     expect(html).toContain('NVIDIA H100 mma.sync @bbbbbbb');
+  });
+
+  it('anchor tables (PyTorch in the same device call) render under the kernels section; bad fields are named', () => {
+    const text = JSON.stringify({ device: 'NVIDIA H200', torch: '2.11.0', rows: [{ what: 'sdpa dense', dtype: 'bf16', L: 4096, B: 4, ms: 0.5894, density: 1, tflops: 466.4 }] });
+    const table = parseAnchors(text, 'a.json');
+    const html = renderLeaderboard([], [{ path: 'gpu/anchors-x.json', table }]);
+    const section = html.slice(html.indexOf('<section id="task-attention-op"'));
+    expect(section).toContain('id="anchors"');
+    expect(section).toContain('<td>sdpa dense</td><td>bf16</td><td>NVIDIA H200, torch 2.11.0</td><td>anchors-x.json</td>');
+    expect(section).toContain('data-v="0.5894">0.5894</td><td class="n" data-v="466400">466400</td>');
+    expect(() => parseAnchors(JSON.stringify({ device: 'x', torch: 'y', rows: [{ what: 'w', dtype: 'bf16', L: 1, B: 1, ms: 'fast', density: 1, tflops: 1 }] }), 'b.json'))
+      .toThrow(/anchors b\.json: rows\[0\]\.ms must be a finite number/);
+    expect(() => parseAnchors('{"device": "x", "torch": "y"}', 'c.json')).toThrow(/anchors c\.json: rows must be an array/);
   });
 
   it('tabular suites get one section each, never pooled', () => {
