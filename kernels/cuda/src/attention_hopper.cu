@@ -441,6 +441,246 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3_k(Args p, con
 #endif
 }
 
+// ---- ws3 with 128-key steps: FlashAttention-3's head-dim-64 tile (192 query rows x 128 keys per
+// step). A slot holds two consecutive tiles of the CTA's union walk (two TMA boxes each for K and
+// V); a group takes a slot when it lists either tile and sees the other as masked (-inf scores).
+// Per slot in meta: the first tile's key block (-1: the end of the walk), then per group the list
+// index of each tile or -1. Plain slots (both tiles listed, full, no key bias) take one FFMA per
+// score; the others build log2-domain scores tile by tile (scaled_scores) and share the softmax.
+constexpr int kW2Stages = 6, kW2Meta = 8;
+constexpr size_t kW2Smem = smem_bytes(kWsGroups, 2 * kW2Stages) + 1024 + 8 * (2 * kW2Stages + kWsGroups) + 4 * kW2Meta * kW2Stages;
+__global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3k128_k(Args p, const __grid_constant__ TmaMaps m, const float* kbias, float* out, float* lse) {
+#ifdef TR_WGMMA
+  constexpr int S = kW2Stages;
+  extern __shared__ __align__(1024) uint8_t smraw[];
+  __nv_bfloat16* Qs = smem_base(smraw);
+  __nv_bfloat16* Ks = Qs + kWsGroups * kTile;
+  __nv_bfloat16* Vs = Ks + 2 * S * kTile;
+  __nv_bfloat16* ones = Vs + 2 * S * kTile;
+  const uint32_t full0 = saddr(ones + 512), empty0 = full0 + 8 * S, qbar0 = empty0 + 8 * S;
+  int* meta = reinterpret_cast<int*>(ones + 512 + 4 * (2 * S + kWsGroups));
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int lh = p.LH == 1 ? 0 : h;
+  const int64_t bh = (int64_t)b * p.H + h;
+  const int warp = __shfl_sync(0xffffffff, threadIdx.x >> 5, 0), lane = threadIdx.x & 31, grp = warp >> 2;
+  const int32_t* rp = p.row_ptr + lh * (p.nQ + 1);
+  if (threadIdx.x == 0) {
+    for (int x = 0; x < S; x++) {
+      mbar_init(full0 + 8 * x, 1);
+      mbar_init(empty0 + 8 * x, 4 * kWsGroups);
+    }
+    for (int x = 0; x < kWsGroups; x++) mbar_init(qbar0 + 8 * x, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if (threadIdx.x < 128) reinterpret_cast<uint2*>(ones)[threadIdx.x] = make_uint2(0x3F803F80u, 0x3F803F80u);
+  fence_proxy_async();
+  __syncthreads();
+  if (grp == kWsGroups) {  // the producer: lane 0 of its first warp merges the lists, pairs the tiles, issues every copy
+    regs_dec<24>();
+    if (warp != 4 * kWsGroups || lane != 0) return;
+    int ptr[kWsGroups], end[kWsGroups];
+#pragma unroll
+    for (int w = 0; w < kWsGroups; w++) {
+      const int i = blockIdx.x * kWsGroups + w;
+      ptr[w] = end[w] = 0;
+      if (i < p.nQ) {
+        ptr[w] = rp[i], end[w] = rp[i + 1];
+        mbar_expect(qbar0 + 8 * w, kTile * sizeof(__nv_bfloat16));
+        tma_load(saddr(Qs + w * kTile), &m.q, i * T, (int)bh, qbar0 + 8 * w);
+      }
+    }
+    for (int f = 0;; f++) {
+      int c[2], at[2][kWsGroups];
+#pragma unroll
+      for (int x = 0; x < 2; x++) {  // the next two tiles of the union walk
+        int cx = INT_MAX, col[kWsGroups];
+#pragma unroll
+        for (int w = 0; w < kWsGroups; w++) {
+          col[w] = ptr[w] < end[w] ? __ldg(p.col_idx + ptr[w]) : INT_MAX;
+          cx = min(cx, col[w]);
+        }
+#pragma unroll
+        for (int w = 0; w < kWsGroups; w++) {
+          at[x][w] = cx != INT_MAX && col[w] == cx ? ptr[w] : -1;
+          if (at[x][w] >= 0) ptr[w]++;
+        }
+        c[x] = cx;
+      }
+      const int st = f % S;
+      if (f >= S) mbar_wait(empty0 + 8 * st, (f / S - 1) & 1);
+      int* mt = meta + kW2Meta * st;
+      if (c[0] == INT_MAX) {
+        mt[0] = -1;
+        mbar_arrive(full0 + 8 * st);  // releases the meta write to the consumers' acquiring wait
+        return;
+      }
+      mt[0] = c[0];
+#pragma unroll
+      for (int w = 0; w < kWsGroups; w++) mt[1 + 2 * w] = at[0][w], mt[2 + 2 * w] = at[1][w];
+      // the walk's last slot may hold one tile: the second box repeats it, and no group lists it
+      const int c1 = c[1] == INT_MAX ? c[0] : c[1];
+      mbar_expect(full0 + 8 * st, 4 * kTile * sizeof(__nv_bfloat16));
+      tma_load(saddr(Ks + (2 * st) * kTile), &m.k, c[0] * T, (int)bh, full0 + 8 * st);
+      tma_load(saddr(Ks + (2 * st + 1) * kTile), &m.k, c1 * T, (int)bh, full0 + 8 * st);
+      tma_load(saddr(Vs + (2 * st) * kTile), &m.v, c[0] * T, (int)bh, full0 + 8 * st);
+      tma_load(saddr(Vs + (2 * st + 1) * kTile), &m.v, c1 * T, (int)bh, full0 + 8 * st);
+    }
+  }
+  // a consumer warpgroup: query block i, FlashAttention-3's intra-warpgroup overlap over 128-key steps
+  regs_inc<160>();
+  const int w = grp, i = blockIdx.x * kWsGroups + w;
+  const int g = lane >> 2, t = lane & 3, i0 = i * T, rowa = i0 + (warp & 3) * 16 + g;
+  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
+  const uint32_t qaddr = saddr(Qs + w * kTile), kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), dones = ones_lo(saddr(ones));
+  auto off = [](int f, int half) { return (uint32_t)(2 * (f % S) + half) * kTile * 2; };
+  if (i < p.nQ) mbar_wait(qbar0 + 8 * w, 0);
+  const float sl2 = p.scale * kLog2e;
+  float o[8][4], mrow[2] = {-INFINITY, -INFINITY}, corr[2] = {1.0f, 1.0f}, lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  zero(o);
+  uint32_t pa[2][4][4];  // P of the deferred PV, both tiles
+  int cur = 0, prev = 0;
+  bool pending = false;
+  auto release = [&](int f) {
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty0 + 8 * (f % S));
+  };
+  auto pv = [&](int f) {  // O += P V over both tiles, and the row sums, one commit group
+    issue_pv(o, pa[0], vaddr0 + off(f, 0));
+    issue_pv(o, pa[1], vaddr0 + off(f, 1));
+#pragma unroll
+    for (int x = 0; x < 2; x++)
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++) wgmma_rs_n8(lacc, pa[x][kk], dones);
+    wg_commit();
+  };
+  auto flush = [&]() {
+    pin(o);
+    pin4(lacc);
+    wg_fence();
+    pv(prev);
+    wg_wait<0>();
+    pin(o);
+    pin4(lacc);
+    release(prev);
+    pending = false;
+  };
+  // The online-softmax update over 128 columns: raw scores times mul (plain slots) or scores already
+  // in log2 units (mul 1; -inf where masked, and a row with nothing yet keeps a zero P).
+  auto softmax2 = [&](float(&sa)[8][4], float(&sb)[8][4], auto plain) {
+    constexpr bool kPlain = decltype(plain)::value;
+    const float mul = kPlain ? sl2 : 1.0f;
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+      float tr[8];
+#pragma unroll
+      for (int nt = 0; nt < 8; nt++) tr[nt] = fmaxf(fmaxf(sa[nt][2 * hf], sa[nt][2 * hf + 1]), fmaxf(sb[nt][2 * hf], sb[nt][2 * hf + 1]));
+#pragma unroll
+      for (int x = 4; x > 0; x >>= 1)
+#pragma unroll
+        for (int y = 0; y < x; y++) tr[y] = fmaxf(tr[y], tr[y + x]);
+      float mx = tr[0];
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+      const float mt = mx * mul;
+      const float mnew = mt > mrow[hf] + kMaxSlack ? mt : mrow[hf];  // the lazy maximum, as softmax_update
+      corr[hf] = mnew == mrow[hf] ? 1.0f : ex2(mrow[hf] - mnew);
+      const float neg = kPlain || mnew != -INFINITY ? -mnew : 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < 8; nt++) {
+        sa[nt][2 * hf] = ex2(fmaf(sa[nt][2 * hf], mul, neg));
+        sa[nt][2 * hf + 1] = ex2(fmaf(sa[nt][2 * hf + 1], mul, neg));
+        sb[nt][2 * hf] = ex2(fmaf(sb[nt][2 * hf], mul, neg));
+        sb[nt][2 * hf + 1] = ex2(fmaf(sb[nt][2 * hf + 1], mul, neg));
+      }
+      mrow[hf] = mnew;
+    }
+  };
+  // a tile's scores in log2 units, or all -inf when this group does not list it
+  auto tile_scores = [&](float(&s)[8][4], int pi) {
+    if (pi >= 0) {
+      scaled_scores(p, s, kb, pi, i0, rowa, t, sl2);
+    } else {
+#pragma unroll
+      for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[nt][e] = -INFINITY;
+    }
+  };
+  auto correct = [&]() {
+    if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {
+      rescale(o, corr);
+      lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
+    }
+  };
+  for (;; cur++) {
+    const int st = cur % S;
+    mbar_wait(full0 + 8 * st, (cur / S) & 1);
+    const int* mt = meta + kW2Meta * st;
+    if (__shfl_sync(0xffffffff, mt[0], 0) < 0) break;
+    const int pi0 = __shfl_sync(0xffffffff, mt[1 + 2 * w], 0), pi1 = __shfl_sync(0xffffffff, mt[2 + 2 * w], 0);
+    if (pi0 < 0 && pi1 < 0) {  // a slot this group does not list: finish the deferred PV first (ws3's rule)
+      if (pending) flush();
+      release(cur);
+      continue;
+    }
+    float sa[8][4], sb[8][4];
+    if (pending) {  // S of this slot with the deferred PV in flight
+      const bool plain = pi0 >= 0 && pi1 >= 0 && __shfl_sync(0xffffffff, (int)(tile_plain(p, pi0, kb) && tile_plain(p, pi1, kb)), 0);
+      pin(o);
+      pin4(lacc);
+      wg_fence();
+      issue_s(sa, qaddr, kaddr0 + off(cur, 0));
+      issue_s(sb, qaddr, kaddr0 + off(cur, 1));
+      wg_commit();
+      pv(prev);
+      // The rest of the step twice, for plain slots and for the others (as attend_row, so that the
+      // two softmax paths do not meet with S in different registers).
+      // Partial slots wait for the PV too before building their scores: with P of the previous slot
+      // still held, the masks' index math pushed the consumers past their registers (596 bytes of spills).
+      auto rest = [&](auto plain_c) {
+        if (decltype(plain_c)::value) wg_wait<1>();
+        else wg_wait<0>();
+        pin(sa);
+        pin(sb);
+        if (!decltype(plain_c)::value) {
+          tile_scores(sa, pi0);
+          tile_scores(sb, pi1);
+        }
+        softmax2(sa, sb, plain_c);
+        if (decltype(plain_c)::value) wg_wait<0>();
+        pin(o);
+        pin4(lacc);
+        correct();
+        pack_p(sa, pa[0]);
+        pack_p(sb, pa[1]);
+      };
+      if (plain) rest(std::integral_constant<bool, true>{});
+      else rest(std::integral_constant<bool, false>{});
+      release(prev);
+    } else {  // the group's first slot, or the first after a flush
+      wg_fence();
+      issue_s(sa, qaddr, kaddr0 + off(cur, 0));
+      issue_s(sb, qaddr, kaddr0 + off(cur, 1));
+      wg_commit();
+      wg_wait<0>();
+      pin(sa);
+      pin(sb);
+      tile_scores(sa, pi0);
+      tile_scores(sb, pi1);
+      softmax2(sa, sb, std::integral_constant<bool, false>{});
+      correct();
+      pack_p(sa, pa[0]);
+      pack_p(sb, pa[1]);
+    }
+    prev = cur;
+    pending = true;
+  }
+  if (pending) flush();
+  const float lsum[2] = {lacc[0], lacc[2]};
+  store_rows(p, o, mrow, lsum, out, lse, bh, rowa, t);
+#endif
+}
+
 // 1 when this build carries the sm_90a kernel body (the only target that can run wgmma).
 __global__ void wgmma_probe_k(int* out) {
 #ifdef TR_WGMMA
@@ -479,6 +719,7 @@ const Variant kVariants[] = {
     {"wgmma-tma-s4-tcsum-e3", nullptr, bsa_fwd_wgmma_tma_k<4, true, 3>, smem_bytes(1, 4) + kTmaExtra},
     {"wgmma-ws3-s12", nullptr, bsa_fwd_wgmma_ws3_k<false>, kWsSmem, kWsGroups, kWsThreads},
     {"wgmma-ws3-s12-pp", nullptr, bsa_fwd_wgmma_ws3_k<true>, kWsSmem, kWsGroups, kWsThreads},
+    {"wgmma-ws3-k128", nullptr, bsa_fwd_wgmma_ws3k128_k, kW2Smem, kWsGroups, kWsThreads},
 };
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
