@@ -158,7 +158,9 @@ th[data-dir=desc]::after{content:' ▼'}td.n{text-align:right;font-variant-numer
 function kernelWhere(r: RunRecord): string {
   const info = r.fingerprint.backendInfo ?? {};
   const dev = info.device ?? r.fingerprint.cpu;
-  const bf16 = r.metrics.kernel?.precision === 'bf16' && info.bf16Attention ? ` ${info.bf16Attention}` : '';
+  const k = r.metrics.kernel;
+  const ran = k?.variant ?? info.bf16Attention;  // per record where the report has it
+  const bf16 = k?.precision === 'bf16' && ran ? ` ${ran}` : '';
   return `${dev}${bf16} @${r.gitSha.slice(0, 7)}`;
 }
 

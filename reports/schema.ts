@@ -44,6 +44,8 @@ export interface KernelMetrics {
   impl: string;
   /** Operand precision of the fused forward; absent = fp32. */
   precision?: 'fp32' | 'tf32' | 'bf16';
+  /** The bf16 forward kernel that ran (cuda; the default picks one by the layout's row length). */
+  variant?: string;
   /** backward: the gradient kernel alone (2.5x the forward's FLOPs); forward+backward: autodiff through the op (3.5x). */
   pass: 'forward' | 'forward+backward' | 'backward';
   /** Listed blocks / all blocks. */

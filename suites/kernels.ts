@@ -233,6 +233,9 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
     await bench.run();
     samples = [...((bench.tasks[0]!.result as { latency?: { samples?: number[] } }).latency?.samples ?? [])].sort((a, b) => a - b);
   }
+  // which bf16 forward ran (the cuda library picks one per layout)
+  const last = (tf.backend() as unknown as { lib?: { tr_bsa_last_fwd_kernel?: () => unknown } }).lib?.tr_bsa_last_fwd_kernel;
+  const variant = k.backend === 'cuda' && k.precision === 'bf16' && k.pass === 'forward' && last ? String(last()) || undefined : undefined;
   if (bf16Inputs) tf.dispose([q, kk, v]);
   if (fwd) tf.dispose([fwd.out, fwd.lse]);
   if (samples.length === 0) throw new Error(`kernels: no samples for ${kernelCaseLabel(k)}`);
@@ -253,7 +256,7 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
       accuracy: null, accuracyDenominator: 0, exactMatch: 0, examples: 0, finalTrainLoss: NaN, bestValidAccuracy: NaN, trainSteps: 0,
       stoppedBy: 'n/a', trainSeconds: 0, trainTokensPerSec: 0, peakMemoryBytes: 0, lossCurve: [], validCurve: [],
       latency: [{ batch: B, length: k.L, medianMs: median, p10Ms: quantile(samples, 0.1), p90Ms: quantile(samples, 0.9), samples: samples.length, tokensPerSec: (B * k.L) / (median / 1000) }],
-      kernel: { layout: k.layoutName, impl: k.impl, ...(k.precision !== 'fp32' ? { precision: k.precision } : {}), pass: k.pass, density: dens, flops, gflops: flops / (median / 1000) / 1e9, speedupVsDense: null },
+      kernel: { layout: k.layoutName, impl: k.impl, ...(k.precision !== 'fp32' ? { precision: k.precision } : {}), ...(variant ? { variant } : {}), pass: k.pass, density: dens, flops, gflops: flops / (median / 1000) / 1e9, speedupVsDense: null },
     },
     diagnostics: {}, fallbackKernels: { total: 0, byKernel: {} },
     wallTimeSeconds: (performance.now() - t0) / 1000, startedAt: now, finishedAt: now,

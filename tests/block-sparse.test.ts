@@ -174,7 +174,12 @@ if (BACKEND === 'cuda') describe('blockSparseAttention tensor-core forwards on c
       ['per-head', stackHeads([causalLayout(s(256, 256)), stridedLayout({ ...s(256, 256), causal: true }, 2)]), 1, 256, true],
       ['masked', masked, 1, 256, false],
       ['ragged', causalLayout(s(200, 200)), 2, 200, true],
+      // rows of 32+ tiles: on sm_90 the default runs the 128-key-step kernel here (half-listed slots
+      // and partial diagonal tiles in the causal one, key bias in the dense one)
+      ['dense long', denseLayout(s(2048, 2048)), 1, 2048, true],
+      ['causal long', causalLayout(s(4096, 4096)), 1, 4096, false],
     ];
+    const lib = (tf.backend() as unknown as { lib: { tr_bsa_last_fwd_kernel: () => unknown } }).lib;
     for (const [name, layout, B, L, bias] of list) {
       const H = 2;
       const q = rand(rng, [B, H, L, 64]) as tf.Tensor4D;
@@ -184,6 +189,8 @@ if (BACKEND === 'cuda') describe('blockSparseAttention tensor-core forwards on c
       const ref = referenceAttention(q, k, v, layout, 0.125, kb);
       const got = blockSparseAttention(q, k, v, layout, { scale: 0.125, keyBias: kb, precision });
       const r = ref.out.dataSync(), g = got.out.dataSync();
+      const ran = String(lib.tr_bsa_last_fwd_kernel());
+      if (precision === 'bf16' && ran !== 'mma.sync') expect(ran, name).toBe(name.endsWith('long') ? 'wgmma-ws3-k128' : 'wgmma-tma-s4-tcsum');
       let num = 0, den = 0;
       for (let i = 0; i < r.length; i++) (num += (g[i]! - r[i]!) ** 2), (den += r[i]! ** 2);
       expect(Math.sqrt(num / Math.max(den, 1e-30)), `${name} ${precision}`).toBeLessThanOrEqual(tol);

@@ -47,7 +47,7 @@ function tensorCoreForward(b: NativeBackend, precision: unknown, bf16Inputs: boo
   }
   if (p !== 'bf16') return false;
   if (bf16Inputs) {
-    lib.tr_bsa_fwd_bf16(b.buf(q), b.buf(k), b.buf(v), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
+    lib.tr_bsa_fwd_bf16(b.buf(q), b.buf(k), b.buf(v), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides, x.l.colIdx.length);
     return true;
   }
   const half = [q, k, v].map((t) => {
@@ -56,7 +56,7 @@ function tensorCoreForward(b: NativeBackend, precision: unknown, bf16Inputs: boo
     lib.tr_to_bf16(b.buf(t), b.buf(h), n);
     return h;
   });
-  lib.tr_bsa_fwd_bf16(b.buf(half[0]!), b.buf(half[1]!), b.buf(half[2]!), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
+  lib.tr_bsa_fwd_bf16(b.buf(half[0]!), b.buf(half[1]!), b.buf(half[2]!), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides, x.l.colIdx.length);
   for (const h of half) b.disposeData(h.dataId);
   return true;
 }

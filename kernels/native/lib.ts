@@ -56,7 +56,9 @@ const CUDA_SIGNATURES = {
   tr_bsa_fits: ['int', ['int', 'int', 'int', 'int']],
   tr_bsa_fwd_tf32: ['void', [P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
   tr_to_bf16: ['void', [P, P, 'int64_t']],
-  tr_bsa_fwd_bf16: ['void', [P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
+  // the last argument: the layout's listed blocks over its heads (the kernel pick reads the mean row length)
+  tr_bsa_fwd_bf16: ['void', [P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t', 'int64_t']],
+  tr_bsa_last_fwd_kernel: ['const char *', []],
   tr_timer_start: ['void', []],
   tr_timer_stop: ['float', []],
 } as const;

@@ -16,6 +16,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <cstdio>
 
 using namespace tr;
 using namespace tr::tc;
@@ -44,7 +45,7 @@ __device__ __forceinline__ int uniform(int x) { return __shfl_sync(0xffffffff, x
 struct RowState {
   float o[8][4], mrow[2], lrow[2];
 };
-template <int kStages, bool kTcSum, int kEmu = 0, class NextTile>
+template <int kStages, bool kTcSum, class NextTile>
 __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile next_tile, uint32_t qaddr, int a, int n, uint32_t kaddr0,
                                            uint32_t vaddr0, uint32_t dones, const float* kb, int i0, int rowa, int t) {
   float(&o)[8][4] = r.o;
@@ -88,7 +89,7 @@ __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile 
     auto rest = [&](auto plain) {
       wg_wait<1>();  // S of tile it is in; PV of tile it-1 may still run
       pin(s);
-      softmax_update<!kTcSum, decltype(plain)::value, kEmu>(p, s, corr, r.mrow, r.lrow, kb, a + it, i0, rowa, t, sl2);
+      softmax_update<!kTcSum, decltype(plain)::value>(p, s, corr, r.mrow, r.lrow, kb, a + it, i0, rowa, t, sl2);
       wg_wait<0>();
       pin(o);
       pin4(lacc);
@@ -181,7 +182,7 @@ __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, i
       : "memory");
 }
 
-template <int kStages, bool kTcSum, int kEmu = 0>
+template <int kStages, bool kTcSum>
 __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __grid_constant__ TmaMaps m, const float* kbias, float* out, float* lse) {
 #ifdef TR_WGMMA
   static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
@@ -225,25 +226,23 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
     if (it == 0) mbar_wait(qbar, 0);
   };
   RowState r;
-  attend_row<kStages, kTcSum, kEmu>(p, r, next_tile, qaddr, a, n, kaddr0, vaddr0, ones_lo(saddr(ones)), kb, i0, rowa, t);
+  attend_row<kStages, kTcSum>(p, r, next_tile, qaddr, a, n, kaddr0, vaddr0, ones_lo(saddr(ones)), kb, i0, rowa, t);
   if (n == 0) mbar_wait(qbar, 0);  // no copy may land after the CTA has gone
   store_rows(p, r.o, r.mrow, r.lrow, out, lse, bh, rowa, t);
 #endif
 }
 
-// ---- Three consumer warpgroups and a producer warp per CTA (experiment): FlashAttention-3's
-// structure for head dim 64 (192 query rows per CTA). The CTA walks the union of its three query
-// blocks' key lists once (each list is sorted ascending, so a three-way merge); a K/V tile lands
-// once in a 12-stage ring and serves every warpgroup that lists it. The producer warp alone issues
-// the copies; a slot goes back to it through its own mbarrier (one arrival per consumer warp), not
-// a CTA barrier per tile. A warpgroup that meets a slot it does not list first completes its
-// deferred PV product (so it never holds a slot while it waits for a later one: with the ring
-// full of other groups' tiles that would deadlock), then hands the slot back.
-// Registers: 512 threads start at 128 each; the producer warpgroup gives up to 32 and the consumers
+// ---- Three consumer warpgroups and a producer warp per CTA: FlashAttention-3's structure for head
+// dim 64 (192 query rows per CTA). The CTA walks the union of its three query blocks' key lists
+// once (each list is sorted ascending, so a three-way merge); K/V tiles land once in a ring and serve
+// every warpgroup that lists them. The producer warp alone issues the copies; a slot goes back to it
+// through its own mbarrier (one arrival per consumer warp), not a CTA barrier per tile. A warpgroup
+// that meets a slot it does not list first completes its deferred PV product (so it never holds a
+// slot while it waits for a later one: with the ring full of other groups' tiles that would
+// deadlock; modelled in kernels/cuda/check/ws3_protocol.py), then hands the slot back.
+// Registers: 512 threads start at 128 each; the producer warpgroup gives up to 24 and the consumers
 // take 160 (setmaxnreg), as FlashAttention-3 splits them for three consumer warpgroups.
-constexpr int kWsGroups = 3, kWsStages = 12, kWsThreads = (kWsGroups + 1) * 128;
-// Q tiles, K and V rings, the ones tile; then full[S], empty[S], q[3] barriers and meta[S][4]
-constexpr size_t kWsSmem = smem_bytes(kWsGroups, kWsStages) + 1024 + 8 * (2 * kWsStages + kWsGroups) + 16 * kWsStages;
+constexpr int kWsGroups = 3, kWsThreads = (kWsGroups + 1) * 128;
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory"); }
 template <int N>
 __device__ __forceinline__ void regs_dec() {
@@ -255,189 +254,6 @@ template <int N>
 __device__ __forceinline__ void regs_inc() {
 #ifdef TR_WGMMA
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
-#endif
-}
-
-// kPingpong: FlashAttention-3's warp-scheduler barriers. A token goes round the consumer
-// warpgroups once per slot (named barriers 1..3): a group issues its products only while it holds
-// it, so the groups' products and softmaxes interleave instead of meeting on the same units.
-template <bool kPingpong>
-__global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3_k(Args p, const __grid_constant__ TmaMaps m, const float* kbias, float* out, float* lse) {
-#ifdef TR_WGMMA
-  constexpr int S = kWsStages;
-  extern __shared__ __align__(1024) uint8_t smraw[];
-  __nv_bfloat16* Qs = smem_base(smraw);
-  __nv_bfloat16* Ks = Qs + kWsGroups * kTile;
-  __nv_bfloat16* Vs = Ks + S * kTile;
-  __nv_bfloat16* ones = Vs + S * kTile;
-  const uint32_t full0 = saddr(ones + 512), empty0 = full0 + 8 * S, qbar0 = empty0 + 8 * S;
-  // per slot: its key block (-1: the end of the walk), then each group's index into its own list or -1
-  int* meta = reinterpret_cast<int*>(ones + 512 + 4 * (2 * S + kWsGroups));
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int lh = p.LH == 1 ? 0 : h;
-  const int64_t bh = (int64_t)b * p.H + h;
-  // warp and group indices through a shuffle from lane 0, as CUTLASS does: values the compiler can see
-  // are warp-uniform go to the uniform datapath (addresses, descriptors, loop control)
-  const int warp = __shfl_sync(0xffffffff, threadIdx.x >> 5, 0), lane = threadIdx.x & 31, grp = warp >> 2;
-  const int32_t* rp = p.row_ptr + lh * (p.nQ + 1);
-  if (threadIdx.x == 0) {
-    for (int x = 0; x < S; x++) {
-      mbar_init(full0 + 8 * x, 1);
-      mbar_init(empty0 + 8 * x, 4 * kWsGroups);
-    }
-    for (int x = 0; x < kWsGroups; x++) mbar_init(qbar0 + 8 * x, 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
-  if (threadIdx.x < 128) reinterpret_cast<uint2*>(ones)[threadIdx.x] = make_uint2(0x3F803F80u, 0x3F803F80u);  // 512 bf16 ones
-  fence_proxy_async();
-  __syncthreads();
-  if (grp == kWsGroups) {  // the producer: lane 0 of its first warp merges the lists and issues every copy
-    regs_dec<32>();
-    if (warp != 4 * kWsGroups || lane != 0) return;
-    int ptr[kWsGroups], end[kWsGroups];
-#pragma unroll
-    for (int w = 0; w < kWsGroups; w++) {
-      const int i = blockIdx.x * kWsGroups + w;
-      ptr[w] = end[w] = 0;
-      if (i < p.nQ) {
-        ptr[w] = rp[i], end[w] = rp[i + 1];
-        mbar_expect(qbar0 + 8 * w, kTile * sizeof(__nv_bfloat16));
-        tma_load(saddr(Qs + w * kTile), &m.q, i * T, (int)bh, qbar0 + 8 * w);
-      }
-    }
-    for (int f = 0;; f++) {
-      int c = INT_MAX, col[kWsGroups];
-#pragma unroll
-      for (int w = 0; w < kWsGroups; w++) {
-        col[w] = ptr[w] < end[w] ? __ldg(p.col_idx + ptr[w]) : INT_MAX;
-        c = min(c, col[w]);
-      }
-      const int st = f % S;
-      if (f >= S) mbar_wait(empty0 + 8 * st, (f / S - 1) & 1);
-      int* mt = meta + 4 * st;
-      if (c == INT_MAX) {
-        mt[0] = -1;
-        mbar_arrive(full0 + 8 * st);  // releases the meta write to the consumers' acquiring wait
-        return;
-      }
-      mt[0] = c;
-#pragma unroll
-      for (int w = 0; w < kWsGroups; w++) {
-        mt[1 + w] = col[w] == c ? ptr[w] : -1;
-        if (col[w] == c) ptr[w]++;
-      }
-      mbar_expect(full0 + 8 * st, 2 * kTile * sizeof(__nv_bfloat16));
-      tma_load(saddr(Ks + st * kTile), &m.k, c * T, (int)bh, full0 + 8 * st);
-      tma_load(saddr(Vs + st * kTile), &m.v, c * T, (int)bh, full0 + 8 * st);
-    }
-  }
-  // a consumer warpgroup: query block i, FlashAttention-3's intra-warpgroup overlap as attend_row
-  regs_inc<160>();
-  const int w = grp, i = blockIdx.x * kWsGroups + w;
-  const int g = lane >> 2, t = lane & 3, i0 = i * T, rowa = i0 + (warp & 3) * 16 + g;
-  const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
-  const uint32_t qaddr = saddr(Qs + w * kTile), kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), dones = ones_lo(saddr(ones));
-  auto off = [](int f) { return (uint32_t)(f % S) * kTile * 2; };
-  if (i < p.nQ) mbar_wait(qbar0 + 8 * w, 0);
-  const float sl2 = p.scale * kLog2e;
-  // the token: wait for it (this group's barrier: its 128 threads and the previous group's 128),
-  // pass it on (arrive at the next group's); the last group hands it to the first at the start
-  auto turn_wait = [&]() {
-    if (kPingpong) asm volatile("bar.sync %0, 256;\n" ::"r"(1 + w) : "memory");
-  };
-  auto turn_pass = [&]() {
-    if (kPingpong) asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (w + 1) % kWsGroups) : "memory");
-  };
-  if (w == kWsGroups - 1) turn_pass();
-  float o[8][4], mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.0f, 0.0f}, corr[2] = {1.0f, 1.0f}, lacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  zero(o);
-  uint32_t pa[4][4];  // P of the deferred PV
-  int cur = 0, prev = 0, pi = -1;
-  bool pending = false;  // a PV product deferred (tile prev's slot still held)
-  auto release = [&](int f) {
-    __syncwarp();
-    if (lane == 0) mbar_arrive(empty0 + 8 * (f % S));
-  };
-  auto pv = [&](int f) {  // O += P V(f) and the row sums, one commit group
-    issue_pv(o, pa, vaddr0 + off(f));
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) wgmma_rs_n8(lacc, pa[kk], dones);
-    wg_commit();
-  };
-  auto flush = [&]() {
-    pin(o);
-    pin4(lacc);
-    wg_fence();
-    pv(prev);
-    wg_wait<0>();
-    pin(o);
-    pin4(lacc);
-    release(prev);
-    pending = false;
-  };
-  auto correct = [&]() {
-    if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {
-      rescale(o, corr);
-      lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
-    }
-  };
-  // cur to this group's next tile (pi: its index in the group's list); false at the end of the walk
-  auto advance = [&]() -> bool {
-    for (;; cur++) {
-      const int st = cur % S;
-      mbar_wait(full0 + 8 * st, (cur / S) & 1);
-      const int* mt = meta + 4 * st;
-      if (__shfl_sync(0xffffffff, mt[0], 0) < 0) return false;
-      pi = __shfl_sync(0xffffffff, mt[1 + w], 0);
-      if (pi >= 0) return true;
-      if (pending) flush();
-      release(cur);
-      turn_wait();  // every group takes the token once per slot, listed or not
-      turn_pass();
-    }
-  };
-  while (advance()) {
-    float s[8][4];
-    if (pending) {  // S of this tile with the deferred PV in flight
-      pin(o);
-      pin4(lacc);
-      turn_wait();
-      wg_fence();
-      issue_s(s, qaddr, kaddr0 + off(cur));
-      wg_commit();
-      pv(prev);
-      turn_pass();
-      auto rest = [&](auto plain) {
-        wg_wait<1>();
-        pin(s);
-        softmax_update<false, decltype(plain)::value>(p, s, corr, mrow, lrow, kb, pi, i0, rowa, t, sl2);
-        wg_wait<0>();
-        pin(o);
-        pin4(lacc);
-        correct();
-        pack_p(s, pa);
-      };
-      if (uniform(tile_plain(p, pi, kb))) rest(std::integral_constant<int, 1>{});
-      else rest(std::integral_constant<int, 0>{});
-      release(prev);
-    } else {  // the group's first tile, or the first after a flush
-      turn_wait();
-      wg_fence();
-      issue_s(s, qaddr, kaddr0 + off(cur));
-      wg_commit();
-      turn_pass();
-      wg_wait<0>();
-      pin(s);
-      softmax_update<false>(p, s, corr, mrow, lrow, kb, pi, i0, rowa, t, sl2);
-      correct();
-      pack_p(s, pa);
-    }
-    prev = cur++;
-    pending = true;
-  }
-  if (pending) flush();
-  const float lsum[2] = {lacc[0], lacc[2]};
-  store_rows(p, o, mrow, lsum, out, lse, bh, rowa, t);
 #endif
 }
 
@@ -693,6 +509,7 @@ __global__ void wgmma_probe_k(int* out) {
 int g_choice = -1;  // -1 unset, 0 auto, 1 mma.sync, 2 wgmma (the default variant), 3.. a named variant
 int g_hopper = -1;  // whether this GPU runs the wgmma kernels
 int g_fallbacks = 0;  // default launches that ran the cp.async twin: no tensor map could be made
+int g_last = -1;  // the variant the last launch ran (-1: none yet)
 
 using Kernel = void (*)(Args, const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, const float*, float*, float*);
 using TmaKernel = void (*)(Args, TmaMaps, const float*, float*, float*);
@@ -714,13 +531,13 @@ const Variant kVariants[] = {
     {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, true>, nullptr, smem_bytes(1, 4) + 1024},
     {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, smem_bytes(1, 4) + kTmaExtra},
     {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4, false>, nullptr, smem_bytes(1, 4)},
-    {"wgmma-tma-s4-tcsum-e1", nullptr, bsa_fwd_wgmma_tma_k<4, true, 1>, smem_bytes(1, 4) + kTmaExtra},
-    {"wgmma-tma-s4-tcsum-e2", nullptr, bsa_fwd_wgmma_tma_k<4, true, 2>, smem_bytes(1, 4) + kTmaExtra},
-    {"wgmma-tma-s4-tcsum-e3", nullptr, bsa_fwd_wgmma_tma_k<4, true, 3>, smem_bytes(1, 4) + kTmaExtra},
-    {"wgmma-ws3-s12", nullptr, bsa_fwd_wgmma_ws3_k<false>, kWsSmem, kWsGroups, kWsThreads},
-    {"wgmma-ws3-s12-pp", nullptr, bsa_fwd_wgmma_ws3_k<true>, kWsSmem, kWsGroups, kWsThreads},
     {"wgmma-ws3-k128", nullptr, bsa_fwd_wgmma_ws3k128_k, kW2Smem, kWsGroups, kWsThreads},
 };
+// The default picks by the layout's mean row length: 128-key steps shared by three query blocks win
+// on long rows and lose on short ones (H200, kernels/cuda/NOTES.md: dense 64 and 256 tiles per row
+// +8-10%; window's 9 and BigBird's ~14 tiles per row -18% to -20%).
+constexpr int kLongRowVariant = 4;
+constexpr int kLongRowTiles = 32;
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
 // [BH, L, 64] bf16 as a 3-D tensor map, 64 x 64 boxes, 128-byte swizzle (the wgmma tile layout);
@@ -785,14 +602,16 @@ int bf16_kernel_choice() {
 bool hopper_available() { return hopper_ready(); }
 
 bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kb,
-                         float* out, float* lse) {
+                         float* out, float* lse, int64_t nnz) {
   const int choice = bf16_kernel_choice();
   if (choice == 1) return false;
   if (!hopper_ready()) {
     if (choice >= 2) set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "the wgmma kernels need an sm_90 GPU and a build with sm_90a");
     return choice >= 2;
   }
-  const Variant* x = &kVariants[choice >= 2 ? choice - 2 : 0];
+  const bool longRows = nnz >= (int64_t)kLongRowTiles * p.LH * p.nQ;
+  int vi = choice >= 3 ? choice - 2 : longRows ? kLongRowVariant : 0;
+  const Variant* x = &kVariants[vi];
   auto grid = [&](const Variant* v) { return dim3((p.nQ + v->rows - 1) / v->rows, p.H, B); };
   if (x->tma) {
     TmaMaps m;
@@ -804,12 +623,13 @@ bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __n
       set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "cuTensorMapEncodeTiled failed (or the driver lacks it)");
       return true;
     } else {
-      x = &kVariants[1];  // the default's cp.async twin (a driver without the encoder, an unaligned base)
+      x = &kVariants[vi = 1];  // the default's cp.async twin (a driver without the encoder, an unaligned base)
       g_fallbacks++;
     }
   }
   if (x) x->fn<<<grid(x), x->threads, x->smem, stream()>>>(p, q, k, v, kb, out, lse);
   TR_LAUNCHED("bsa_fwd_wgmma");
+  g_last = vi;
   return true;
 }
 }  // namespace tc
@@ -822,10 +642,18 @@ TR_API void tr_bsa_set_kernel(int which) { g_choice = which < 0 || which >= 2 + 
 // How many wgmma variants tr_bsa_set_kernel can pick (2 .. 1 + this).
 TR_API int tr_bsa_num_variants() { return kNumVariants; }
 
-// The bf16 forward that runs now: a wgmma variant's name or "mma.sync" (the default's cp.async twin
-// once a launch could not make its tensor maps).
+// The bf16 forward: a wgmma variant's name or "mma.sync"; the default names its rule (which variant
+// runs for short and for long rows). tr_bsa_last_fwd_kernel: the variant the last launch ran.
 TR_API const char* tr_bsa_fwd_kernel() {
+  static char rule[128];
   const int c = tr::tc::bf16_kernel_choice();
   if (c == 1 || !hopper_ready()) return "mma.sync";
-  return kVariants[c >= 3 ? c - 2 : g_fallbacks ? 1 : 0].name;
+  if (c >= 3) return kVariants[c - 2].name;
+  std::snprintf(rule, sizeof rule, "%s, %s from %d tiles per row", kVariants[g_fallbacks ? 1 : 0].name, kVariants[kLongRowVariant].name, kLongRowTiles);
+  return rule;
+}
+
+TR_API const char* tr_bsa_last_fwd_kernel() {
+  if (tr::tc::bf16_kernel_choice() == 1 || !hopper_ready()) return "mma.sync";
+  return g_last < 0 ? "" : kVariants[g_last].name;
 }

@@ -207,7 +207,7 @@ TR_API void tr_to_bf16(const float* x, void* y, int64_t n) {
 TR_API void tr_bsa_fwd_bf16(const void* q, const void* k, const void* v, const float* kb, float* out, float* lse, int B, int H, int Lq,
                             int Lk, int D, int Dv, int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx,
                             const uint8_t* full, const uint8_t* mask, int causal, int window, float scale, int64_t kb_sb,
-                            int64_t kb_sh) {
+                            int64_t kb_sh, int64_t nnz) {
   if (!tr_bsa_bf16_supported(D, Dv, Bq, Bk)) {
     set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "the tensor-core path takes head dim 64 and 64x64 blocks only");
     return;
@@ -215,7 +215,7 @@ TR_API void tr_bsa_fwd_bf16(const void* q, const void* k, const void* v, const f
   const int nQ = (Lq + T - 1) / T;
   if (B * H * nQ == 0) return;
   Args p{H, Lq, Lk, LH, nQ, row_ptr, col_idx, full, mask, causal, window, scale, kb_sb, kb_sh};
-  if (hopper_bsa_fwd_bf16(p, B, (const __nv_bfloat16*)q, (const __nv_bfloat16*)k, (const __nv_bfloat16*)v, kb, out, lse)) return;
+  if (hopper_bsa_fwd_bf16(p, B, (const __nv_bfloat16*)q, (const __nv_bfloat16*)k, (const __nv_bfloat16*)v, kb, out, lse, nnz)) return;
   bsa_fwd_bf16_k<<<dim3(nQ, H, B), 128, 0, stream()>>>(p, (const __nv_bfloat16*)q, (const __nv_bfloat16*)k, (const __nv_bfloat16*)v, kb,
                                                         out, lse);
   TR_LAUNCHED("bsa_fwd_bf16");

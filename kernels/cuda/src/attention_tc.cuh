@@ -112,20 +112,6 @@ __device__ __forceinline__ float ex2(float x) {  // 2^x; ex2.approx(-inf) = +0
   return y;
 }
 
-// 2^x on the FMA pipes (FlashAttention-4's offload of the special-function unit): round x to an
-// integer j by the 1.5 * 2^23 trick, 2^(x - j) by a degree-3 polynomial on [-0.5, 0.5] (relative
-// error 7.7e-5, fitted here; P is rounded to bf16, 3.9e-3, right after), j added to the exponent
-// bits. Finite x <= 127 only: x is clamped at -125, where it returns 2^-125, not 0.
-__device__ __forceinline__ float ex2_fma(float x) {
-  x = fmaxf(x, -125.0f);
-  const float t = x + 12582912.0f;  // j in the low mantissa bits
-  const float f = x - (t - 12582912.0f);
-  float p = fmaf(0.0550886838f, f, 0.242604051f);
-  p = fmaf(p, f, 0.693276242f);
-  p = fmaf(p, f, 0.99992894f);
-  return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
-}
-
 // Scores of a partial tile in log2 units: -inf outside this lane's rows' key ranges [lo, hi] (and,
 // kBits, where the block's byte mask is 0; bits points at row rowa, column 2t of it), else
 // scale * s + key bias. c0: the key of column 2t.
@@ -217,9 +203,7 @@ __device__ __forceinline__ void store_acc(float* dst, const float (&acc)[8][4], 
 __device__ __forceinline__ bool tile_plain(const Args& p, int pi, const float* kb) {
   return !kb && p.full[pi] != 0 && (p.col_idx[pi] + 1) * T <= p.Lk;
 }
-// kEmu: on plain tiles, the exponentials of the first kEmu n-tiles (2 * kEmu of a lane's 16 per row
-// half) go through ex2_fma, the rest through the special-function unit.
-template <bool kSum = true, int kPlain = -1, int kEmu = 0>
+template <bool kSum = true, int kPlain = -1>
 __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], float (&corr)[2], float (&mrow)[2], float (&lrow)[2],
                                                const float* kb, int pi, int i0, int rowa, int t, float sl2) {
   const int j0 = kPlain == 1 ? 0 : p.col_idx[pi] * T;
@@ -259,13 +243,8 @@ __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], 
     const float neg = mnew == -INFINITY ? 0.0f : -mnew;  // a fully masked row so far: every p is 0
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
-      if (kPlain == 1 && nt < kEmu) {  // plain tiles only: their scores are finite
-        s[nt][2 * hf] = ex2_fma(fmaf(s[nt][2 * hf], mul, neg));
-        s[nt][2 * hf + 1] = ex2_fma(fmaf(s[nt][2 * hf + 1], mul, neg));
-      } else {
-        s[nt][2 * hf] = ex2(fmaf(s[nt][2 * hf], mul, neg));
-        s[nt][2 * hf + 1] = ex2(fmaf(s[nt][2 * hf + 1], mul, neg));
-      }
+      s[nt][2 * hf] = ex2(fmaf(s[nt][2 * hf], mul, neg));
+      s[nt][2 * hf + 1] = ex2(fmaf(s[nt][2 * hf + 1], mul, neg));
       if (kSum) tr[nt] = s[nt][2 * hf] + s[nt][2 * hf + 1];
     }
     if (kSum) {
@@ -366,8 +345,9 @@ __device__ __forceinline__ void store_rows(const Args& p, const float (&o)[8][4]
 
 // attention_hopper.cu: launches the sm_90a wgmma forward when chosen and runnable; false when the
 // caller should run the mma.sync kernel instead.
+// nnz: the layout's listed blocks over all its heads (the variant pick reads the mean row length).
 bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kb,
-                         float* out, float* lse);
+                         float* out, float* lse, int64_t nnz);
 
 // attention_hopper.cu: whether this GPU and build run the sm_90a wgmma kernels (probed once).
 bool hopper_available();
