@@ -390,16 +390,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3k128_k(Args p,
       float tr[8];
 #pragma unroll
       for (int nt = 0; nt < 8; nt++) tr[nt] = fmaxf(fmaxf(sa[nt][2 * hf], sa[nt][2 * hf + 1]), fmaxf(sb[nt][2 * hf], sb[nt][2 * hf + 1]));
-#pragma unroll
-      for (int x = 4; x > 0; x >>= 1)
-#pragma unroll
-        for (int y = 0; y < x; y++) tr[y] = fmaxf(tr[y], tr[y + x]);
-      float mx = tr[0];
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-      const float mt = mx * mul;
-      const float mnew = mt > mrow[hf] + kMaxSlack ? mt : mrow[hf];  // the lazy maximum, as softmax_update
-      corr[hf] = mnew == mrow[hf] ? 1.0f : ex2(mrow[hf] - mnew);
+      const float mnew = lazy_max(row_max(tr) * mul, mrow[hf], corr[hf]);
       const float neg = kPlain || mnew != -INFINITY ? -mnew : 0.0f;
 #pragma unroll
       for (int nt = 0; nt < 8; nt++) {

@@ -192,6 +192,26 @@ __device__ __forceinline__ void store_acc(float* dst, const float (&acc)[8][4], 
   }
 }
 
+// The maximum over a row of this lane's quad: 8 partial maxima by a tree, then the 4 lanes.
+__device__ __forceinline__ float row_max(float (&tr)[8]) {
+#pragma unroll
+  for (int w = 4; w > 0; w >>= 1)
+#pragma unroll
+    for (int x = 0; x < w; x++) tr[x] = fmaxf(tr[x], tr[x + w]);
+  float mx = tr[0];
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+  return fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+}
+// The running maximum moves only when a tile's maximum mt passes it by more than kMaxSlack (log2
+// units), so P may reach 2^kMaxSlack (harmless in fp32 and bf16) and the output correction is
+// skipped on nearly every tile. Any maximum gives the same softmax: the row sum and the lse use
+// the one the numerators did. Returns the new maximum; corr: the factor for the output so far.
+__device__ __forceinline__ float lazy_max(float mt, float m, float& corr) {
+  const float mnew = mt > m + kMaxSlack ? mt : m;
+  corr = mnew == m ? 1.0f : ex2(m - mnew);
+  return mnew;
+}
+
 // Token rule (partial blocks), scale, key bias and the online-softmax update of one 16 x 64 tile of
 // raw scores held in mma accumulator layout (s[n-tile][c0..c3]: rows g and g+8, columns 2t, 2t+1);
 // P overwrites S; corr receives the factor the output rows must be scaled by (rescale() below; the
@@ -226,20 +246,7 @@ __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], 
     float tr[8];
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) tr[nt] = fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]);
-#pragma unroll
-    for (int w = 4; w > 0; w >>= 1)
-#pragma unroll
-      for (int x = 0; x < w; x++) tr[x] = fmaxf(tr[x], tr[x + w]);
-    float mx = tr[0];
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-    // The running maximum moves only when a tile's maximum passes it by more than kMaxSlack (log2
-    // units), so P may reach 2^kMaxSlack (harmless in fp32 and bf16) and the output correction is
-    // skipped on nearly every tile. Any maximum gives the same softmax: the row sum and the lse
-    // use the one the numerators did.
-    const float mt = mx * mul;
-    const float mnew = mt > mrow[hf] + kMaxSlack ? mt : mrow[hf];
-    corr[hf] = mnew == mrow[hf] ? 1.0f : ex2(mrow[hf] - mnew);
+    const float mnew = lazy_max(row_max(tr) * mul, mrow[hf], corr[hf]);
     const float neg = mnew == -INFINITY ? 0.0f : -mnew;  // a fully masked row so far: every p is 0
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
