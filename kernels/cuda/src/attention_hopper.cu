@@ -260,8 +260,9 @@ __device__ __forceinline__ void regs_inc() {
 // ---- ws3 with 128-key steps: FlashAttention-3's head-dim-64 tile (192 query rows x 128 keys per
 // step). A slot holds two consecutive tiles of the CTA's union walk (two TMA boxes each for K and
 // V); a group takes a slot when it lists either tile and sees the other as masked (-inf scores).
-// Per slot in meta: the first tile's key block (-1: the end of the walk), then per group the list
-// index of each tile or -1. Plain slots (both tiles listed, full, no key bias) take one FFMA per
+// Per slot in meta: the first tile's key block (-1: the end of the walk), per group the list index
+// of each tile or -1, and a bit per group for a plain slot (the producer reads the layout, so the
+// consumers need no global load per step). Plain slots (both tiles listed, full, no key bias) take one FFMA per
 // score; the others build log2-domain scores tile by tile (scaled_scores) and share the softmax.
 constexpr int kW2Stages = 6, kW2Meta = 8;
 constexpr size_t kW2Smem = smem_bytes(kWsGroups, 2 * kW2Stages) + 1024 + 8 * (2 * kW2Stages + kWsGroups) + 4 * kW2Meta * kW2Stages;
@@ -333,6 +334,12 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3k128_k(Args p,
       mt[0] = c[0];
 #pragma unroll
       for (int w = 0; w < kWsGroups; w++) mt[1 + 2 * w] = at[0][w], mt[2 + 2 * w] = at[1][w];
+      // bit w: group w lists both tiles and both are plain (its consumers read this, not the layout)
+      int plain = 0;
+#pragma unroll
+      for (int w = 0; w < kWsGroups; w++)
+        if (at[0][w] >= 0 && at[1][w] >= 0 && tile_plain(p, at[0][w], kbias) && tile_plain(p, at[1][w], kbias)) plain |= 1 << w;
+      mt[7] = plain;
       // the walk's last slot may hold one tile: the second box repeats it, and no group lists it
       const int c1 = c[1] == INT_MAX ? c[0] : c[1];
       mbar_expect(full0 + 8 * st, 4 * kTile * sizeof(__nv_bfloat16));
@@ -432,7 +439,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3k128_k(Args p,
     }
     float sa[8][4], sb[8][4];
     if (pending) {  // S of this slot with the deferred PV in flight
-      const bool plain = pi0 >= 0 && pi1 >= 0 && __shfl_sync(0xffffffff, (int)(tile_plain(p, pi0, kb) && tile_plain(p, pi1, kb)), 0);
+      const bool plain = (__shfl_sync(0xffffffff, mt[7], 0) >> w) & 1;
       pin(o);
       pin4(lacc);
       wg_fence();
