@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-# python3 kernels/cuda/check/ws3_protocol.py: a model of bsa_fwd_wgmma_ws3_k's slot protocol (no GPU).
-# Randomized simulation of the ws3 kernel's producer/consumer protocol (full/empty mbarriers with
-# phase parity, meta per slot, flush-on-skip); checks every group sees exactly its list, in order,
-# that slot contents are never overwritten while in use, and that nothing deadlocks.
+# python3 kernels/cuda/check/ws3_protocol.py: a model of the ws3 kernels' slot protocol (no GPU).
+# Randomized simulation of the producer/consumer protocol of bsa_fwd_wgmma_ws3k128_k (full/empty
+# mbarriers with phase parity, meta per slot, flush-on-skip), with slots of one union tile (12-slot
+# ring, the first ws3 kernel) and of two (6 slots, 128-key steps: a group takes a slot when it lists
+# either tile); checks every group sees exactly its list, in order, that slot contents are never
+# overwritten while in use, and that nothing deadlocks.
 import random
-S=12; G=3
+G=3
 class Bar:
     def __init__(s,count): s.count=count; s.pending=count; s.phase=0  # completed phases = s.phase
     def arrive(s):
@@ -14,24 +16,29 @@ class Bar:
         # current phase index = s.phase (in progress); phase k completed iff k < s.phase
         # waiting with parity P returns when current phase parity != P
         return (s.phase & 1) != parity
-def run(lists, seed):
+def run(lists, seed, per):  # per: union tiles per slot (1 or 2)
+    S=12 if per==1 else 6
     rnd=random.Random(seed)
     full=[Bar(1) for _ in range(S)]; empty=[Bar(4*G) for _ in range(S)]
     meta=[None]*S; slotdata=[None]*S; inuse=[set() for _ in range(S)]
     def producer():
         ptr=[0]*G; f=0
         while True:
-            col=[lists[w][ptr[w]] if ptr[w]<len(lists[w]) else 10**9 for w in range(G)]
-            c=min(col); st=f%S
+            cs=[]; at=[]
+            for _ in range(per):  # the next tiles of the union walk
+                col=[lists[w][ptr[w]] if ptr[w]<len(lists[w]) else 10**9 for w in range(G)]
+                c=min(col); cs.append(c)
+                at.append([ptr[w] if c<10**9 and col[w]==c else -1 for w in range(G)])
+                for w in range(G):
+                    if at[-1][w]>=0: ptr[w]+=1
+            st=f%S
             if f>=S:
                 while not empty[st].done((f//S-1)&1): yield
             assert not inuse[st], ('overwrite in use', st, inuse[st])
-            if c==10**9:
+            if cs[0]==10**9:
                 meta[st]=(-1,); full[st].arrive(); return
-            meta[st]=(c,)+tuple(ptr[w] if col[w]==c else -1 for w in range(G))
-            for w in range(G):
-                if col[w]==c: ptr[w]+=1
-            slotdata[st]=c
+            meta[st]=(cs[0],)+tuple(tuple(at[x][w] for x in range(per)) for w in range(G))
+            slotdata[st]=cs
             yield  # the copy lands later
             full[st].arrive()
             f+=1
@@ -48,8 +55,7 @@ def run(lists, seed):
                 while not full[st].done((cur//S)&1): yield None
                 m=meta[st]
                 if m[0]<0: yield False; return
-                pi=m[1+w]
-                if pi>=0: yield True; return
+                if any(a>=0 for a in m[1+w]): yield True; return
                 if pending:
                     inuse[prev%S].discard((w,warp)); release(prev); pending=False
                 release(cur); cur+=1
@@ -60,7 +66,7 @@ def run(lists, seed):
                 else: break
             if not r: break
             st=cur%S; inuse[st].add((w,warp))
-            if warp==0: seen[w].append(slotdata[st])
+            if warp==0: seen[w].extend(c for c,a in zip(slotdata[st], meta[st][1+w]) if a>=0)
             yield
             if pending:
                 inuse[prev%S].discard((w,warp)); release(prev)
@@ -89,5 +95,6 @@ for trial in range(400):
         elif kind=='global': l=list(range(nK)) if w<2 and rng.random()<0.7 else sorted(set(rng.sample(range(nK),min(nK,3))))
         else: l=sorted(rng.sample(range(nK),rng.randint(0,nK)))
         lists.append(l)
-    run(lists, trial); n+=1
-print('ok', n, 'layouts')
+    for per in (1, 2): run(lists, trial, per)
+    n+=1
+print('ok', n, 'layouts, slots of one and of two tiles')
