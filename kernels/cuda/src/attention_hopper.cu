@@ -42,6 +42,16 @@ struct FwdSmem {
 // them stay in uniform registers and need no reconvergence.
 __device__ __forceinline__ int uniform(int x) { return __shfl_sync(0xffffffff, x, 0); }
 
+// O (and the tensor-core row sums, when kept) rescaled by the softmax update's correction; skipped
+// warp-wide when no row's maximum moved, which after the first tiles is nearly every tile.
+template <bool kTcSum>
+__device__ __forceinline__ void correct_output(float (&o)[8][4], float (&lacc)[4], const float (&corr)[2]) {
+  if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {
+    rescale(o, corr);
+    if (kTcSum) lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
+  }
+}
+
 struct RowState {
   float o[8][4], mrow[2], lrow[2];
 };
@@ -93,11 +103,7 @@ __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile 
       wg_wait<0>();
       pin(o);
       pin4(lacc);
-      // Once the row maxima settle most steps change none, so the multiplies are skipped warp-wide.
-      if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {
-        rescale(o, corr);
-        if (kTcSum) lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
-      }
+      correct_output<kTcSum>(o, lacc, corr);
       pack_p(s, pa);
     };
     if (uniform(tile_plain(p, a + it, kb))) rest(std::integral_constant<int, 1>{});
@@ -420,12 +426,6 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3k128_k(Args p,
         for (int e = 0; e < 4; e++) s[nt][e] = -INFINITY;
     }
   };
-  auto correct = [&]() {
-    if (__any_sync(0xffffffff, corr[0] != 1.0f || corr[1] != 1.0f)) {
-      rescale(o, corr);
-      lacc[0] *= corr[0], lacc[1] *= corr[0], lacc[2] *= corr[1], lacc[3] *= corr[1];
-    }
-  };
   for (;; cur++) {
     const int st = cur % S;
     mbar_wait(full0 + 8 * st, (cur / S) & 1);
@@ -464,7 +464,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3k128_k(Args p,
         if (decltype(plain_c)::value) wg_wait<0>();
         pin(o);
         pin4(lacc);
-        correct();
+        correct_output<true>(o, lacc, corr);
         pack_p(sa, pa[0]);
         pack_p(sb, pa[1]);
       };
@@ -472,17 +472,11 @@ __global__ void __launch_bounds__(kWsThreads, 1) bsa_fwd_wgmma_ws3k128_k(Args p,
       else rest(std::integral_constant<bool, false>{});
       release(prev);
     } else {  // the group's first slot, or the first after a flush
-      wg_fence();
-      issue_s(sa, qaddr, kaddr0 + off(cur, 0));
-      issue_s(sb, qaddr, kaddr0 + off(cur, 1));
-      wg_commit();
-      wg_wait<0>();
-      pin(sa);
-      pin(sb);
+      issue_s2_wait(sa, qaddr, kaddr0 + off(cur, 0), sb, qaddr, kaddr0 + off(cur, 1));
       tile_scores(sa, pi0);
       tile_scores(sb, pi1);
       softmax2(sa, sb, std::integral_constant<bool, false>{});
-      correct();
+      correct_output<true>(o, lacc, corr);
       pack_p(sa, pa[0]);
       pack_p(sb, pa[1]);
     }

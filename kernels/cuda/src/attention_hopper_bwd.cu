@@ -60,13 +60,7 @@ __global__ void __launch_bounds__(128, 2) bsa_dq_wgmma_k(Args p, const __nv_bflo
     const uint32_t kaddr = saddr(Ks + (u & 1) * kTile), vaddr = saddr(Vs + (u & 1) * kTile);
     float s[8][4], dp[8][4];
     pin(acc);
-    wg_fence();
-    issue_s(s, qaddr, kaddr);
-    issue_s(dp, doaddr, vaddr);
-    wg_commit();
-    wg_wait<0>();
-    pin(s);
-    pin(dp);
+    issue_s2_wait(s, qaddr, kaddr, dp, doaddr, vaddr);
     scaled_scores(p, s, kb, a + u, i0, rowa, t, sl2);
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
@@ -144,13 +138,7 @@ __global__ void __launch_bounds__(128, 2) bsa_dkdv_wgmma_k(Args p, int nK, const
     float sT[8][4], dpT[8][4];  // S^T and dP^T: rows = this warp's keys, columns = the block's queries
     pin(dka);
     pin(dva);
-    wg_fence();
-    issue_s(sT, kaddr, qaddr);
-    issue_s(dpT, vaddr, doaddr);
-    wg_commit();
-    wg_wait<0>();
-    pin(sT);
-    pin(dpT);
+    issue_s2_wait(sT, kaddr, qaddr, dpT, vaddr, doaddr);
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
 #pragma unroll

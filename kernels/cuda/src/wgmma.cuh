@@ -101,6 +101,17 @@ __device__ __forceinline__ void issue_s(float (&s)[8][4], uint32_t qaddr, uint32
 #pragma unroll
   for (int kk = 0; kk < 4; kk++) wgmma_ss(s, dq + kk * (32 >> 4), dk + kk * (32 >> 4), kk);  // k-steps: 32 bytes
 }
+// Two products of issue_s's shape in one commit group, waited for: S and dP (the backward's dQ
+// pass, and transposed in its dK/dV pass), or two key tiles' S (the 128-key forward's first step).
+__device__ __forceinline__ void issue_s2_wait(float (&d1)[8][4], uint32_t a1, uint32_t b1, float (&d2)[8][4], uint32_t a2, uint32_t b2) {
+  wg_fence();
+  issue_s(d1, a1, b1);
+  issue_s(d2, a2, b2);
+  wg_commit();
+  wg_wait<0>();
+  pin(d1);
+  pin(d2);
+}
 // D += A B over 64 inner rows: A from registers (pack_p's layout), B (inner x 64) from shared memory
 // through the descriptor's transpose: O += P V; the backward's dQ += dS K, dV += P^T dO, dK += dS^T Q.
 __device__ __forceinline__ void issue_pv(float (&o)[8][4], const uint32_t (&pa)[4][4], uint32_t vaddr) {
