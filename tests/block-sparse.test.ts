@@ -190,7 +190,7 @@ if (BACKEND === 'cuda') describe('blockSparseAttention tensor-core forwards on c
       const got = blockSparseAttention(q, k, v, layout, { scale: 0.125, keyBias: kb, precision });
       const r = ref.out.dataSync(), g = got.out.dataSync();
       const ran = String(lib.tr_bsa_last_fwd_kernel());
-      if (precision === 'bf16' && ran !== 'mma.sync') expect(ran, name).toBe(name.endsWith('long') ? 'wgmma-ws3-k128' : 'wgmma-tma-s4-tcsum');
+      if (precision === 'bf16' && ran !== 'mma.sync') expect(ran, name).toBe(name.endsWith('long') ? 'wgmma-ws3-k128' : 'wgmma-tma-k2v3-c4');
       let num = 0, den = 0;
       for (let i = 0; i < r.length; i++) (num += (g[i]! - r[i]!) ** 2), (den += r[i]! ** 2);
       expect(Math.sqrt(num / Math.max(den, 1e-30)), `${name} ${precision}`).toBeLessThanOrEqual(tol);

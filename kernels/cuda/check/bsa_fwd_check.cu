@@ -498,6 +498,12 @@ std::vector<Problem> timing_problems(int L) {
                   return r;
                 })});
   ps.push_back({"window256", B, H, L, L, 0, 256, false, build(n, 1, [&](int, int i) { return window_row(i, n, 4); })});
+  // BSA_BAND=1: window's blocks without its token rule (every tile full): what the partial tiles cost
+  if (getenv("BSA_BAND")) ps.push_back({"band9", B, H, L, L, 0, -1, false, build(n, 1, [&](int, int i) {
+                                   auto r = window_row(i, n, 4);
+                                   for (auto& e : r) e.second = 1;
+                                   return r;
+                                 })});
   std::mt19937 lr(11);
   ps.push_back({"bigbird", B, H, L, L, 0, -1, false, build(n, H, [&](int, int i) {
                   // window 4 blocks each side (full), global blocks 0..1 (both ways), 2 random blocks

@@ -1,13 +1,15 @@
 // Block-sparse attention forward for Hopper (sm_90a) on wgmma: bf16 q/k/v, fp32 accumulation, softmax
 // statistics and output, the same arguments and results as attention_tc.cu's mma.sync kernel.
-// One warpgroup per CTA owns one 64-row query block (wgmma's M = 64); 3 CTAs per SM. K/V tiles stream
-// through a 4-stage ring in the 128-byte swizzled layout that wgmma's descriptors read (the same
-// swizzle the mma.sync kernel uses for ldmatrix), moved by the TMA copy engine (one thread issues,
-// an mbarrier per stage) or, in the twin kernel, by cp.async. S = QK^T reads Q and K from shared
-// memory; O += PV takes P from registers (the S accumulators, rounded to bf16) and V from shared
-// memory through the descriptor's transpose, and the softmax denominators come from the same bf16 P
-// times a tile of ones on the tensor cores. Softmax is attention_tc.cuh's, since wgmma's accumulator
-// layout per warp is mma.sync's m16n8 layout repeated along N.
+// One warpgroup per CTA owns one 64-row query block (wgmma's M = 64). The default for short rows runs
+// 4 CTAs per SM (128 registers, rings of 2 K and 3 V tiles: 48 KB); its 3-CTA twins keep 4-deep rings.
+// K/V tiles are in the 128-byte swizzled layout that wgmma's descriptors read (the same swizzle the
+// mma.sync kernel uses for ldmatrix), moved by the TMA copy engine (one thread issues, an mbarrier per
+// tile) or, in the fallback kernel, by cp.async. S = QK^T reads Q and K from shared memory; O += PV
+// takes P from registers (the S accumulators, rounded to bf16) and V from shared memory through the
+// descriptor's transpose; the softmax denominators are summed on the ALUs or, in the tcsum twins, as
+// the same bf16 P times a tile of ones on the tensor cores. Softmax is attention_tc.cuh's, since
+// wgmma's accumulator layout per warp is mma.sync's m16n8 layout repeated along N. Long rows go to
+// the 128-key kernel below (three query blocks per CTA sharing one K/V ring).
 #include "wgmma.cuh"
 #include <cuda.h>  // CUtensorMap and its enums only: the encoder comes through the runtime's driver entry point
 #include <cudaTypedefs.h>
@@ -22,14 +24,17 @@ using namespace tr;
 using namespace tr::tc;
 
 namespace {
-// A forward CTA's shared memory: the Q tile, a ring of kStages K and V tiles each, then 512 bf16 ones
+// A forward CTA's shared memory: the Q tile, rings of kKS K tiles and kVS V tiles, then 512 bf16 ones
 // (the row-sum operand) and, in the TMA kernels, the mbarriers.
-template <int kStages>
+template <int kKS, int kVS>
 struct FwdSmem {
   __nv_bfloat16 *Qs, *Ks, *Vs, *ones;
   __device__ __forceinline__ explicit FwdSmem(uint8_t* raw)
-      : Qs(smem_base(raw)), Ks(Qs + kTile), Vs(Ks + kStages * kTile), ones(Vs + kStages * kTile) {}
+      : Qs(smem_base(raw)), Ks(Qs + kTile), Vs(Ks + kKS * kTile), ones(Vs + kVS * kTile) {}
 };
+// How many tiles ahead the rings refill: K of tile it-1 is free once S(it-1) landed, V of tile it-2
+// once PV(it-2) did, both known at step it's CTA barrier.
+__host__ __device__ constexpr int ring_lead(int kKS, int kVS) { return kKS - 1 < kVS - 2 ? kKS - 1 : kVS - 2; }
 
 // One query block's row of n tiles, one warpgroup: FlashAttention-3's intra-warpgroup overlap, the
 // PV product of tile it-1 on the tensor cores while the softmax of tile it runs (the output
@@ -55,7 +60,7 @@ __device__ __forceinline__ void correct_output(float (&o)[8][4], float (&lacc)[4
 struct RowState {
   float o[8][4], mrow[2], lrow[2];
 };
-template <int kStages, bool kTcSum, class NextTile>
+template <int kKS, int kVS, bool kTcSum, class NextTile>
 __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile next_tile, uint32_t qaddr, int a, int n, uint32_t kaddr0,
                                            uint32_t vaddr0, uint32_t dones, const float* kb, int i0, int rowa, int t) {
   float(&o)[8][4] = r.o;
@@ -73,12 +78,13 @@ __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile 
       for (int kk = 0; kk < 4; kk++) wgmma_rs_n8(lacc, pa[kk], dones);
     wg_commit();
   };
-  auto stage = [](int it) { return (uint32_t)(it % kStages) * kTile * 2; };
+  auto kst = [](int it) { return (uint32_t)(it % kKS) * kTile * 2; };
+  auto vst = [](int it) { return (uint32_t)(it % kVS) * kTile * 2; };
   next_tile(0);
   {
     float s[8][4];
     wg_fence();
-    issue_s(s, qaddr, kaddr0 + stage(0));
+    issue_s(s, qaddr, kaddr0 + kst(0));
     wg_commit();
     wg_wait<0>();
     pin(s);
@@ -91,9 +97,9 @@ __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile 
     pin(o);
     pin4(lacc);
     wg_fence();
-    issue_s(s, qaddr, kaddr0 + stage(it));
+    issue_s(s, qaddr, kaddr0 + kst(it));
     wg_commit();
-    pv(vaddr0 + stage(it - 1));
+    pv(vaddr0 + vst(it - 1));
     // The rest of the step twice, for plain tiles and for the others: with one copy the two softmax
     // paths met with S in different registers and ptxas added 32 moves per tile on the plain path.
     auto rest = [&](auto plain) {
@@ -112,7 +118,7 @@ __device__ __forceinline__ void attend_row(const Args& p, RowState& r, NextTile 
   pin(o);
   pin4(lacc);
   wg_fence();
-  pv(vaddr0 + stage(n - 1));
+  pv(vaddr0 + vst(n - 1));
   wg_wait<0>();
   pin(o);
   pin4(lacc);
@@ -127,7 +133,7 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_pipe_k(Args p, const __n
 #ifdef TR_WGMMA
   static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
   extern __shared__ __align__(1024) uint8_t smraw[];
-  const FwdSmem<kStages> sm(smraw);
+  const FwdSmem<kStages, kStages> sm(smraw);
   __nv_bfloat16 *Qs = sm.Qs, *Ks = sm.Ks, *Vs = sm.Vs, *ones = sm.ones;  // ones: used when kTcSum
   if (kTcSum)  // 512 bf16 ones, visible to wgmma after next_tile(0)'s fence
     reinterpret_cast<uint2*>(ones)[threadIdx.x] = make_uint2(0x3F803F80u, 0x3F803F80u);
@@ -160,7 +166,7 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_pipe_k(Args p, const __n
   };
   const int i0 = i * T, rowa = i0 + warp * 16 + g;
   RowState r;
-  attend_row<kStages, kTcSum>(p, r, next_tile, saddr(Qs), a, n, saddr(Ks), saddr(Vs), ones_lo(saddr(ones)), kb, i0, rowa, t);
+  attend_row<kStages, kStages, kTcSum>(p, r, next_tile, saddr(Qs), a, n, saddr(Ks), saddr(Vs), ones_lo(saddr(ones)), kb, i0, rowa, t);
   cp_wait<0>();
   store_rows(p, r.o, r.mrow, r.lrow, out, lse, bh, rowa, t);
 #endif
@@ -188,21 +194,25 @@ __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, i
       : "memory");
 }
 
-template <int kStages, bool kTcSum>
-__global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __grid_constant__ TmaMaps m, const float* kbias, float* out, float* lse) {
+// kCtas CTAs per SM: 3 with 4-deep rings (2 tiles ahead); 4 with rings of 2 K and 3 V tiles (1 tile
+// ahead, 48 KB per CTA) and the registers capped at 128 (the 4th CTA: +11% on window's 9-tile rows,
+// where a row's fixed latency is what one CTA cannot hide).
+template <int kKS, int kVS, bool kTcSum, int kCtas>
+__global__ void __launch_bounds__(128, kCtas) bsa_fwd_wgmma_tma_k(Args p, const __grid_constant__ TmaMaps m, const float* kbias, float* out, float* lse) {
 #ifdef TR_WGMMA
-  static_assert(kStages >= 3, "the ring refills kStages - 2 tiles ahead");
+  constexpr int kLead = ring_lead(kKS, kVS), kBars = kKS > kVS ? kKS : kVS;
+  static_assert(kLead >= 1, "the rings must refill at least one tile ahead");
   extern __shared__ __align__(1024) uint8_t smraw[];
-  const FwdSmem<kStages> sm(smraw);
+  const FwdSmem<kKS, kVS> sm(smraw);
   __nv_bfloat16 *Qs = sm.Qs, *Ks = sm.Ks, *Vs = sm.Vs, *ones = sm.ones;
-  const uint32_t bar0 = saddr(ones + 512), qbar = bar0 + 8 * kStages;  // [kStages] stage barriers, then Q's
+  const uint32_t bar0 = saddr(ones + 512), qbar = bar0 + 8 * kBars;  // [kBars] tile barriers, then Q's
   const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int lh = p.LH == 1 ? 0 : h;
   const int64_t bh = (int64_t)b * p.H + h;
   const int i0 = i * T;
   const uint32_t kaddr0 = saddr(Ks), vaddr0 = saddr(Vs), qaddr = saddr(Qs);
   if (threadIdx.x == 0) {
-    for (int x = 0; x <= kStages; x++) mbar_init(bar0 + 8 * x, 1);
+    for (int x = 0; x <= kBars; x++) mbar_init(bar0 + 8 * x, 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     // Q first: it needs no layout lookup, so its latency overlaps the row_ptr/col_idx reads.
     mbar_expect(qbar, kTile * sizeof(__nv_bfloat16));
@@ -215,24 +225,23 @@ __global__ void __launch_bounds__(128, 3) bsa_fwd_wgmma_tma_k(Args p, const __gr
   const int a = uniform(p.row_ptr[lh * (p.nQ + 1) + i]), n = uniform(p.row_ptr[lh * (p.nQ + 1) + i + 1]) - a;
   const float* kb = kbias ? kbias + b * p.kb_sb + h * p.kb_sh : nullptr;
   const int rowa = i0 + warp * 16 + g;
-  auto issue = [&](int f) {  // thread 0: tile f of this row into its stage
-    const int st = f % kStages;
-    const uint32_t bar = bar0 + 8 * st;
+  auto issue = [&](int f) {  // thread 0: tile f of this row into its stages, on barrier f % kBars
+    const uint32_t bar = bar0 + 8 * (f % kBars);
     const int j = __ldg(p.col_idx + a + f) * T;
     mbar_expect(bar, 2 * kTile * sizeof(__nv_bfloat16));
-    tma_load(kaddr0 + st * kTile * 2, &m.k, j, (int)bh, bar);
-    tma_load(vaddr0 + st * kTile * 2, &m.v, j, (int)bh, bar);
+    tma_load(kaddr0 + (f % kKS) * kTile * 2, &m.k, j, (int)bh, bar);
+    tma_load(vaddr0 + (f % kVS) * kTile * 2, &m.v, j, (int)bh, bar);
   };
   if (threadIdx.x == 0)
-    for (int f = 0; f < kStages - 2 && f < n; f++) issue(f);
+    for (int f = 0; f < kLead && f < n; f++) issue(f);
   auto next_tile = [&](int it) {
     __syncthreads();
-    if (threadIdx.x == 0 && it + kStages - 2 < n) issue(it + kStages - 2);
-    mbar_wait(bar0 + 8 * (it % kStages), (it / kStages) & 1);
+    if (threadIdx.x == 0 && it + kLead < n) issue(it + kLead);
+    mbar_wait(bar0 + 8 * (it % kBars), (it / kBars) & 1);
     if (it == 0) mbar_wait(qbar, 0);
   };
   RowState r;
-  attend_row<kStages, kTcSum>(p, r, next_tile, qaddr, a, n, kaddr0, vaddr0, ones_lo(saddr(ones)), kb, i0, rowa, t);
+  attend_row<kKS, kVS, kTcSum>(p, r, next_tile, qaddr, a, n, kaddr0, vaddr0, ones_lo(saddr(ones)), kb, i0, rowa, t);
   if (n == 0) mbar_wait(qbar, 0);  // no copy may land after the CTA has gone
   store_rows(p, r.o, r.mrow, r.lrow, out, lse, bh, rowa, t);
 #endif
@@ -506,6 +515,8 @@ int g_last = -1;  // the variant the last launch ran (-1: none yet)
 using Kernel = void (*)(Args, const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, const float*, float*, float*);
 using TmaKernel = void (*)(Args, TmaMaps, const float*, float*, float*);
 constexpr size_t kTmaExtra = 1024 + 64;  // the ones tile and the barriers
+// a TMA kernel's shared memory: Q, kKS K and kVS V tiles, alignment slack, ones and barriers
+constexpr size_t tma_smem(int kKS, int kVS) { return sizeof(__nv_bfloat16) * kTile * (1 + kKS + kVS) + 1024 + kTmaExtra; }
 struct Variant {
   const char* name;
   Kernel fn;  // cp.async loads, or, when null, the TMA kernel
@@ -513,22 +524,25 @@ struct Variant {
   size_t smem;
   int rows = 1, threads = 128;  // query blocks and threads per CTA
 };
-// [0] is the default ("wgmma"); [1] its fallback when no tensor map can be made; the rest stay
-// selectable so the 2 x 2 of loads (TMA, cp.async) x row sums (tensor cores, ALUs) can be re-measured.
-// Measured slower and removed (kernels/cuda/NOTES.md): 2 warpgroups sharing K/V, 4 CTAs per SM,
-// several query blocks per CTA, persistent grids walking rows with one K/V ring (cp.async; TMA with
-// Q in registers), S from Q in registers, 3 stages, the whole ring filled at a row's start.
+// [0] is the default ("wgmma") for short rows; [1] its fallback when no tensor map can be made; the
+// rest stay selectable so the choices below can be re-measured.
+// Measured slower and removed (kernels/cuda/NOTES.md): 2 warpgroups sharing K/V, several query blocks
+// per CTA, persistent grids walking rows with one K/V ring (cp.async; TMA with Q in registers), S from
+// Q in registers, the whole ring filled at a row's start; 4 CTAs per SM with the row sums on the
+// tensor cores (spills at 128 registers, window -1.5%) and rings of 2 K / 3 V tiles at 3 CTAs per SM
+// (the same as 4-deep rings: one tile ahead suffices).
 const Variant kVariants[] = {
-    {"wgmma-tma-s4-tcsum", nullptr, bsa_fwd_wgmma_tma_k<4, true>, smem_bytes(1, 4) + kTmaExtra},
+    {"wgmma-tma-k2v3-c4", nullptr, bsa_fwd_wgmma_tma_k<2, 3, false, 4>, tma_smem(2, 3)},
     {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, true>, nullptr, smem_bytes(1, 4) + 1024},
-    {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, false>, smem_bytes(1, 4) + kTmaExtra},
+    {"wgmma-tma-s4-tcsum", nullptr, bsa_fwd_wgmma_tma_k<4, 4, true, 3>, tma_smem(4, 4)},
+    {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, 4, false, 3>, tma_smem(4, 4)},
     {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4, false>, nullptr, smem_bytes(1, 4)},
     {"wgmma-ws3-k128", nullptr, bsa_fwd_wgmma_ws3k128_k, kW2Smem, kWsGroups, kWsThreads},
 };
 // The default picks by the layout's mean row length: 128-key steps shared by three query blocks win
 // on long rows and lose on short ones (H200, kernels/cuda/NOTES.md: dense 64 and 256 tiles per row
-// +8-10%; window's 9 and BigBird's ~14 tiles per row -18% to -20%).
-constexpr int kLongRowVariant = 4;
+// +0-5% over the 4-CTA kernel; window's 9 and BigBird's ~14 tiles per row -25%).
+constexpr int kLongRowVariant = 5;
 constexpr int kLongRowTiles = 32;
 constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
 
