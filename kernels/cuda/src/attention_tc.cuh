@@ -112,31 +112,37 @@ __device__ __forceinline__ float ex2(float x) {  // 2^x; ex2.approx(-inf) = +0
   return y;
 }
 
-// Scores of a partial tile in log2 units: -inf outside this lane's rows' key ranges [lo, hi] (and,
-// kBits, where the block's byte mask is 0; bits points at row rowa, column 2t of it), else
-// scale * s + key bias. c0: the key of column 2t.
-template <bool kBits, bool kKb>
+// Scores of a partial tile: -inf outside this lane's rows' key ranges [lo, hi] (and, kBits, where the
+// block's byte mask is 0; bits points at row rowa, column 2t of it), else scale * s + key bias in
+// log2 units (kKb), scale * s (kScale) or s as it is (the caller scales, as for plain tiles). c0: the
+// key of column 2t. The range test compares each column's constant offset with the row's bounds
+// relative to c0: two compares with immediates and a select per score.
+template <bool kBits, bool kKb, bool kScale>
 __device__ __forceinline__ void mask_scores(float (&s)[8][4], const int (&lo)[2], const int (&hi)[2], int c0, const uint8_t* bits,
                                             const float* kb, int Lk, float sl2) {
 #pragma unroll
-  for (int hf = 0; hf < 2; hf++)
+  for (int hf = 0; hf < 2; hf++) {
+    const int lo_r = lo[hf] - c0, hi_r = hi[hf] - c0;
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
       const uint32_t pair = kBits ? *reinterpret_cast<const uint16_t*>(bits + hf * 8 * T + nt * 8) : 0x0101u;
 #pragma unroll
       for (int x = 0; x < 2; x++) {
-        const int c = c0 + nt * 8 + x;
-        const bool in = c >= lo[hf] && c <= hi[hf] && (!kBits || ((pair >> (8 * x)) & 0xFF));
-        const float bias = kKb ? kb[min(c, Lk - 1)] * kLog2e : 0.0f;
-        s[nt][2 * hf + x] = in ? fmaf(s[nt][2 * hf + x], sl2, bias) : -INFINITY;
+        const int k = nt * 8 + x;
+        const bool in = k >= lo_r && k <= hi_r && (!kBits || ((pair >> (8 * x)) & 0xFF));
+        float& v = s[nt][2 * hf + x];
+        const float kept = kKb ? fmaf(v, sl2, kb[min(c0 + k, Lk - 1)] * kLog2e) : kScale ? v * sl2 : v;
+        v = in ? kept : -INFINITY;
       }
     }
+  }
 }
 
-// A partial tile's scores in log2 units: the token rule as one key range per row, then per score a
-// compare pair and a select. The earlier per-score form (range, byte mask and key bias in one
-// expression) compiled to ~580 branchy instructions per tile: a third of window's time went to its
-// two edge tiles per row.
+// A partial tile's scores in log2 units (kRaw: unscaled where there is no key bias): the token rule
+// as one key range per row, then per score a compare pair and a select. The earlier per-score form
+// (range, byte mask and key bias in one expression) compiled to ~580 branchy instructions per tile: a
+// third of window's time went to its two edge tiles per row.
+template <bool kRaw = false>
 __device__ __forceinline__ void partial_scores(const Args& p, float (&s)[8][4], const float* kb, int pi, int j0, int i0, int rowa, int t,
                                                float sl2) {
   int lo[2], hi[2];
@@ -151,11 +157,11 @@ __device__ __forceinline__ void partial_scores(const Args& p, float (&s)[8][4], 
   const uint8_t* bits = p.mask ? p.mask + (int64_t)pi * T * T + (rowa - i0) * T + 2 * t : nullptr;
   const int c0 = j0 + 2 * t;
   if (bits) {
-    if (kb) mask_scores<true, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
-    else mask_scores<true, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+    if (kb) mask_scores<true, true, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+    else mask_scores<true, false, !kRaw>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
   } else {
-    if (kb) mask_scores<false, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
-    else mask_scores<false, false>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+    if (kb) mask_scores<false, true, true>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
+    else mask_scores<false, false, !kRaw>(s, lo, hi, c0, bits, kb, p.Lk, sl2);
   }
 }
 
@@ -228,18 +234,17 @@ __device__ __forceinline__ void softmax_update(const Args& p, float (&s)[8][4], 
                                                const float* kb, int pi, int i0, int rowa, int t, float sl2) {
   const int j0 = kPlain == 1 ? 0 : p.col_idx[pi] * T;
   const bool full = kPlain == 1 || (p.full[pi] != 0 && j0 + T <= p.Lk);
-  const bool plain = kPlain == 1 || (kPlain == -1 && full && !kb);
   // Two separate loops, so that no per-score test reads `full`: with one loop ptxas kept 32 copies of
   // that predicate as bits in registers, ~70 integer instructions per tile on the plain path too.
   if (!full) {
-    partial_scores(p, s, kb, pi, j0, i0, rowa, t, sl2);
+    partial_scores<true>(p, s, kb, pi, j0, i0, rowa, t, sl2);
   } else if (kb) {
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
 #pragma unroll
       for (int e = 0; e < 4; e++) s[nt][e] = s[nt][e] * sl2 + kb[j0 + nt * 8 + 2 * t + (e & 1)] * kLog2e;
   }
-  const float mul = plain ? sl2 : 1.0f;  // raw scores still need the scale
+  const float mul = kPlain == 1 || !kb ? sl2 : 1.0f;  // raw scores (plain tiles, partial ones without key bias) need the scale
 #pragma unroll
   for (int hf = 0; hf < 2; hf++) {
     // Tree reductions (max, then sum): a 16-long dependent chain stalls the warp on every step.
