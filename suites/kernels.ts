@@ -166,23 +166,28 @@ interface DeviceTimer { tr_timer_start(): void; tr_timer_stop(): number }
  * launch overhead overlaps the GPU work, as in a training loop). Each sample starts behind one
  * untimed call: without it the GPU sat idle from the start event until the host had enqueued the
  * first timed launch, and that host latency was counted (2-4% of a 3 ms forward timed once per
- * sample). Samples until timeMs has passed and at least minSamples were taken.
+ * sample). Samples until timeMs has passed and at least minSamples were taken. Beside each sample,
+ * the host's time to enqueue one call (the record's diagnostics.enqueueMsPerCall): a sample whose
+ * enqueue time reaches its GPU time measured the host, not the kernel.
  */
-function deviceSamples(timer: DeviceTimer, call: () => void, timeMs: number, minSamples: number): number[] {
+function deviceSamples(timer: DeviceTimer, call: () => void, timeMs: number, minSamples: number): { gpu: number[]; host: number[] } {
   call();
   timer.tr_timer_start();
   call();
   const first = timer.tr_timer_stop();
   const reps = Math.max(1, Math.min(50, Math.floor(5 / Math.max(first, 1e-3))));
-  const out: number[] = [];
+  const gpu: number[] = [], host: number[] = [];
   const t0 = performance.now();
-  while (out.length < minSamples || (performance.now() - t0 < timeMs && out.length < 200)) {
+  while (gpu.length < minSamples || (performance.now() - t0 < timeMs && gpu.length < 200)) {
     call();
     timer.tr_timer_start();
+    const h = performance.now();
     for (let r = 0; r < reps; r++) call();
-    out.push(timer.tr_timer_stop() / reps);
+    // the host's enqueue time per call: where it reaches the GPU time, the host bounds the sample
+    host.push((performance.now() - h) / reps);
+    gpu.push(timer.tr_timer_stop() / reps);
   }
-  return out;
+  return { gpu, host };
 }
 
 /** Measure one case on the active backend. */
@@ -223,10 +228,13 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
   };
   const timer = (tf.backend() as unknown as { lib?: Partial<DeviceTimer> }).lib;
   let samples: number[];
+  const diagnostics: Record<string, number[]> = {};
   if (k.backend === 'cuda' && timer?.tr_timer_start) {
     // No host read per call on the GPU: results are disposed unread and timed with CUDA events.
     const enqueue = () => tf.dispose(run());
-    samples = deviceSamples(timer as DeviceTimer, enqueue, c.timeMs, c.minSamples).sort((a, b) => a - b);
+    const d = deviceSamples(timer as DeviceTimer, enqueue, c.timeMs, c.minSamples);
+    samples = d.gpu.sort((a, b) => a - b);
+    diagnostics.enqueueMsPerCall = d.host;
   } else {
     const bench = new Bench({ time: c.timeMs, iterations: c.minSamples, warmup: true, warmupIterations: 2, warmupTime: 0, retainSamples: true });
     bench.add(kernelCaseLabel(k), call);
@@ -258,7 +266,7 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
       latency: [{ batch: B, length: k.L, medianMs: median, p10Ms: quantile(samples, 0.1), p90Ms: quantile(samples, 0.9), samples: samples.length, tokensPerSec: (B * k.L) / (median / 1000) }],
       kernel: { layout: k.layoutName, impl: k.impl, ...(k.precision !== 'fp32' ? { precision: k.precision } : {}), ...(variant ? { variant } : {}), pass: k.pass, density: dens, flops, gflops: flops / (median / 1000) / 1e9, speedupVsDense: null },
     },
-    diagnostics: {}, fallbackKernels: { total: 0, byKernel: {} },
+    diagnostics, fallbackKernels: { total: 0, byKernel: {} },
     wallTimeSeconds: (performance.now() - t0) / 1000, startedAt: now, finishedAt: now,
   };
 }
