@@ -167,8 +167,9 @@ interface DeviceTimer { tr_timer_start(): void; tr_timer_stop(): number }
  * untimed call: without it the GPU sat idle from the start event until the host had enqueued the
  * first timed launch, and that host latency was counted (2-4% of a 3 ms forward timed once per
  * sample). Samples until timeMs has passed and at least minSamples were taken. Beside each sample,
- * the host's time to enqueue one call (the record's diagnostics.enqueueMsPerCall): a sample whose
- * enqueue time reaches its GPU time measured the host, not the kernel.
+ * the host's time to enqueue one call (the record's diagnostics.enqueueMsPerCall, next to the GPU
+ * times in sample order, gpuMsPerCall): a sample whose enqueue time reaches its GPU time measured the
+ * host, not the kernel.
  */
 function deviceSamples(timer: DeviceTimer, call: () => void, timeMs: number, minSamples: number): { gpu: number[]; host: number[] } {
   call();
@@ -233,8 +234,9 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
     // No host read per call on the GPU: results are disposed unread and timed with CUDA events.
     const enqueue = () => tf.dispose(run());
     const d = deviceSamples(timer as DeviceTimer, enqueue, c.timeMs, c.minSamples);
-    samples = d.gpu.sort((a, b) => a - b);
+    diagnostics.gpuMsPerCall = [...d.gpu];  // in sample order: clock or power drift shows as a trend
     diagnostics.enqueueMsPerCall = d.host;
+    samples = d.gpu.sort((a, b) => a - b);
   } else {
     const bench = new Bench({ time: c.timeMs, iterations: c.minSamples, warmup: true, warmupIterations: 2, warmupTime: 0, retainSamples: true });
     bench.add(kernelCaseLabel(k), call);
