@@ -18,6 +18,7 @@ import { ParamError } from '../datasets/params.js';
 export type AttentionImpl = 'auto' | 'fused' | 'generic' | 'reference';
 
 export interface BlockSparseOptions {
+  /** Multiplies the scores before the softmax; a finite number > 0 (default 1/sqrt(D)). */
   scale?: number;
   keyBias?: tf.Tensor3D;
   impl?: AttentionImpl;
@@ -94,6 +95,7 @@ tf.registerGradient({
 export function blockSparseAttentionBackward(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, fwd: BlockSparseResult, dOut: tf.Tensor4D, layout: BlockLayout,
   o: Pick<BlockSparseOptions, 'scale' | 'keyBias' | 'precision'> = {}): { dq: tf.Tensor4D; dk: tf.Tensor4D; dv: tf.Tensor4D; dKeyBias: tf.Tensor3D } {
   check(q, k, v, layout, o.keyBias);
+  checkScale(o.scale, 'blockSparseAttentionBackward');
   if (!hasKernel(FUSED_GRAD_KERNEL)) throw new ParamError('blockSparseAttentionBackward', `needs a backend with a ${FUSED_GRAD_KERNEL} kernel (native, cuda); this is ${tf.getBackend()}`);
   if (dOut.shape.join() !== fwd.out.shape.join()) throw new ParamError('blockSparseAttentionBackward.dOut', `must have the output's shape [${fwd.out.shape}], got [${dOut.shape}]`);
   const inputs: Record<string, tf.Tensor> = { dOut, q, k, v, out: fwd.out, lse: fwd.lse };
@@ -113,8 +115,14 @@ export function packBf16(x: tf.Tensor4D): tf.Tensor4D {
   return tf.engine().runKernel('TrPackBf16', { x } as unknown as tf.NamedTensorMap) as tf.Tensor4D;
 }
 
+/** The fused kernels take a row's maximum of the raw scores and scale it after: the scale must be positive. */
+function checkScale(scale: number | undefined, where: string): void {
+  if (scale !== undefined && !(Number.isFinite(scale) && scale > 0)) throw new ParamError(`${where}.scale`, `must be a finite number > 0, got ${scale}`);
+}
+
 export function blockSparseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layout: BlockLayout, o: BlockSparseOptions = {}): BlockSparseResult {
   check(q, k, v, layout, o.keyBias);
+  checkScale(o.scale, 'blockSparseAttention');
   if (o.precision !== undefined && !['fp32', 'tf32', 'bf16'].includes(o.precision)) {
     throw new ParamError('blockSparseAttention.precision', `must be "fp32", "tf32" or "bf16", got ${JSON.stringify(o.precision)}`);
   }

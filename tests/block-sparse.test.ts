@@ -145,9 +145,14 @@ describe(`blockSparseAttentionBackward on ${BACKEND}`, () => {
     const opts = { scale: 0.5, keyBias: kb, impl: 'fused' as const };
     const want = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
       tf.sum(tf.mul(blockSparseAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, layout, { ...opts, keyBias: d as tf.Tensor3D }).out, w!)))([q!, k!, v!, kb]);
-    const got = blockSparseAttentionBackward(q!, k!, v!, blockSparseAttention(q!, k!, v!, layout, opts), w!, layout, opts);
+    const fwd = blockSparseAttention(q!, k!, v!, layout, opts);
+    const got = blockSparseAttentionBackward(q!, k!, v!, fwd, w!, layout, opts);
     [got.dq, got.dk, got.dv, got.dKeyBias].forEach((g, i) => expect(Array.from(g.dataSync())).toEqual(Array.from(want[i]!.dataSync())));
     expect(() => blockSparseAttentionBackward(q!, k!, v!, { out: q!, lse: tf.zeros([2, 2, 12]) as tf.Tensor3D }, tf.zeros([2, 2, 12, 5]) as tf.Tensor4D, layout, opts)).toThrow(/dOut: must have the output's shape/);
+    for (const scale of [0, -0.5, NaN, Infinity]) {
+      expect(() => blockSparseAttention(q!, k!, v!, layout, { ...opts, scale })).toThrow(/blockSparseAttention\.scale: must be a finite number > 0/);
+      expect(() => blockSparseAttentionBackward(q!, k!, v!, fwd, w!, layout, { ...opts, scale })).toThrow(/blockSparseAttentionBackward\.scale: must be a finite number > 0/);
+    }
   });
 });
 
