@@ -5,6 +5,8 @@
 // empty rows over an odd number of query blocks; window), outputs poisoned with NaN before each run,
 // two runs compared bit for bit. Timing: the anchor shapes (B*L = 16384 tokens, H = 16, D = 64) for
 // dense, window |i-j| <= 256 and BigBird layouts, CUDA events, median of 7 batches of launches.
+// Environment: BSA_ONLY=<layout>:<L> and BSA_KERNEL=<n> narrow the timing; BSA_REPS=<n> launches per
+// batch; BSA_BAND=1 adds window's blocks without the token rule.
 #include <cuda_runtime.h>
 #include <algorithm>
 #include <atomic>
