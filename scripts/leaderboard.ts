@@ -1,5 +1,5 @@
 /** `npm run leaderboard -- [REPORT.json ...] [--out FILE]`: one self-contained HTML file. */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { args, main, UsageError } from './cli.js';
 import { readReport } from '../reports/read.js';
@@ -7,9 +7,20 @@ import { looksLikeAnchors, parseAnchors } from '../reports/anchors.js';
 import { renderLeaderboard } from '../reports/html.js';
 import { writeAtomic } from '../reports/write.js';
 
+/** A file's first bytes (reports run to megabytes; the kind shows at the top). */
+function headOf(p: string, bytes = 300): string {
+  const fd = openSync(p, 'r');
+  try {
+    const buf = Buffer.alloc(bytes);
+    return buf.subarray(0, readSync(fd, buf, 0, bytes, 0)).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** What a JSON file holds: a schema-versioned report, an anchor table (PyTorch's numbers), or neither. */
 function kindOf(p: string): 'report' | 'anchors' | undefined {
-  const head = readFileSync(p, 'utf8').slice(0, 300);
+  const head = headOf(p);
   if (looksLikeAnchors(head)) return 'anchors';
   return /"schemaVersion"\s*:/.test(head) && /"suite"\s*:/.test(head) ? 'report' : undefined;
 }
@@ -39,9 +50,9 @@ main(async () => {
   const paths = positionals.length ? positionals : defaultInputs();
   if (paths.length === 0) throw new UsageError('leaderboard: no report given and none found under results/ (run `npm run bench` first)');
   // a named file that is an anchor table joins the anchors; anything else must read as a report
-  const isAnchors = (p: string) => existsSync(p) && p.endsWith('.json') && kindOf(p) === 'anchors';
-  const reports = paths.filter((p) => !isAnchors(p)).map((p) => ({ path: p, report: readReport(p) }));
-  const anchors = paths.filter(isAnchors).map((p) => ({ path: p, table: parseAnchors(readFileSync(p, 'utf8'), p) }));
+  const anchorPaths = new Set(paths.filter((p) => existsSync(p) && p.endsWith('.json') && kindOf(p) === 'anchors'));
+  const reports = paths.filter((p) => !anchorPaths.has(p)).map((p) => ({ path: p, report: readReport(p) }));
+  const anchors = [...anchorPaths].map((p) => ({ path: p, table: parseAnchors(readFileSync(p, 'utf8'), p) }));
   const out = resolve(o.out!);
   writeAtomic(out, renderLeaderboard(reports, anchors));
   const extra = anchors.length ? ` and ${anchors.length} anchor table(s)` : '';
