@@ -2,9 +2,9 @@
  * MQAR, multi-query associative recall, generated as Zoology's `multiquery_ar` does (Arora, Eyuboglu
  * et al. 2023): same algorithm and parameters, our own seeded RNG. See ../shared/spec/tasks.md.
  */
-import { Rng } from './rng.js';
+import { Rng } from '../core/rng.js';
 import { IGNORE_INDEX, type SequenceTask, type TokenBatch } from './types.js';
-import { ParamError, boolParam, intParam, numParam, rejectUnknown } from './params.js';
+import { ParamError, boolParam, intParam, numParam, rejectUnknown } from '../core/params.js';
 
 export interface MqarParams {
   vocabSize: number;

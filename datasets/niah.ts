@@ -8,9 +8,9 @@
  * only answer tokens are scored, and an example counts as correct only if every answer is right
  * (exact match; teacher-forced argmax equals greedy decoding when all answers are right).
  */
-import { Rng } from './rng.js';
+import { Rng } from '../core/rng.js';
 import { IGNORE_INDEX, type SequenceTask, type TokenBatch } from './types.js';
-import { ParamError, enumParam, intParam, rejectUnknown } from './params.js';
+import { ParamError, enumParam, intParam, rejectUnknown } from '../core/params.js';
 
 export const NIAH_FAMILIES = ['single', 'multikey', 'multivalue', 'multiquery'] as const;
 export type NiahFamily = (typeof NIAH_FAMILIES)[number];

@@ -1,7 +1,7 @@
 /** Tasks by the names suites and reports use. */
 import { MqarTask, parseMqarParams } from './mqar.js';
 import { NiahTask, parseNiahParams } from './niah.js';
-import { ParamError } from './params.js';
+import { ParamError } from '../core/params.js';
 
 export type AnyTask = MqarTask | NiahTask;
 
@@ -20,8 +20,12 @@ export function buildTask(name: string, params: Record<string, unknown>, seed: n
   return f(params, seed);
 }
 
-export function checkTask(name: string, params: Record<string, unknown>): void {
-  if (name === 'mqar') parseMqarParams(params);
-  else if (name === 'niah') parseNiahParams(params);
-  else throw new ParamError('task', `unknown task ${JSON.stringify(name)}; allowed: ${taskNames().join(', ')}`);
+/** Validate a task's parameters; returns the longest sequence its model must take (training or evaluation). */
+export function checkTask(name: string, params: Record<string, unknown>): { maxLen: number } {
+  if (name === 'mqar') return { maxLen: parseMqarParams(params).inputSeqLen };
+  if (name === 'niah') {
+    const p = parseNiahParams(params);
+    return { maxLen: Math.max(p.seqLen, ...p.evalLengths) };
+  }
+  throw new ParamError('task', `unknown task ${JSON.stringify(name)}; allowed: ${taskNames().join(', ')}`);
 }

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { bigBirdLayout, causalLayout, denseLayout, slidingWindowLayout, type BlockLayout } from './layout.js';
 import { blockSparseAttention } from './block-sparse.js';
-import { ParamError, enumParam, intParam, rejectUnknown } from '../datasets/params.js';
+import { ParamError, enumParam, intParam, rejectUnknown } from '../core/params.js';
 
 export const LAYOUT_KINDS = ['dense', 'window', 'bigbird'] as const;
 export type LayoutKind = (typeof LAYOUT_KINDS)[number];

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { hasKernel } from './backend.js';
 import { type BlockLayout, nBlocks, pairAllowed, tokenMask } from './layout.js';
-import { ParamError } from '../datasets/params.js';
+import { ParamError } from '../core/params.js';
 
 export type AttentionImpl = 'auto' | 'fused' | 'generic' | 'reference';
 

@@ -4,8 +4,8 @@
  * is full (every pair allowed, no masking work) or partial (the token rule decides inside it).
  * Token rule = causal (key <= query + (Lk - Lq)) AND window (|query - key| <= window, when set).
  */
-import { Rng } from '../datasets/rng.js';
-import { ParamError } from '../datasets/params.js';
+import { Rng } from '../core/rng.js';
+import { ParamError } from '../core/params.js';
 
 export interface BlockLayout {
   Lq: number;

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { blockSparseAttention } from '../kernels/block-sparse.js';
 import { axialColumnLayout, combinerAxialLayout, combinerFixedLayout, combinerSegLen, segmentSummaryLayout, type BlockLayout } from '../kernels/layout.js';
-import { boolParam, enumParam, intParam, rejectUnknown } from '../datasets/params.js';
+import { boolParam, enumParam, intParam, rejectUnknown } from '../core/params.js';
 
 export interface CombinerConfig {
   /** 'fixed' (segments + segment summaries) or 'axial' (rows + column summaries). */

@@ -1,6 +1,6 @@
 /** Seeded parameter initialisation: same seed -> same weights on every backend. */
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../datasets/rng.js';
+import { Rng } from '../core/rng.js';
 
 export class ParamFactory {
   private readonly rng: Rng;

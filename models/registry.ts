@@ -1,7 +1,7 @@
 /** Models by the names suites and reports use. */
 import { Transformer, parseTransformerConfig } from './transformer.js';
 import type { ModelContext, ModelFactory, SequenceModel } from './types.js';
-import { ParamError } from '../datasets/params.js';
+import { ParamError } from '../core/params.js';
 import { parseLayoutSpec, type LayoutKind } from '../kernels/attention.js';
 import { combinerAttention, parseCombinerConfig } from './combiner.js';
 import { SeqBoat, parseSeqBoatConfig } from './seqboat.js';

@@ -15,7 +15,7 @@ import { fromBlockSets, type BlockLayout } from '../kernels/layout.js';
 import { gatherRows, gelu, layerNorm, rope } from '../kernels/ops.js';
 import { ParamFactory, uniquePrefix } from './init.js';
 import type { ModelContext, SequenceModel } from './types.js';
-import { boolParam, intParam, rejectUnknown } from '../datasets/params.js';
+import { boolParam, intParam, rejectUnknown } from '../core/params.js';
 
 export interface SeqBoatConfig {
   dModel: number;

@@ -8,7 +8,7 @@ import { attention, type LayoutSpec } from '../kernels/attention.js';
 import { causalDepthwiseConv, gatherRows, gelu, layerNorm, rope } from '../kernels/ops.js';
 import { ParamFactory, uniquePrefix } from './init.js';
 import type { ModelContext, SequenceModel } from './types.js';
-import { boolParam, enumParam, intParam, rejectUnknown, ParamError } from '../datasets/params.js';
+import { boolParam, enumParam, intParam, rejectUnknown, ParamError } from '../core/params.js';
 
 export interface TransformerConfig {
   /** 'rope' (rotary, default) or 'learned' absolute position embeddings. */

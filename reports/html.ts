@@ -36,6 +36,7 @@ interface BestRow {
 export function bestRows(records: RunRecord[]): BestRow[] {
   const groups = new Map<string, Map<number, RunRecord[]>>();
   for (const r of records) {
+    if (r.failure) continue; // listed under "Failed runs", never averaged in
     const k = [taskKey(r), r.model.name, r.model.size, r.backend].join('\u0000');
     const lr = Number(r.optimizer.lr);
     if (!groups.has(k)) groups.set(k, new Map());
@@ -62,10 +63,11 @@ export function bestRows(records: RunRecord[]): BestRow[] {
   return out.sort((a, b) => a.task.localeCompare(b.task) || b.accuracy - a.accuracy);
 }
 
-function table(id: string, headers: string[], rows: { cells: (string | number)[]; attrs?: string }[]): string {
+function table(id: string, headers: string[], rows: { cells: (string | number | null | undefined)[]; attrs?: string }[]): string {
   const th = headers.map((h, i) => `<th data-col="${i}">${esc(h)}</th>`).join('');
   const body = rows
-    .map((r) => `<tr ${r.attrs ?? ''}>${r.cells.map((c) => (typeof c === 'number' ? `<td class="n" data-v="${c}">${num(c)}</td>` : `<td>${esc(c)}</td>`)).join('')}</tr>`)
+    // null: a number JSON could not hold (NaN), shown empty.
+    .map((r) => `<tr ${r.attrs ?? ''}>${r.cells.map((c) => (c === null || c === undefined ? '<td class="n" data-v=""></td>' : typeof c === 'number' ? `<td class="n" data-v="${c}">${num(c)}</td>` : `<td>${esc(c)}</td>`)).join('')}</tr>`)
     .join('\n');
   return `<table class="sortable" id="${id}"><thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
@@ -255,6 +257,14 @@ function tabularSection(rs: RunRecord[], suite: string, idSuffix: string): strin
   return `<section id="task-tabular${idSuffix}"><h2>tabular in-context learning: suite ${esc(suite)}</h2>${out}</section>`;
 }
 
+/** Runs that produced no result (e.g. a non-finite loss): first on the page, never averaged into a table. */
+function failedSection(records: RunRecord[]): string {
+  const failed = records.filter((r) => r.failure);
+  if (!failed.length) return '';
+  return `<section id="failed"><h2>Failed runs (${failed.length})</h2>${table('failed-runs', ['run', 'run id', 'reason', 'step', 'message'],
+    failed.map((r) => ({ attrs: `data-run-id="${r.runId}"`, cells: [r.label, r.runId, r.failure!.reason, r.failure!.step, r.failure!.message] })))}</section>`;
+}
+
 /** anchors: reference tables (scripts/device/anchors.py), shown under the kernels section. */
 export function renderLeaderboard(reports: { path: string; report: Report }[], anchors: { path: string; table: AnchorTable }[] = []): string {
   const records = reports.flatMap((r) => r.report.records);
@@ -271,13 +281,15 @@ export function renderLeaderboard(reports: { path: string; report: Report }[], a
     const runs = table(`runs-${t}`, ['run', 'seed', 'backend', 'accuracy', 'denominator', 'exact match', 'steps', 'train tok/s', 'wall s', 'fallbacks'],
       rs.map((r) => ({
         attrs: `data-run-id="${r.runId}"`,
-        cells: [r.label, r.seed, r.backend, r.metrics.accuracy ?? NaN, r.metrics.accuracyDenominator, r.metrics.exactMatch, r.metrics.trainSteps, r.metrics.trainTokensPerSec, r.wallTimeSeconds, r.fallbackKernels.total],
+        cells: [r.label, r.seed, r.backend, r.failure ? `FAILED: ${r.failure.reason} at step ${r.failure.step}` : r.metrics.accuracy ?? NaN, r.metrics.accuracyDenominator, r.metrics.exactMatch, r.metrics.trainSteps, r.metrics.trainTokensPerSec, r.wallTimeSeconds, r.fallbackKernels.total],
       })));
-    const plots = t === 'mqar' ? mqarPlots(rs) : t === 'niah' ? niahPlots(rs) : '';
-    return `<section id="task-${t}"><h2>${esc(t)}</h2><h3>Best per model and size</h3>${bestTable}${plots}${latencyPlots(rs)}<h3>All runs</h3>${runs}</section>`;
+    const ok = rs.filter((r) => !r.failure);
+    const plots = t === 'mqar' ? mqarPlots(ok) : t === 'niah' ? niahPlots(ok) : '';
+    return `<section id="task-${t}"><h2>${esc(t)}</h2><h3>Best per model and size</h3>${bestTable}${plots}${latencyPlots(ok)}<h3>All runs</h3>${runs}</section>`;
   });
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tabrecall leaderboard</title><style>${CSS}</style></head><body>
 <h1>tabrecall leaderboard</h1><p>${records.length} runs from ${reports.length} report(s). Click a column header to sort.</p>
+${failedSection(records)}
 ${sections.join('\n')}
 ${tabularSuites.map((suite) => tabularSection(tabularRecords.filter((r) => r.suite === suite), suite, tabularSuites.length > 1 ? `-${suite.replace(/[^A-Za-z0-9_-]/g, '_')}` : '')).join('\n')}
 ${kernelRecords.length || anchors.length ? kernelsSection(kernelRecords, anchors) : ''}

@@ -1,6 +1,6 @@
 /** Reading reports back, with one clear error for anything unreadable. */
 import { readFileSync } from 'node:fs';
-import { SCHEMA_VERSION, type Report, type RunRecord } from './schema.js';
+import { READABLE_SCHEMA_VERSIONS, type Report, type RunRecord } from './schema.js';
 
 export class ReportError extends Error {}
 
@@ -16,8 +16,8 @@ export function parseJson(text: string, what: string, path: string): unknown {
 export function parseReport(text: string, path: string): Report {
   const r = parseJson(text, 'report', path) as Partial<Report>;
   if (!r || typeof r !== 'object') throw new ReportError(`report ${path}: must be a JSON object`);
-  if (r.schemaVersion !== SCHEMA_VERSION) {
-    throw new ReportError(`report ${path}: schemaVersion must be ${SCHEMA_VERSION}, got ${JSON.stringify(r.schemaVersion)}`);
+  if (!READABLE_SCHEMA_VERSIONS.includes(r.schemaVersion as number)) {
+    throw new ReportError(`report ${path}: schemaVersion must be one of ${READABLE_SCHEMA_VERSIONS.join(', ')}, got ${JSON.stringify(r.schemaVersion)}`);
   }
   if (!Array.isArray(r.records)) throw new ReportError(`report ${path}: records must be an array`);
   r.records.forEach((rec, i) => checkRecord(rec, `${path}: records[${i}]`));
@@ -35,6 +35,7 @@ export function checkRecord(rec: unknown, where: string): RunRecord {
   need(typeof x.backend === 'string', 'backend', 'must be a string');
   need(!!x.metrics && (typeof x.metrics.accuracy === 'number' || x.metrics.accuracy === null), 'metrics.accuracy', 'must be a number or null');
   need(Array.isArray(x.metrics?.latency), 'metrics.latency', 'must be an array');
+  need(x.failure === undefined || (typeof x.failure === 'object' && typeof x.failure?.reason === 'string'), 'failure', 'must be absent or an object with a reason');
   return x as RunRecord;
 }
 

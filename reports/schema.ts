@@ -1,8 +1,11 @@
 /**
  * The result schema. Reports know nothing of models: a record is configuration + measurements.
  * Bump SCHEMA_VERSION on any incompatible change; readers refuse versions they do not know.
+ * 2: failed runs are records (`failure`, accuracy null); a v1 reader would take them for kernel records.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+/** Versions readers accept: v1 is v2 without failed records. */
+export const READABLE_SCHEMA_VERSIONS: readonly number[] = [1, 2];
 
 export interface Fingerprint {
   gitSha: string;
@@ -111,6 +114,15 @@ export interface Metrics {
   width?: WidthMetrics;
 }
 
+/** Why a run produced no result. A failed run is a record (so it is reported, compared, resumed), never a number. */
+export interface RunFailure {
+  /** nonFinite: the training loss became NaN or infinite. */
+  reason: 'nonFinite';
+  /** Training step at which it was detected. */
+  step: number;
+  message: string;
+}
+
 export interface RunRecord {
   schemaVersion: number;
   runId: string;
@@ -129,6 +141,8 @@ export interface RunRecord {
   diagnostics: Record<string, number[]>;
   fallbackKernels: { total: number; byKernel: Record<string, number> };
   wallTimeSeconds: number;
+  /** Set when the run failed: metrics.accuracy is then null and metrics.stoppedBy names the reason. */
+  failure?: RunFailure;
   startedAt: string;
   finishedAt: string;
 }

@@ -1,20 +1,7 @@
-/** Writers: JSON and Arrow IPC, always through a temp file + rename so readers never see half a file. */
-import { mkdirSync, renameSync, writeFileSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+/** Report writers: JSON and Arrow IPC, each through a temp file + rename so readers never see half a file. */
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
+import { writeAtomic } from '../core/files.js';
 import type { Report, RunRecord } from './schema.js';
-
-export function writeAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-}
 
 /** One Arrow row per run: scalar columns for the headline numbers, JSON columns for nested parts. */
 export function reportToArrow(report: Report): Uint8Array {
@@ -44,6 +31,7 @@ export function reportToArrow(report: Report): Uint8Array {
     latency_b1_median_ms: Float64Array.from(r, (x) => lat(x, 0)?.medianMs ?? NaN),
     fallback_kernels: Int32Array.from(r, (x) => x.fallbackKernels.total),
     wall_time_s: Float64Array.from(r, (x) => x.wallTimeSeconds),
+    failure: r.map((x) => (x.failure ? JSON.stringify(x.failure) : null)),
     metrics_json: r.map((x) => JSON.stringify(x.metrics)),
     config_json: r.map((x) => JSON.stringify({ train: x.train, optimizer: x.optimizer, latency: x.latencyConfig })),
     fingerprint_json: r.map((x) => JSON.stringify(x.fingerprint)),
@@ -51,9 +39,10 @@ export function reportToArrow(report: Report): Uint8Array {
   return tableToIPC(table, 'file');
 }
 
+/** report.arrow first, report.json last: the JSON (what every reader uses) is never older than the Arrow beside it. */
 export function writeReport(jsonPath: string, report: Report): { json: string; arrow: string } {
   const arrow = jsonPath.replace(/\.json$/, '') + '.arrow';
-  writeAtomic(jsonPath, JSON.stringify(report, null, 1));
   writeAtomic(arrow, reportToArrow(report));
+  writeAtomic(jsonPath, JSON.stringify(report, null, 1));
   return { json: jsonPath, arrow };
 }

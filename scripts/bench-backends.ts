@@ -19,7 +19,7 @@ import { trainingStep } from '../suites/train.js';
 import { AdamW, OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
 import { quantile } from '../suites/latency.js';
 import { fingerprint } from '../reports/fingerprint.js';
-import { writeAtomic } from '../reports/write.js';
+import { writeAtomic } from '../core/files.js';
 import { fmt, formatTable } from '../reports/table.js';
 
 function timeIt(f: () => void, minMs: number, minIters: number): { median: number; p10: number; p90: number; n: number } {

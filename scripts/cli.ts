@@ -1,6 +1,6 @@
 /** Shared CLI plumbing: one-line errors with exit code 2 for bad input. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ParamError } from '../datasets/params.js';
+import { ParamError } from '../core/params.js';
 import { ReportError } from '../reports/read.js';
 import { BackendError } from '../kernels/backend.js';
 

@@ -9,7 +9,7 @@ import { main, UsageError } from './cli.js';
 import { parseCsvTable } from '../datasets/tabular/csv.js';
 import { tableToArrow } from '../datasets/tabular/arrow.js';
 import { TABLES_DIR } from '../datasets/tabular/load.js';
-import { writeAtomic } from '../reports/write.js';
+import { writeAtomic } from '../core/files.js';
 
 main(async () => {
   const src = process.argv[2];

@@ -5,7 +5,7 @@ import { args, main, UsageError } from './cli.js';
 import { readReport } from '../reports/read.js';
 import { looksLikeAnchors, parseAnchors } from '../reports/anchors.js';
 import { renderLeaderboard } from '../reports/html.js';
-import { writeAtomic } from '../reports/write.js';
+import { writeAtomic } from '../core/files.js';
 
 /** A file's first bytes (reports run to megabytes; the kind shows at the top). */
 function headOf(p: string, bytes = 300): string {
@@ -35,14 +35,14 @@ function filesUnder(root: string): string[] {
   });
 }
 
-/** Default inputs: every results/<suite>/report.json plus the committed reports and anchors under reports/results. */
+/** Default inputs: every results/<suite>/report.json plus the committed current reports and anchors (reports/results/current; the archive is not shown). */
 function defaultInputs(): string[] {
   const fresh = existsSync('results')
     ? readdirSync('results', { withFileTypes: true })
         .filter((d) => d.isDirectory() && existsSync(join('results', d.name, 'report.json')))
         .map((d) => join('results', d.name, 'report.json'))
     : [];
-  return [...fresh, ...filesUnder(join('reports', 'results'))];
+  return [...fresh, ...filesUnder(join('reports', 'results', 'current'))];
 }
 
 main(async () => {

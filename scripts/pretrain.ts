@@ -90,6 +90,7 @@ main(async () => {
   let start = 0;
   let trainSeconds = 0;
   let lossCurve: [number, number][] = [];
+  let lossWindow: number[] = [];
   let optState;
   let earlierCommand: string | undefined;
   let initFrom: CheckpointMeta['initFrom'];
@@ -98,10 +99,16 @@ main(async () => {
   if (o.resume && existsSync(join(out, 'model.json'))) {
     const c = loadCheckpoint(out);
     if (c.meta.model !== model || c.meta.seed !== seed) throw new UsageError(`--resume: ${out} holds ${c.meta.model} seed ${c.meta.seed}, not ${model} seed ${seed}`);
+    // A resumed run continues the same run: settings that change its batches or its schedule must match.
+    const was: [string, unknown, unknown][] = [['--batch', c.meta.batchTables, batch], ['--lr', c.meta.optimizer.lr, lr], ['--steps', c.meta.optimizer.totalSteps, steps]];
+    for (const [flag, before, now] of was) {
+      if (before !== now) throw new UsageError(`${flag}: the checkpoint in ${out} was trained with ${flag} ${before}, not ${now}; resume with the same value or start a new --out`);
+    }
     ({ net } = c);
     start = c.meta.step;
     trainSeconds = c.meta.trainSeconds;
     lossCurve = c.meta.lossCurve;
+    lossWindow = c.meta.lossWindow ?? [];
     optState = c.optimizer;
     earlierCommand = c.meta.command;
     if (o.config !== undefined || o.prior !== undefined) throw new UsageError('--resume: the network and prior come from the checkpoint; drop --config and --prior');
@@ -124,16 +131,22 @@ main(async () => {
   const thisCommand = `npm run pretrain -- --model ${model} --steps ${steps} --seed ${seed} --batch ${batch} --lr ${lr} --backend ${o.backend}${o.config ? ` --config ${quote(o.config)}` : ''}${o.prior ? ` --prior ${quote(o.prior)}` : ''}${o.init ? ` --init ${quote(o.init)}` : ''}`;
   // A resumed run is the earlier command continued: both are kept, so the checkpoint says how it was made.
   const command = earlierCommand ? `${earlierCommand} && ${thisCommand} --resume` : thisCommand;
-  const save = (step: number): void =>
+  let window: number[] = lossWindow;
+  let t0 = performance.now();
+  // Everything up to this step goes into the checkpoint: the seconds and the losses not yet on the curve.
+  const save = (step: number): void => {
+    const now = performance.now();
+    trainSeconds += (now - t0) / 1000;
+    t0 = now;
     saveCheckpoint(out, net, {
       model, seed, step, trainSeconds, backend, command, gitSha: fingerprint(backend, backendInfo()).gitSha, createdAt: new Date().toISOString(),
-      prior: { ...prior }, optimizer: { ...optCfg, totalSteps: steps }, batchTables: batch, lossCurve, ...(initFrom ? { initFrom } : {}),
+      prior: { ...prior }, optimizer: { ...optCfg, totalSteps: steps }, batchTables: batch, lossCurve, lossWindow: [...window], ...(initFrom ? { initFrom } : {}),
     }, opt.exportState());
+  };
 
   process.stderr.write(`pretrain: ${model}, ${net.parameterCount} parameters, steps ${start}..${steps}, batch ${batch} tables, backend ${backend}, out ${out}\n`);
   const pool = await PriorPool.create(seed, batch, prior, workers, start);
-  let window: number[] = [];
-  let t0 = performance.now();
+  t0 = performance.now();
   const sessionStart = t0;
   for (let step = start; step < steps; step++) {
     const batchNow = await pool.next(step);

@@ -9,7 +9,7 @@ import { useBackend, fallbackCounts, resetFallbackCounts } from '../kernels/back
 import { blockSparseAttention } from '../kernels/block-sparse.js';
 import { bigBirdLayout, denseLayout, slidingWindowLayout } from '../kernels/layout.js';
 import { formatKernelTotals, kernelTotals } from '../kernels/profile.js';
-import { ParamError } from '../datasets/params.js';
+import { ParamError } from '../core/params.js';
 
 const [backend = 'native', name = 'window', Ls = '4096', precision = 'tf32'] = process.argv.slice(2);
 const L = Number(Ls), B = Math.max(1, 16384 / L), H = 16, D = 64;

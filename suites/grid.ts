@@ -1,21 +1,37 @@
 /** Load a suite file and expand its grid into runs. */
 import { validateTabular } from './tabular.js';
 import { readFileSync, readdirSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { hashId } from '../core/canonical.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunConfig, SuiteEntry, SuiteFile } from './types.js';
 import { OPTIMIZER_DEFAULTS } from './optimizer.js';
 import type { TrainBudget } from './train.js';
 import type { LatencyConfig } from './latency.js';
-import { ParamError } from '../datasets/params.js';
+import { ParamError, checkFields, type FieldSpec } from '../core/params.js';
 import { checkTask, taskNames } from '../datasets/registry.js';
 import { checkModel } from '../models/registry.js';
+import { validateKernels } from './kernels.js';
 
 const SUITE_DIR = dirname(fileURLToPath(import.meta.url));
 
 export const TRAIN_DEFAULTS: TrainBudget = { maxSteps: 2000, batchSize: 32, evalEvery: 100, patience: 5, minDelta: 0.002, validExamples: 256 };
 export const LATENCY_DEFAULTS: LatencyConfig = { batches: [1, 8], lengths: [64], timeMs: 300, minSamples: 10, warmupIterations: 3 };
+
+/** The settings a suite may give, with their ranges: one table for every suite kind's common parts. */
+export const SUITE_FIELDS: Record<string, FieldSpec> = { name: { str: true }, description: { str: true }, kind: { oneOf: ['train', 'kernels', 'tabular'] }, seeds: { ints: [0] }, entries: { list: true }, kernels: { object: true }, tabular: { object: true } };
+export const ENTRY_FIELDS: Record<string, FieldSpec> = { task: { str: true }, taskParams: { object: true }, models: { list: true }, train: { object: true }, optimizer: { object: true }, latency: { object: true }, sweep: { object: true } };
+export const MODEL_ENTRY_FIELDS: Record<string, FieldSpec> = { name: { str: true }, size: { str: true }, params: { object: true } };
+export const TRAIN_FIELDS: Record<keyof TrainBudget, FieldSpec> = {
+  maxSteps: { int: [1, 1e9] }, batchSize: { int: [1, 1 << 16] }, evalEvery: { int: [1, 1e9] }, patience: { int: [1, 1e6] }, minDelta: { num: [0, 1] }, validExamples: { int: [1, 1e7] },
+};
+export const OPTIMIZER_FIELDS: Record<keyof typeof OPTIMIZER_DEFAULTS, FieldSpec> = {
+  lr: { num: [0, 1e6], above: 0 }, beta1: { num: [0, 0.999999] }, beta2: { num: [0, 0.999999] }, eps: { num: [0, 1], above: 0 }, weightDecay: { num: [0, 10] },
+  warmupSteps: { int: [0, 1e9] }, minLrRatio: { num: [0, 1] }, clipNorm: { num: [0, 1e6] },
+};
+export const LATENCY_FIELDS: Record<keyof LatencyConfig, FieldSpec> = {
+  batches: { ints: [1, 1 << 16] }, lengths: { ints: [1, 1 << 24] }, timeMs: { num: [1, 3.6e6] }, minSamples: { int: [1, 1e6] }, warmupIterations: { int: [0, 1e6] },
+};
 
 export function suiteNames(): string[] {
   return readdirSync(SUITE_DIR).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, '')).sort();
@@ -38,9 +54,10 @@ export function loadSuite(name: string): SuiteFile {
 
 export function validateSuite(raw: unknown, where: string): SuiteFile {
   const s = raw as Partial<SuiteFile>;
-  if (!s || typeof s !== 'object') throw new ParamError('suite', `${where}: must be a JSON object`);
+  if (!s || typeof s !== 'object' || Array.isArray(s)) throw new ParamError('suite', `${where}: must be a JSON object`);
   if (typeof s.name !== 'string') throw new ParamError('suite.name', 'must be a string');
   if (!Array.isArray(s.seeds) || !s.seeds.every((x) => Number.isInteger(x))) throw new ParamError('suite.seeds', 'must be an array of integers');
+  checkFields('suite', s, SUITE_FIELDS);
   if (s.kind !== undefined && s.kind !== 'train' && s.kind !== 'kernels' && s.kind !== 'tabular') throw new ParamError('suite.kind', `must be one of train, kernels, tabular; got ${JSON.stringify(s.kind)}`);
   if (s.kind === 'tabular') {
     if (!s.tabular || typeof s.tabular !== 'object') throw new ParamError('suite.tabular', 'a tabular suite needs a "tabular" object');
@@ -48,12 +65,17 @@ export function validateSuite(raw: unknown, where: string): SuiteFile {
   }
   if (s.kind === 'kernels') {
     if (!s.kernels || typeof s.kernels !== 'object') throw new ParamError('suite.kernels', 'a kernels suite needs a "kernels" object');
-    return { description: '', entries: [], ...s } as SuiteFile;
+    return { description: '', entries: [], ...s, kernels: validateKernels(s.kernels as unknown as Record<string, unknown>) } as SuiteFile;
   }
   if (!Array.isArray(s.entries) || s.entries.length === 0) throw new ParamError('suite.entries', 'must be a non-empty array');
   s.entries.forEach((e, i) => {
+    checkFields(`suite.entries[${i}]`, e, ENTRY_FIELDS);
     if (!taskNames().includes(e.task)) throw new ParamError(`suite.entries[${i}].task`, `unknown task ${JSON.stringify(e.task)}; allowed: ${taskNames().join(', ')}`);
     if (!Array.isArray(e.models) || e.models.length === 0) throw new ParamError(`suite.entries[${i}].models`, 'must be a non-empty array');
+    e.models.forEach((m, j) => checkFields(`suite.entries[${i}].models[${j}]`, m, MODEL_ENTRY_FIELDS));
+    for (const [key, values] of Object.entries(e.sweep ?? {})) {
+      if (!Array.isArray(values) || values.length === 0) throw new ParamError(`suite.entries[${i}].sweep.${key}`, 'must be a non-empty list of values');
+    }
     for (const key of Object.keys(e.sweep ?? {})) {
       if (!/^(task|model|optimizer|train)\./.test(key)) throw new ParamError(`suite.entries[${i}].sweep.${key}`, 'keys must start with task., model., optimizer. or train.');
     }
@@ -90,9 +112,17 @@ export function expandSuite(s: SuiteFile, seeds: number[], backend: string): Run
     for (const point of points) {
       for (const m of e.models) {
         const { task, mparams, optimizer, train } = applySweep(e, point, m);
-        checkTask(e.task, task);
+        const { maxLen } = checkTask(e.task, task);
         checkModel(m.name, mparams);
-        if (!(typeof optimizer.lr === 'number' && optimizer.lr > 0)) throw new ParamError(`suite.entries[${i}].optimizer.lr`, 'must be a positive number');
+        // After the sweep, so a swept value is checked like a written one.
+        checkFields(`suite.entries[${i}].train`, train, TRAIN_FIELDS);
+        checkFields(`suite.entries[${i}].optimizer`, optimizer, OPTIMIZER_FIELDS);
+        // "task" in latency.lengths: the task's own longest length (for entries that sweep it).
+        const given = { ...LATENCY_DEFAULTS, ...e.latency };
+        if (Array.isArray(given.lengths)) given.lengths = [...new Set((given.lengths as unknown[]).map((L) => (L === 'task' ? maxLen : L)))] as number[];
+        const latency = checkFields(`suite.entries[${i}].latency`, given, LATENCY_FIELDS) as unknown as LatencyConfig;
+        const tooLong = latency.lengths.filter((L) => L > maxLen);
+        if (tooLong.length) throw new ParamError(`suite.entries[${i}].latency.lengths`, `${tooLong.join(', ')} exceed the longest sequence the model is built for (${maxLen}, from the task's lengths); allowed: 1..${maxLen}`);
         for (const seed of seeds) {
           runs.push({
             suite: s.name,
@@ -100,7 +130,7 @@ export function expandSuite(s: SuiteFile, seeds: number[], backend: string): Run
             model: { name: m.name, size: m.size ?? sizeLabel(mparams), params: mparams },
             train,
             optimizer,
-            latency: { ...LATENCY_DEFAULTS, ...e.latency },
+            latency,
             seed,
             backend,
           });
@@ -115,17 +145,8 @@ function sizeLabel(p: Record<string, unknown>): string {
   return p.dModel !== undefined ? `d${p.dModel}` : 'default';
 }
 
-/** Canonical JSON: sorted keys, so equal configurations hash equally. */
-export function canonical(x: unknown): string {
-  if (Array.isArray(x)) return `[${x.map(canonical).join(',')}]`;
-  if (x && typeof x === 'object') {
-    return `{${Object.keys(x).sort().map((k) => `${JSON.stringify(k)}:${canonical((x as Record<string, unknown>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(x);
-}
-
 export function runId(c: RunConfig): string {
-  return createHash('sha256').update(canonical(c)).digest('hex').slice(0, 16);
+  return hashId(c);
 }
 
 export function runLabel(c: RunConfig): string {

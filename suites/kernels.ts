@@ -11,16 +11,13 @@ import { createHash } from 'node:crypto';
 import { bigBirdLayout, fromBlockSets, combinerAxialLayout, combinerFixedLayout, combinerSegLen, denseLayout, density, randomLayout, slidingWindowLayout, unionLayout, type BlockLayout } from '../kernels/layout.js';
 import { combinerAttention } from '../models/combiner.js';
 import { blockSparseAttention, blockSparseAttentionBackward, FUSED_KERNEL, packBf16, type AttentionImpl } from '../kernels/block-sparse.js';
-import { hasKernel, useBackend } from '../kernels/backend.js';
+import { BACKEND_NAMES, hasKernel, useBackend } from '../kernels/backend.js';
 import { quantile } from './latency.js';
-import { canonical } from './grid.js';
-import { Rng } from '../datasets/rng.js';
+import { canonical } from '../core/canonical.js';
+import { Rng } from '../core/rng.js';
 import { SCHEMA_VERSION, type Fingerprint, type RunRecord } from '../reports/schema.js';
-import { ParamError } from '../datasets/params.js';
-import { existsSync } from 'node:fs';
-import { emitReport, loadRecord, recordPath } from './runner.js';
-import { writeAtomic } from '../reports/write.js';
-import type { Report } from '../reports/schema.js';
+import { ParamError, checkFields, enumParam, intParam } from '../core/params.js';
+import type { Job } from './orchestrator.js';
 
 export interface KernelsConfig {
   backends: string[];
@@ -284,35 +281,34 @@ export function addSpeedups(records: RunRecord[]): void {
   }
 }
 
-export interface KernelEvents {
-  start(i: number, n: number, label: string): void;
-  end(i: number, n: number, r: RunRecord, skipped: boolean): void;
+/** The cases as orchestrator jobs; `addSpeedups` is the report's finalize step. */
+export function kernelJobs(suite: string, c: KernelsConfig, cases: KernelCase[], fp: Fingerprint): Job[] {
+  return cases.map((k) => ({ id: kernelCaseId(suite, c, k), label: kernelCaseLabel(k), run: () => measureKernelCase(suite, c, k, fp) }));
 }
 
-/** Run every case (resumable, one record file per case), then compute speedups over dense. */
-export async function runKernelsSuite(suite: string, c: KernelsConfig, cases: KernelCase[], opts: { outDir: string; resume: boolean; fingerprint: Fingerprint }, ev: KernelEvents): Promise<{ report: Report; paths: { json: string; arrow: string } }> {
-  const records: RunRecord[] = [];
-  let paths = { json: '', arrow: '' };
-  for (let i = 0; i < cases.length; i++) {
-    const k = cases[i]!;
-    const path = recordPath(opts.outDir, kernelCaseId(suite, c, k));
-    const done = opts.resume && existsSync(path) ? loadRecord(path) : undefined;
-    if (done) {
-      records.push(done);
-      ev.end(i, cases.length, done, true);
-      continue;
-    }
-    ev.start(i, cases.length, kernelCaseLabel(k));
-    const r = await measureKernelCase(suite, c, k, opts.fingerprint);
-    writeAtomic(path, JSON.stringify(r, null, 1));
-    records.push(r);
-    addSpeedups(records);
-    paths = emitReport(opts.outDir, suite, opts.fingerprint, records);
-    ev.end(i, cases.length, r, false);
+/** A kernels suite's `kernels` object: keys, ranges and lists checked (unknown keys name the allowed ones). */
+export function validateKernels(raw: Record<string, unknown>): Partial<KernelsConfig> {
+  const w = 'suite.kernels';
+  checkFields(w, raw, {
+    backends: { list: true }, B: { int: [1, 1 << 16] }, H: { int: [1, 1024] }, D: { int: [1, 1024] }, block: { int: [1, 4096] }, lengths: { ints: [1, 1 << 24] },
+    maxLength: { object: true }, window: { int: [1, 1 << 24] }, bigbird: { object: true }, densitySweep: { object: true }, impls: { list: true }, passes: { list: true },
+    timeMs: { num: [1, 3.6e6] }, minSamples: { int: [1, 1e6] }, genericMaxBytes: { num: [0, 1e15] }, combiner: { bool: true }, batchTokens: { int: [1, 1 << 30] }, precisions: { list: true },
+  });
+  const each = <T extends string>(field: string, allowed: readonly T[]) => ((raw[field] as unknown[] | undefined) ?? []).forEach((v, i) => enumParam(`${w}.${field}`, String(i), v, allowed));
+  each('backends', BACKEND_NAMES.filter((b) => b !== 'auto'));
+  each('impls', ['fused', 'generic'] as const);
+  each('passes', PASSES);
+  each('precisions', ['fp32', 'tf32', 'bf16'] as const);
+  if (raw.bigbird !== undefined) checkFields(`${w}.bigbird`, raw.bigbird, { windowBlocks: { int: [0, 1 << 16] }, globalBlocks: { int: [0, 1 << 16] }, randomBlocks: { int: [0, 1 << 16] } });
+  if (raw.densitySweep !== undefined) {
+    const d = checkFields(`${w}.densitySweep`, raw.densitySweep, { length: { int: [1, 1 << 24] }, randomBlocks: { list: true } });
+    ((d.randomBlocks as unknown[] | undefined) ?? []).forEach((x, i) => intParam(`${w}.densitySweep.randomBlocks`, String(i), x, 0, 1 << 16)); // empty: no sweep
   }
-  addSpeedups(records);
-  if (records.length) paths = emitReport(opts.outDir, suite, opts.fingerprint, records);
-  return { report: { schemaVersion: SCHEMA_VERSION, suite, createdAt: new Date().toISOString(), fingerprint: opts.fingerprint, records }, paths };
+  for (const [b, L] of Object.entries((raw.maxLength as Record<string, unknown> | undefined) ?? {})) {
+    enumParam(`${w}.maxLength`, 'key', b, BACKEND_NAMES.filter((x) => x !== 'auto'));
+    intParam(`${w}.maxLength`, b, L, 1);
+  }
+  return raw as Partial<KernelsConfig>;
 }
 
 export const KERNELS_DEFAULTS: KernelsConfig = {

@@ -1,14 +1,13 @@
 /**
- * Runs a suite: for each run, build the task and the model, train, evaluate on held-out data,
- * measure latency, and write the record. Records are written one file per run (atomically), so an
- * interrupted suite resumes where it stopped; the report is rebuilt after every run.
+ * One training run: build the task and the model, train, evaluate on held-out data, measure latency,
+ * and return its record. A loss that becomes non-finite ends the run as a failed record (no accuracy).
+ * `trainJobs` turns a training suite's runs into the orchestrator's jobs.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { RunConfig } from './types.js';
 import { runId, runLabel } from './grid.js';
 import { batchLoss, train, type TrainProgress } from './train.js';
+import type { Job } from './orchestrator.js';
 import { evaluate } from './evaluate.js';
 import { measureLatency } from './latency.js';
 import { buildTask } from '../datasets/registry.js';
@@ -18,16 +17,8 @@ import { buildModel } from '../models/registry.js';
 import type { SequenceModel } from '../models/types.js';
 import type { TokenBatch } from '../datasets/types.js';
 import { parameterCount } from '../models/transformer.js';
-import { SCHEMA_VERSION, type Fingerprint, type Metrics, type Report, type RunRecord } from '../reports/schema.js';
-import { writeAtomic, writeReport } from '../reports/write.js';
-import { checkRecord } from '../reports/read.js';
+import { SCHEMA_VERSION, type Fingerprint, type Metrics, type RunRecord } from '../reports/schema.js';
 import { fallbackCounts, resetFallbackCounts } from '../kernels/backend.js';
-
-export interface RunnerEvents {
-  runStart(i: number, n: number, label: string): void;
-  progress(i: number, n: number, label: string, p: TrainProgress, etaSeconds: number): void;
-  runEnd(i: number, n: number, r: RunRecord, skipped: boolean): void;
-}
 
 export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: TrainProgress) => void): Promise<RunRecord> {
   const startedAt = new Date();
@@ -38,6 +29,7 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
   const model = buildModel(c.model.name, c.model.params, { vocabSize: task.vocabSize, maxLen, seed: c.seed });
   try {
     const tr = train(model, task, c.train, c.optimizer, onProgress);
+    if (tr.stoppedBy === 'nonFinite') return failedRecord(c, fp, model, tr, startedAt, t0);
     const peakMemoryBytes = await peakBytesOfStep(model, task, c.train.batchSize);
     const evalBatch = 64;
     model.resetDiagnostics?.(); // diagnostics (e.g. SeqBoat's activation rates) describe the test data
@@ -108,57 +100,34 @@ async function peakBytesOfStep(model: SequenceModel, task: { trainBatch(s: numbe
   return info.peakBytes;
 }
 
-export function recordPath(outDir: string, id: string): string {
-  return join(outDir, 'runs', `${id}.json`);
+/** The record of a run whose loss became non-finite: what it was and when, and no result numbers. */
+function failedRecord(c: RunConfig, fp: Fingerprint, model: SequenceModel, tr: ReturnType<typeof train>, startedAt: Date, t0: number): RunRecord {
+  const message = `training loss became ${tr.finalLoss} at step ${tr.steps} (lr ${c.optimizer.lr}); lower the learning rate`;
+  const fallbacks = fallbackCounts();
+  return {
+    schemaVersion: SCHEMA_VERSION, runId: runId(c), suite: c.suite, label: runLabel(c), task: c.task,
+    model: { ...c.model, parameterCount: parameterCount(model) }, train: { ...c.train }, optimizer: { ...c.optimizer }, latencyConfig: { ...c.latency },
+    seed: c.seed, backend: c.backend, fingerprint: fp, gitSha: fp.gitSha,
+    metrics: {
+      accuracy: null, accuracyDenominator: 0, exactMatch: NaN, examples: 0, finalTrainLoss: tr.finalLoss, bestValidAccuracy: tr.bestValidAccuracy,
+      trainSteps: tr.steps, stoppedBy: 'nonFinite', trainSeconds: tr.trainSeconds, trainTokensPerSec: tr.trainTokensPerSec, peakMemoryBytes: NaN,
+      latency: [], lossCurve: tr.lossCurve, validCurve: tr.validCurve,
+    },
+    diagnostics: {},
+    fallbackKernels: { total: Object.values(fallbacks).reduce((a, b) => a + b, 0), byKernel: fallbacks },
+    wallTimeSeconds: (performance.now() - t0) / 1000,
+    failure: { reason: 'nonFinite', step: tr.steps, message },
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+  };
 }
 
-export function loadRecord(path: string): RunRecord | undefined {
-  try {
-    return checkRecord(JSON.parse(readFileSync(path, 'utf8')), path);
-  } catch {
-    return undefined; // a damaged record is simply re-run
-  }
-}
-
-export async function runSuite(
-  suite: string,
-  runs: RunConfig[],
-  opts: { outDir: string; resume: boolean; fingerprint: Fingerprint },
-  ev: RunnerEvents,
-): Promise<{ report: Report; paths: { json: string; arrow: string } }> {
-  const records: RunRecord[] = [];
-  const reportPath = join(opts.outDir, 'report.json');
-  const emit = () => writeReport(reportPath, { schemaVersion: SCHEMA_VERSION, suite, createdAt: new Date().toISOString(), fingerprint: opts.fingerprint, records });
-  let paths = { json: reportPath, arrow: reportPath.replace(/\.json$/, '.arrow') };
-  for (let i = 0; i < runs.length; i++) {
-    const c = runs[i]!;
-    const id = runId(c);
-    const label = runLabel(c);
-    const path = recordPath(opts.outDir, id);
-    if (opts.resume && existsSync(path)) {
-      const r = loadRecord(path);
-      if (r) {
-        records.push(r);
-        ev.runEnd(i, runs.length, r, true);
-        continue;
-      }
-    }
-    ev.runStart(i, runs.length, label);
-    const t0 = performance.now();
-    const r = await runOne(c, opts.fingerprint, (p) => {
-      const elapsed = (performance.now() - t0) / 1000;
-      ev.progress(i, runs.length, label, p, (elapsed / p.step) * (p.maxSteps - p.step));
-    });
-    writeAtomic(path, JSON.stringify(r, null, 1));
-    records.push(r);
-    paths = emit();
-    ev.runEnd(i, runs.length, r, false);
-  }
-  if (records.length && runs.length) paths = emit();
-  return { report: { schemaVersion: SCHEMA_VERSION, suite, createdAt: new Date().toISOString(), fingerprint: opts.fingerprint, records }, paths };
-}
-
-/** One report for a finished list of records (after every run, so an interruption loses nothing). */
-export function emitReport(outDir: string, suite: string, fp: Fingerprint, records: RunRecord[]): { json: string; arrow: string } {
-  return writeReport(join(outDir, 'report.json'), { schemaVersion: SCHEMA_VERSION, suite, createdAt: new Date().toISOString(), fingerprint: fp, records });
+/** A training suite's runs as orchestrator jobs (cost: the step budget times the tokens per step). */
+export function trainJobs(runs: RunConfig[], fp: Fingerprint): Job[] {
+  return runs.map((c) => ({
+    id: runId(c),
+    label: runLabel(c),
+    cost: c.train.maxSteps * c.train.batchSize * Number(c.task.params.inputSeqLen ?? c.task.params.seqLen ?? 1),
+    run: (progress) => runOne(c, fp, (p: TrainProgress) => progress({ step: p.step, maxSteps: p.maxSteps, loss: p.loss, validAccuracy: p.validAccuracy })),
+  }));
 }

@@ -5,16 +5,16 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ParamError, enumParam, intParam, rejectUnknown } from '../datasets/params.js';
+import { ParamError, checkFields, enumParam, intParam, rejectUnknown } from '../core/params.js';
 import { loadShipped, shippedTables } from '../datasets/tabular/load.js';
 import { fitPreprocessor, transformRows } from '../datasets/tabular/preprocess.js';
 import { stratifiedFolds, stratifiedSubsample } from '../datasets/tabular/splits.js';
 import type { IclTask, RawTable } from '../datasets/tabular/types.js';
-import { Rng } from '../datasets/rng.js';
-import { loadCheckpoint } from '../models/tabular/checkpoint.js';
+import { Rng } from '../core/rng.js';
+import { checkpointFiles, loadCheckpoint } from '../models/tabular/checkpoint.js';
 import { IclModel, ENSEMBLE_DEFAULTS, ENSEMBLE_TRANSFORMS, type EnsembleTransform } from '../models/tabular/icl-model.js';
 import { IclNetwork } from '../models/tabular/icl-network.js';
 import { iclConfig } from '../models/tabular/registry.js';
@@ -23,8 +23,9 @@ import { OnnxIclModel } from '../models/tabular/onnx.js';
 import type { TabularModel } from '../models/tabular/types.js';
 import { density } from '../kernels/layout.js';
 import { quantile } from './latency.js';
-import { canonical } from './grid.js';
+import { canonical } from '../core/canonical.js';
 import { SCHEMA_VERSION, type Fingerprint, type RunRecord, type Metrics } from '../reports/schema.js';
+import type { Job } from './orchestrator.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 
@@ -77,7 +78,22 @@ export function validateTabular(raw: Record<string, unknown>): TabularConfig {
     if (m.maxFeatures !== undefined) intParam(`${w}.models[${i}]`, 'maxFeatures', m.maxFeatures, 0, 1 << 16);
     if (m.transform !== undefined) enumParam(`${w}.models[${i}]`, 'transform', m.transform, ENSEMBLE_TRANSFORMS);
     if (m.name === 'onnx' && typeof m.path !== 'string') throw new ParamError(`${w}.models[${i}].path`, 'the onnx model needs a path to a .onnx file');
+    // Missing files are input errors (one line, exit 2), found before anything runs.
+    if (m.checkpoint !== undefined) {
+      try {
+        for (const f of checkpointFiles(repoPath(m.checkpoint))) if (!existsSync(f)) throw new ParamError('', `${f} missing`);
+      } catch (e) {
+        throw new ParamError(`${w}.models[${i}].checkpoint`, `no usable checkpoint at ${m.checkpoint}: ${(e as Error).message.replace(/^[^:]*: /, '')}`);
+      }
+    }
+    if (m.path !== undefined && !existsSync(repoPath(m.path))) throw new ParamError(`${w}.models[${i}].path`, `no such file: ${m.path}`);
   });
+  if (raw.widthScaling !== undefined) {
+    checkFields(`${w}.widthScaling`, raw.widthScaling, { features: { ints: [1, 1 << 20] }, rows: { int: [1, 1 << 20] }, timeMs: { num: [1, 3.6e6] }, minSamples: { int: [1, 1e6] }, checkpoint: { str: true } });
+    const ws = raw.widthScaling as { features?: unknown; rows?: unknown; timeMs?: unknown; minSamples?: unknown; checkpoint?: string };
+    for (const k of ['features', 'rows', 'timeMs', 'minSamples'] as const) if (ws[k] === undefined) throw new ParamError(`${w}.widthScaling.${k}`, 'is required');
+    if (ws.checkpoint !== undefined && !existsSync(join(repoPath(ws.checkpoint), 'model.json'))) throw new ParamError(`${w}.widthScaling.checkpoint`, `no checkpoint at ${ws.checkpoint} (model.json missing)`);
+  }
   const folds = intParam(w, 'folds', raw.folds ?? 5, 2, 100);
   return {
     tables: tables as string[], folds, evalFolds: intParam(w, 'evalFolds', raw.evalFolds ?? folds, 1, folds),
@@ -98,12 +114,12 @@ const repoPath = (p: string): string => (isAbsolute(p) ? p : join(ROOT, p));
 
 const digests = new Map<string, string>();
 /**
- * The bytes a model reads (checkpoint model.json + weights.bin, or the .onnx file), hashed: recorded
+ * The bytes a model reads (checkpoint model.json + the weights it names, or the .onnx file), hashed: recorded
  * with each run so `--resume` never reuses a result computed from a file since replaced at the same
  * path (a new shipped checkpoint after `git pull`). Undefined for models without a file.
  */
 export function modelFileDigest(m: TabularModelSpec): string | undefined {
-  const files = m.checkpoint !== undefined ? ['model.json', 'weights.bin'].map((f) => join(repoPath(m.checkpoint!), f)) : m.path !== undefined ? [repoPath(m.path)] : [];
+  const files = m.checkpoint !== undefined ? checkpointFiles(repoPath(m.checkpoint)) : m.path !== undefined ? [repoPath(m.path)] : [];
   if (!files.length) return undefined;
   const key = files.join('|');
   if (!digests.has(key)) {
@@ -334,3 +350,25 @@ export async function runWidthCase(suite: string, c: NonNullable<TabularConfig['
   };
 }
 
+
+/** Width-scaling cases of a config: every feature count, sparse and dense row attention. */
+export function widthCases(c: TabularConfig): { features: number; rowAttention: 'sparse' | 'dense'; label: string }[] {
+  return (c.widthScaling?.features ?? []).flatMap((f) => (['sparse', 'dense'] as const).map((a) => ({ features: f, rowAttention: a, label: widthLabel(f, a) })));
+}
+
+/** A tabular suite as orchestrator jobs: table cases, then width cases. A saved result whose model file changed is stale. */
+export function tabularJobs(suite: string, c: TabularConfig, cases: TabularCase[], widths: ReturnType<typeof widthCases>, backend: string, fp: Fingerprint): Job[] {
+  return [
+    ...cases.map((k): Job => ({
+      id: tabularCaseId(suite, c, k, backend),
+      label: tabularLabel(k),
+      staleReason: (saved) => (saved.model.params.fileDigest !== modelFileDigest(k.model) ? 'model file changed since the saved result' : undefined),
+      run: () => runTabularCase(suite, c, k, backend, fp),
+    })),
+    ...widths.map((w): Job => ({
+      id: widthCaseId(suite, c.widthScaling!, w.features, w.rowAttention, backend),
+      label: w.label,
+      run: () => runWidthCase(suite, c.widthScaling!, w.features, w.rowAttention, backend, fp),
+    })),
+  ];
+}

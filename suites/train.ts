@@ -4,7 +4,8 @@
  *
  * Early-stopping rule: every `evalEvery` steps the validation accuracy is measured. Training stops
  * when it has been 1.0 at two evaluations in a row, or when it has not beaten its best by more than
- * `minDelta` for `patience` evaluations in a row, or at `maxSteps`.
+ * `minDelta` for `patience` evaluations in a row, or at `maxSteps`. A non-finite loss stops it at once
+ * (`nonFinite`): NaN weights stay NaN, so the loss read every `evalEvery / 4` steps always sees it.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { SequenceModel } from '../models/types.js';
@@ -33,7 +34,8 @@ export interface TrainResult {
   steps: number;
   finalLoss: number;
   bestValidAccuracy: number;
-  stoppedBy: 'perfect' | 'plateau' | 'maxSteps';
+  /** nonFinite: the loss became NaN or infinite at `steps` (the run has failed; see RunFailure). */
+  stoppedBy: 'perfect' | 'plateau' | 'maxSteps' | 'nonFinite';
   trainSeconds: number;
   trainTokensPerSec: number;
   lossCurve: [number, number][];
@@ -91,6 +93,12 @@ export function train(
     if (step % logEvery === 0 || step === budget.maxSteps - 1) {
       loss = lossT.dataSync()[0]!;
       lossCurve.push([step, loss]);
+      if (!Number.isFinite(loss)) {
+        lossT.dispose();
+        stoppedBy = 'nonFinite';
+        step++;
+        break;
+      }
     }
     lossT.dispose();
     if ((step + 1) % budget.evalEvery === 0 || step === budget.maxSteps - 1) {

@@ -12,7 +12,7 @@ import {
   fromPredicate, rowBlocks, slidingWindowLayout, stackHeads, stridedLayout, tokenMask, unionLayout, validateLayout, type BlockLayout,
 } from '../kernels/layout.js';
 import { blockSparseAttention, blockSparseAttentionBackward, packBf16, referenceAttention } from '../kernels/block-sparse.js';
-import { Rng } from '../datasets/rng.js';
+import { Rng } from '../core/rng.js';
 import { BACKEND } from './under-test.js';
 
 const rows = (l: BlockLayout, h = 0) => Array.from({ length: Math.ceil(l.Lq / l.Bq) }, (_, i) => rowBlocks(l, h, i));

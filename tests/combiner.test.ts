@@ -7,7 +7,7 @@ import { useBackend } from '../kernels/backend.js';
 import { combinerAttention } from '../models/combiner.js';
 import { blockSparseAttention, referenceAttention } from '../kernels/block-sparse.js';
 import { axialColumnLayout, causalLayout, combinerAxialLayout, combinerFixedLayout, denseLayout, rowBlocks, tokenMask } from '../kernels/layout.js';
-import { Rng } from '../datasets/rng.js';
+import { Rng } from '../core/rng.js';
 import { BACKEND } from './under-test.js';
 import { buildModel } from '../models/registry.js';
 

@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend, fallbackCounts, resetFallbackCounts } from '../kernels/backend.js';
-import { Rng } from '../datasets/rng.js';
+import { Rng } from '../core/rng.js';
 import { gelu, layerNorm } from '../kernels/fused.js';
 import { repeatParam } from '../kernels/ops.js';
 import { BACKEND } from './under-test.js';

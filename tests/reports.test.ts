@@ -58,7 +58,7 @@ describe('reports', () => {
     expect(() => readReport(join(dir, 'corrupt.json'))).toThrow(ReportError);
     expect(() => readReport(join(dir, 'corrupt.json'))).toThrow(/not valid JSON/);
     writeFileSync(join(dir, 'v99.json'), JSON.stringify({ schemaVersion: 99, records: [] }));
-    expect(() => readReport(join(dir, 'v99.json'))).toThrow(/schemaVersion must be 1, got 99/);
+    expect(() => readReport(join(dir, 'v99.json'))).toThrow(/schemaVersion must be one of 1, 2, got 99/);
     writeFileSync(join(dir, 'rec.json'), JSON.stringify({ schemaVersion: 1, records: [{ runId: 'x', seed: 0, backend: 'cpu', metrics: {} }] }));
     expect(() => readReport(join(dir, 'rec.json'))).toThrow(/records\[0\]\.metrics\.accuracy: must be a number or null/);
   });

@@ -5,7 +5,7 @@ import { useBackend } from '../kernels/backend.js';
 import { chunkLayout, compact, compactionIndex, emaApply, scatter, SeqBoat, parseSeqBoatConfig } from '../models/seqboat.js';
 import { referenceAttention } from '../kernels/block-sparse.js';
 import { rowBlocks } from '../kernels/layout.js';
-import { Rng } from '../datasets/rng.js';
+import { Rng } from '../core/rng.js';
 import { BACKEND } from './under-test.js';
 
 function rand(rng: Rng, shape: number[], scale = 1): tf.Tensor {

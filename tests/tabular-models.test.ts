@@ -20,7 +20,7 @@ import { OnnxIclModel } from '../models/tabular/onnx.js';
 import { accuracy, binaryAuc, iclSafetyDelta, logLoss, rocAuc, makeTask, validateTabular } from '../suites/tabular.js';
 import { loadShipped } from '../datasets/tabular/load.js';
 import { density } from '../kernels/layout.js';
-import { Rng } from '../datasets/rng.js';
+import { Rng } from '../core/rng.js';
 import type { IclTask } from '../datasets/tabular/types.js';
 
 const SMALL = { ...ICL_DEFAULTS, dCol: 8, colHeads: 2, rowHeads: 2, inducing: 4, cls: 2, latents: 4, dIcl: 16, iclBlocks: 2, iclHeads: 2, block: 4 };

@@ -1,6 +1,6 @@
 /** RawTable <-> Arrow IPC: numeric features as Float64 (null = missing), categoricals and the target as Utf8. */
 import { type Vector, Dictionary, Float64, Int8, Int16, Int32, Table, Utf8, tableFromIPC, tableToIPC, vectorFromArray, DataType } from 'apache-arrow';
-import { ParamError } from '../params.js';
+import { ParamError } from '../../core/params.js';
 import { rawTableFromCells } from './csv.js';
 import type { RawTable } from './types.js';
 

@@ -4,7 +4,7 @@
  * with a few stray tokens is rejected (that is almost always a data error, not a category).
  */
 import { parse } from 'csv-parse/sync';
-import { ParamError } from '../params.js';
+import { ParamError } from '../../core/params.js';
 import type { FeatureColumn, RawTable } from './types.js';
 
 /** Cells read as missing. */

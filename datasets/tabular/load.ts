@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
-import { ParamError } from '../params.js';
+import { ParamError } from '../../core/params.js';
 import { parseCsvTable } from './csv.js';
 import { tableFromArrow } from './arrow.js';
 import { DEFAULT_LIMITS, type RawTable, type TableLimits } from './types.js';

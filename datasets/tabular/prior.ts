@@ -5,10 +5,10 @@
  * are random per table. The continuous target is cut into classes at random quantiles, and the
  * features go through the same preprocessing as real tables (fitted on the table's train rows).
  */
-import { Rng } from '../rng.js';
+import { Rng } from '../../core/rng.js';
 import type { IclTask } from './types.js';
 import { CLIP_Z } from './preprocess.js';
-import { ParamError, intParam, numParam, rejectUnknown } from '../params.js';
+import { ParamError, intParam, numParam, rejectUnknown } from '../../core/params.js';
 
 export interface PriorConfig {
   minRows: number;

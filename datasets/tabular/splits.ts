@@ -1,5 +1,5 @@
 /** Stratified folds and stratified subsampling, seeded. */
-import { Rng } from '../rng.js';
+import { Rng } from '../../core/rng.js';
 
 /** k stratified folds: each class's rows shuffled, then dealt round-robin (continuing across classes). */
 export function stratifiedFolds(y: Int32Array, k: number, seed: number): number[][] {

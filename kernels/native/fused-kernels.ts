@@ -5,7 +5,7 @@ import type { NativeKernelFn } from './kernels.js';
 import { size } from './kernel-util.js';
 import { transposeLayout, type BlockLayout } from '../layout.js';
 import type { CudaLib } from './lib.js';
-import { ParamError } from '../../datasets/params.js';
+import { ParamError } from '../../core/params.js';
 
 /** Arguments shared by the fused block-sparse forward and backward calls. */
 function bsaArgs(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | undefined, a: Record<string, unknown>) {

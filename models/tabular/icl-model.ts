@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { IclTask } from '../../datasets/tabular/types.js';
 import type { IclNetwork } from './icl-network.js';
 import type { TabularModel } from './types.js';
-import { Rng } from '../../datasets/rng.js';
+import { Rng } from '../../core/rng.js';
 
 export interface EnsembleOptions {
   members: number;

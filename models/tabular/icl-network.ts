@@ -17,7 +17,7 @@ import type { BlockLayout } from '../../kernels/layout.js';
 import { fullLayout, layoutFor, LAYOUT_DEFAULTS, type LayoutSpec } from '../../kernels/attention.js';
 import { gatherRows, gelu, layerNorm, repeatParam, rope } from '../../kernels/ops.js';
 import { ParamFactory, uniquePrefix } from '../init.js';
-import { ParamError, enumParam, intParam, rejectUnknown } from '../../datasets/params.js';
+import { ParamError, enumParam, intParam, rejectUnknown } from '../../core/params.js';
 
 export interface IclConfig {
   /** Row-interaction layout: 'sparse' (window + global + random blocks) or 'dense' (the control). */

@@ -6,7 +6,7 @@
  * a softmax. Dimension names are free (dynamic axes), so one file serves every table.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { ParamError } from '../../datasets/params.js';
+import { ParamError } from '../../core/params.js';
 import type { IclTask } from '../../datasets/tabular/types.js';
 import type { TabularModel } from './types.js';
 

@@ -1,5 +1,5 @@
 /** Tabular models by name: the two ICL networks and the classical baselines. */
-import { ParamError } from '../../datasets/params.js';
+import { ParamError } from '../../core/params.js';
 import { IclNetwork, parseIclConfig, type IclConfig } from './icl-network.js';
 
 export const ICL_MODELS = ['orion-msp', 'dense-icl'] as const;

@@ -526,7 +526,7 @@ struct Variant {
 };
 // [0] is the default ("wgmma") for short rows; [1] its fallback when no tensor map can be made; the
 // rest stay selectable so the choices below can be re-measured.
-// Measured slower and removed (kernels/cuda/NOTES.md): 2 warpgroups sharing K/V, several query blocks
+// Measured slower and removed (docs/kernels-history.md): 2 warpgroups sharing K/V, several query blocks
 // per CTA, persistent grids walking rows with one K/V ring (cp.async; TMA with Q in registers), S from
 // Q in registers, the whole ring filled at a row's start; 4 CTAs per SM with the row sums on the
 // tensor cores (spills at 128 registers, window -1.5%) and rings of 2 K / 3 V tiles at 3 CTAs per SM
@@ -540,7 +540,7 @@ const Variant kVariants[] = {
     {"wgmma-ws3-k128", nullptr, bsa_fwd_wgmma_ws3k128_k, kW2Smem, kWsGroups, kWsThreads},
 };
 // The default picks by the layout's mean row length: 128-key steps shared by three query blocks win
-// on long rows and lose on short ones (H200, kernels/cuda/NOTES.md: dense 64 and 256 tiles per row
+// on long rows and lose on short ones (H200, docs/kernels-history.md: dense 64 and 256 tiles per row
 // +0-5% over the 4-CTA kernel; window's 9 and BigBird's ~14 tiles per row -25%).
 constexpr int kLongRowVariant = 5;
 constexpr int kLongRowTiles = 32;

@@ -6,7 +6,7 @@
 //   dK/dV pass, one CTA per key block over the transposed layout:  S^T = K Q^T, dP^T = V dO^T;
 //     dV += P^T dO, dK += dS^T Q (from registers); dkeyBias = row sums of dS^T.
 // One warpgroup per CTA; the streamed tiles (K/V, or Q/dO with their lse and delta) double-buffered
-// by cp.async. Written without a GPU to run it on (see kernels/cuda/NOTES.md): check it with
+// by cp.async. Written without a GPU to run it on (see docs/kernels-history.md): check it with
 // `kernels/cuda/check/run.sh --backward` before trusting it.
 #include "wgmma.cuh"
 

@@ -1,0 +1,106 @@
+/**
+ * A suite file of any kind -> the jobs one bench runs, the full plan's ids (for --list and the
+ * report's order) and what the report needs (fingerprint, finalize step). The orchestrator runs it.
+ */
+import type { SuiteFile } from './types.js';
+import type { Job } from './orchestrator.js';
+import { expandSuite, runId, runLabel } from './grid.js';
+import { trainJobs } from './runner.js';
+import { addSpeedups, kernelCaseId, kernelCaseLabel, kernelCases, kernelJobs, KERNELS_DEFAULTS } from './kernels.js';
+import { tabularCaseId, tabularCases, tabularJobs, tabularLabel, widthCaseId, widthCases } from './tabular.js';
+import { backendInfo, hasKernel, useBackend } from '../kernels/backend.js';
+import { FUSED_KERNEL } from '../kernels/block-sparse.js';
+import { fingerprint } from '../reports/fingerprint.js';
+import type { Fingerprint, RunRecord } from '../reports/schema.js';
+import type { SuiteKind } from '../reports/summary.js';
+
+export interface PlanOptions {
+  seeds: number[];
+  filter?: RegExp;
+  backend: string;
+  /** Plan only (--list): no backend is initialised where the plan does not need one. */
+  listOnly: boolean;
+  /** Called when --backend auto skips a backend of a kernels suite. */
+  onSkip?: (backend: string, why: string) => void;
+}
+
+export interface SuitePlan {
+  kind: SuiteKind;
+  /** id and label of every planned job after --filter (what --list prints). */
+  listed: { id: string; label: string }[];
+  /** Ids of the full plan before --filter: the report's order. */
+  order: string[];
+  /** Set unless listOnly. */
+  jobs: Job[];
+  backend: string;
+  fingerprint?: Fingerprint;
+  finalize?: (records: RunRecord[]) => void;
+  emitEveryMs?: number;
+  /** "runs" or "cases", for messages. */
+  unit: string;
+}
+
+const keep = (filter: RegExp | undefined) => (label: string) => !filter || filter.test(label);
+
+export async function planSuite(suite: SuiteFile, o: PlanOptions): Promise<SuitePlan> {
+  const pass = keep(o.filter);
+  if (suite.kind === 'kernels') {
+    const c = { ...KERNELS_DEFAULTS, ...suite.kernels! };
+    let backends = o.backend === 'auto' ? c.backends : [o.backend];
+    const fusedOn = new Set<string>(backends.filter((b) => b === 'native' || b === 'cuda'));
+    if (!o.listOnly) {
+      const ok: string[] = [];
+      fusedOn.clear();
+      for (const b of backends) {
+        try {
+          await useBackend(b);
+          ok.push(b);
+          if (hasKernel(FUSED_KERNEL)) fusedOn.add(b);
+        } catch (e) {
+          if (o.backend !== 'auto') throw e;
+          o.onSkip?.(b, (e as Error).message);
+        }
+      }
+      backends = ok;
+    }
+    const all = kernelCases(c, backends, fusedOn);
+    const cases = all.filter((k) => pass(kernelCaseLabel(k)));
+    const fp = o.listOnly ? undefined : fingerprint(backends.join('+'), backendInfo());
+    return {
+      kind: 'kernels', unit: 'cases', backend: backends.join(', '), fingerprint: fp, finalize: addSpeedups,
+      listed: cases.map((k) => ({ id: kernelCaseId(suite.name, c, k), label: kernelCaseLabel(k) })),
+      order: all.map((k) => kernelCaseId(suite.name, c, k)),
+      jobs: fp ? kernelJobs(suite.name, c, cases, fp) : [],
+    };
+  }
+  if (suite.kind === 'tabular') {
+    const c = suite.tabular!;
+    const backend = o.listOnly ? o.backend : await useBackend(o.backend);
+    const allCases = tabularCases(c, o.seeds);
+    const allWidths = widthCases(c);
+    const cases = allCases.filter((k) => pass(tabularLabel(k)));
+    const widths = allWidths.filter((w) => pass(w.label));
+    const fp = o.listOnly ? undefined : fingerprint(backend, backendInfo());
+    const caseId = (k: (typeof allCases)[number]) => tabularCaseId(suite.name, c, k, backend);
+    const widthId = (w: (typeof allWidths)[number]) => widthCaseId(suite.name, c.widthScaling!, w.features, w.rowAttention, backend);
+    return {
+      kind: 'tabular', unit: 'cases', backend, fingerprint: fp,
+      // Every record is safe in runs/ as soon as it exists; rebuilding the report after each of ~250 cheap cases is not needed.
+      emitEveryMs: 10_000,
+      listed: [...cases.map((k) => ({ id: caseId(k), label: tabularLabel(k) })), ...widths.map((w) => ({ id: widthId(w), label: w.label }))],
+      order: [...allCases.map(caseId), ...allWidths.map(widthId)],
+      jobs: fp ? tabularJobs(suite.name, c, cases, widths, backend, fp) : [],
+    };
+  }
+  // Expand with the requested name first so --list works without initialising a backend.
+  const backend = o.listOnly ? o.backend : await useBackend(o.backend);
+  const all = expandSuite(suite, o.seeds, backend);
+  const runs = all.filter((c) => pass(runLabel(c)));
+  const fp = o.listOnly ? undefined : fingerprint(backend, backendInfo());
+  return {
+    kind: 'train', unit: 'runs', backend, fingerprint: fp,
+    listed: runs.map((c) => ({ id: runId(c), label: runLabel(c) })),
+    order: all.map(runId),
+    jobs: fp ? trainJobs(runs, fp) : [],
+  };
+}
