@@ -117,3 +117,32 @@ export async function withLock<T>(dir: string, fn: () => T | Promise<T>, o: { ti
     rmSync(path, { force: true });
   }
 }
+
+/**
+ * Claim `<dir>/<name>` for this process (O_EXCL): false when a live process holds it. Workers that
+ * share a job list claim each job before running it, so each runs exactly once.
+ */
+export function tryClaim(dir: string, name: string): boolean {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, name);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname() }));
+      closeSync(fd);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let holder: { pid?: number; host?: string } = {};
+    try {
+      holder = JSON.parse(readFileSync(path, 'utf8')) as typeof holder;
+    } catch {
+      return false; // being written by its claimer right now
+    }
+    if (holder.pid === process.pid && holder.host === hostname()) return true;
+    if (holder.host !== hostname() || typeof holder.pid !== 'number' || alive(holder.pid)) return false;
+    rmSync(path, { force: true }); // its worker was killed: take the job over
+  }
+  return false;
+}

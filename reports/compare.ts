@@ -18,9 +18,11 @@ export interface CompareOptions {
   spreadFactor: number;
   /** Missing, new-only and null results are reported but not counted as regressions. */
   allowMissing: boolean;
+  /** An accuracy drop past the tolerance counts only if the paired test gives p < 0.05 (where records carry per-example results). */
+  significant: boolean;
 }
 
-export const COMPARE_DEFAULTS: CompareOptions = { accTolerance: 0.005, minRelative: 0.1, spreadFactor: 3, allowMissing: false };
+export const COMPARE_DEFAULTS: CompareOptions = { accTolerance: 0.005, minRelative: 0.1, spreadFactor: 3, allowMissing: false, significant: false };
 
 export interface CompareRow {
   runId: string;
@@ -30,6 +32,9 @@ export interface CompareRow {
   next: number | null;
   change: string;
   threshold: string;
+  /** Accuracy rows with per-example results on both sides: the paired test's p-value and the smallest detectable change. */
+  pValue?: number;
+  detectable?: number;
   /** Upper case verdicts count as regressions. */
   verdict: 'ok' | 'improved' | 'REGRESSION' | 'FAILED' | 'MISSING' | 'NEW' | 'missing (allowed)' | 'new (allowed)';
 }
@@ -86,12 +91,63 @@ export function compareReports(base: Report, next: Report, opts: Partial<Compare
   return { rows, regressions: rows.filter((r) => COUNTS.has(r.verdict)).length };
 }
 
+const u16 = (s: string): Uint16Array => {
+  const b = Buffer.from(s, 'base64');
+  return new Uint16Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+};
+
+/** Standard normal upper tail (Abramowitz-Stegun 7.1.26 erfc; |error| < 1.5e-7). */
+function normalTail(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const erfc = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) * Math.exp(-x * x);
+  return z >= 0 ? erfc / 2 : 1 - erfc / 2;
+}
+
+export interface PairedTest {
+  /** Two-sided p-value of the accuracy change, paired over the same test examples (normal approximation). */
+  p: number;
+  /** Smallest accuracy change this test set detects (alpha 0.05 two-sided, power 0.8): 2.8 standard errors. */
+  detectable: number;
+  examples: number;
+}
+
+/**
+ * Paired test on the same examples: per example the change in labelled positions right, d_i; the
+ * accuracy change is sum(d) / sum(total), its standard error sqrt(n var(d)) / sum(total). The
+ * detectable change uses var(d) if the runs differ, else twice the base's per-example variance
+ * (what two independent evaluations would show). Null when the two runs did not score the same examples.
+ */
+export function pairedAccuracyTest(b: RunRecord, n: RunRecord): PairedTest | null {
+  const pb = b.metrics.perExample;
+  const pn = n.metrics.perExample;
+  if (!pb || !pn || pb.total !== pn.total) return null;
+  const cb = u16(pb.correct);
+  const cn = u16(pn.correct);
+  const tot = u16(pb.total);
+  const N = tot.length;
+  if (cb.length !== N || cn.length !== N || N < 2) return null;
+  const T = tot.reduce((s, x) => s + x, 0);
+  const mean = (f: (i: number) => number) => { let s = 0; for (let i = 0; i < N; i++) s += f(i); return s / N; };
+  const variance = (f: (i: number) => number) => { const m = mean(f); return mean((i) => (f(i) - m) ** 2) * (N / (N - 1)); };
+  const vd = variance((i) => cn[i]! - cb[i]!);
+  const dSum = mean((i) => cn[i]! - cb[i]!) * N;
+  const se = Math.sqrt(N * vd) / T;
+  const p = vd === 0 ? (dSum === 0 ? 1 : 0) : 2 * normalTail(Math.abs(dSum / T) / se);
+  const seRef = vd > 0 ? se : Math.sqrt(N * 2 * variance((i) => cb[i]!)) / T;
+  return { p, detectable: 2.8 * seRef, examples: N };
+}
+
 function accuracyRow(b: RunRecord, n: RunRecord, o: CompareOptions): CompareRow {
   const d = n.metrics.accuracy! - b.metrics.accuracy!;
-  const verdict = d < -o.accTolerance ? 'REGRESSION' : d > o.accTolerance ? 'improved' : 'ok';
+  const paired = pairedAccuracyTest(b, n);
+  // With --significant, a drop past the tolerance must also be unlikely under the paired test's noise.
+  const drop = d < -o.accTolerance && (!o.significant || !paired || paired.p < 0.05);
+  const verdict = drop ? 'REGRESSION' : d > o.accTolerance ? 'improved' : 'ok';
   return {
     runId: b.runId, label: b.label, metric: 'accuracy', base: b.metrics.accuracy, next: n.metrics.accuracy,
     change: `${d >= 0 ? '+' : ''}${d.toFixed(4)}`, threshold: `-${o.accTolerance}`, verdict,
+    ...(paired ? { pValue: paired.p, detectable: paired.detectable } : {}),
   };
 }
 
@@ -122,8 +178,8 @@ function latencyRows(b: RunRecord, n: RunRecord, o: CompareOptions, absent: (w: 
 
 export function formatCompare(r: CompareResult): string {
   const table = formatTable(
-    ['run', 'metric', 'base', 'new', 'change', 'limit', 'verdict'],
-    r.rows.map((x) => [x.label, x.metric, fmt(x.base, 4), fmt(x.next, 4), x.change, x.threshold, x.verdict]),
+    ['run', 'metric', 'base', 'new', 'change', 'limit', 'p (paired)', 'detectable', 'verdict'],
+    r.rows.map((x) => [x.label, x.metric, fmt(x.base, 4), fmt(x.next, 4), x.change, x.threshold, x.pValue === undefined ? '' : fmt(x.pValue, 3), x.detectable === undefined ? '' : `±${fmt(x.detectable, 4)}`, x.verdict]),
   );
   return `${table}\n\n${r.regressions === 0 ? 'no regressions' : `${r.regressions} regression(s) (upper-case verdicts)`}`;
 }

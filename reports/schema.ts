@@ -109,6 +109,8 @@ export interface Metrics {
   extrapolationScore?: number | null;
   lossCurve: [number, number][];
   validCurve: [number, number][];
+  /** Per test example, in test-set order: labelled positions right and labelled positions (base64 of little-endian uint16), for compare's paired test. */
+  perExample?: { correct: string; total: string };
   kernel?: KernelMetrics;
   tabular?: TabularMetrics;
   width?: WidthMetrics;

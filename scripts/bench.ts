@@ -1,11 +1,15 @@
 /** `npm run bench -- [--suite quick,tabular-quick] [--filter RE] [--backend auto] [--seeds 0,1] [--out DIR] [--resume] [--list]` */
 import { join, resolve } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { cpus } from 'node:os';
 import { readReport } from '../reports/read.js';
 import { args, main, UsageError } from './cli.js';
 import { loadSuite, suiteNames } from '../suites/grid.js';
 import { planSuite } from '../suites/plan.js';
 import { runJobs } from '../suites/orchestrator.js';
+import { loadRecord, rebuildReport, recordPath } from '../reports/store.js';
+import type { RunRecord } from '../reports/schema.js';
 import type { SuiteFile } from '../suites/types.js';
 import { BACKEND_NAMES } from '../kernels/backend.js';
 import { renderLeaderboard } from '../reports/html.js';
@@ -13,7 +17,7 @@ import { writeAtomic } from '../core/files.js';
 import { formatTable } from '../reports/table.js';
 import { failureLines, runEndLine, summaryTable } from '../reports/summary.js';
 
-interface BenchOptions { seeds?: string; filter?: string; backend?: string; out?: string; resume?: boolean; list?: boolean }
+interface BenchOptions { suite?: string; seeds?: string; filter?: string; backend?: string; out?: string; resume?: boolean; list?: boolean; jobs?: string; worker?: string }
 
 main(async () => {
   const { values: o } = args({
@@ -24,10 +28,14 @@ main(async () => {
     out: { type: 'string' },
     resume: { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
+    jobs: { type: 'string', default: 'auto' },
+    // internal: this process is worker i of a --jobs bench (claims jobs in the shared folder)
+    worker: { type: 'string' },
     help: { type: 'boolean', default: false },
   });
+  if (!/^(auto|[1-9]\d*)$/.test(o.jobs!)) throw new UsageError(`--jobs: must be auto or a positive integer, got ${JSON.stringify(o.jobs)}`);
   if (o.help) {
-    console.log(`usage: npm run bench -- [--suite ${suiteNames().join('|')}] [--filter REGEX] [--backend ${BACKEND_NAMES.join('|')}] [--seeds 0,1,2] [--out DIR] [--resume] [--list]`);
+    console.log(`usage: npm run bench -- [--suite ${suiteNames().join('|')}] [--filter REGEX] [--backend ${BACKEND_NAMES.join('|')}] [--seeds 0,1,2] [--out DIR] [--resume] [--list] [--jobs auto|N]`);
     return 0;
   }
   const names = o.suite!.split(',').map((n) => n.trim()).filter(Boolean);
@@ -79,6 +87,9 @@ async function runNamedSuite(suite: SuiteFile, o: BenchOptions): Promise<number>
     seeds, filter, backend: o.backend!, listOnly: !!o.list,
     onSkip: (b, why) => process.stderr.write(`${suite.name}: skipping backend ${b} (${why})\n`),
   });
+  const jobs = jobCount(o.jobs!, plan.kind, plan.backend, plan.jobs.length);
+  if (!o.list && o.worker === undefined && jobs > 1) return runWithWorkers(suite, plan, jobs, o);
+  if (plan.fingerprint && o.worker !== undefined) plan.fingerprint.backendInfo = { ...plan.fingerprint.backendInfo, concurrentJobs: o.worker.split('/')[1]! };
   const one = plan.unit.replace(/s$/, '');
   if (o.list) {
     console.log(formatTable(['run id', one], plan.listed.map((j) => [j.id, j.label])));
@@ -93,7 +104,7 @@ async function runNamedSuite(suite: SuiteFile, o: BenchOptions): Promise<number>
   let lastLine = 0;
   const tag = (i: number, n: number) => `[${one} ${i + 1}/${n}]`;
   const { report, paths, records, failed } = await runJobs(plan.jobs, {
-    suite: suite.name, outDir, resume: !!o.resume, fingerprint: plan.fingerprint!, order: plan.order, emitEveryMs: plan.emitEveryMs, finalize: plan.finalize,
+    suite: suite.name, outDir, resume: !!o.resume, fingerprint: plan.fingerprint!, order: plan.order, emitEveryMs: plan.emitEveryMs, finalize: plan.finalize, claim: o.worker !== undefined,
   }, {
     start: (i, n, label, eta) => process.stderr.write(`${tag(i, n)} ${label}${eta === null ? '' : ` (suite ETA ${Math.round(eta)}s)`}${plan.kind === 'train' ? '\n' : ' ... '}`),
     progress: (i, n, _label, p, eta) => {
@@ -105,17 +116,75 @@ async function runNamedSuite(suite: SuiteFile, o: BenchOptions): Promise<number>
       process.stderr.write(tty ? `\r${line.padEnd(100)}` : `${line}\n`);
     },
     end: (i, n, r, resumed) => {
+      if (resumed && o.worker !== undefined && !o.worker.startsWith('1/')) return; // worker 1 reports what was resumed
       if (resumed) process.stderr.write(`${tag(i, n)} ${r.label}: already done (resumed)\n`);
       else process.stderr.write(`${plan.kind === 'train' ? `${tty ? '\n' : ''}${tag(i, n)} done: ` : ''}${runEndLine(r)}, ${r.wallTimeSeconds.toFixed(1)} s\n`);
     },
     note: (i, n, message) => process.stderr.write(`${tag(i, n)} ${message}\n`),
   });
+  if (o.worker !== undefined) return failed.length; // the parent writes the leaderboard and the table
   const html = join(outDir, 'leaderboard.html');
   writeAtomic(html, renderLeaderboard([{ path: paths.json, report }]));
   console.log(summaryTable(plan.kind, records));
   const others = report.records.length - records.length;
   console.log(`\nsuite ${suite.name} on ${plan.backend}: ${records.length} ${plan.unit} in ${((performance.now() - t0) / 1000).toFixed(1)} s${others > 0 ? `; the report also keeps ${others} earlier record(s) of ${outDir}/runs` : ''}`);
   console.log(`report:      ${paths.json}\n             ${paths.arrow}\nleaderboard: ${html}`);
+  for (const line of failureLines(failed)) console.log(line);
+  return failed.length;
+}
+
+/**
+ * --jobs auto: one worker process per core for training and tabular suites on the CPU (a d64 model
+ * gains ~5% from a second thread, so two single-thread runs side by side nearly double throughput);
+ * one for kernels suites (latency is what they measure) and for cuda (one GPU).
+ */
+function jobCount(jobs: string, kind: string, backend: string, n: number): number {
+  if (jobs !== 'auto') return Math.min(Number(jobs), Math.max(1, n));
+  if (kind === 'kernels' || backend === 'cuda') return 1;
+  return Math.max(1, Math.min(cpus().length, n));
+}
+
+/**
+ * Run the plan in `jobs` worker processes sharing the output folder: each claims jobs before running
+ * them (claims/ in the folder), writes their records, and rebuilds the report under its lock; this
+ * process then writes the report, the leaderboard and the table. Each worker gets cores / jobs
+ * threads (unless TABRECALL_THREADS is set) and records the concurrency in its fingerprint.
+ */
+async function runWithWorkers(suite: SuiteFile, plan: Awaited<ReturnType<typeof planSuite>>, jobs: number, o: BenchOptions): Promise<number> {
+  const outDir = resolve(o.out ?? join('results', suite.name));
+  const claims = join(outDir, 'claims');
+  rmSync(claims, { recursive: true, force: true });
+  const t0 = performance.now();
+  process.stderr.write(`tabrecall: suite ${suite.name}, ${plan.jobs.length} ${plan.unit}, backend ${plan.backend}, ${jobs} worker processes, out ${outDir}\n`);
+  const threads = process.env.TABRECALL_THREADS ?? String(Math.max(1, Math.floor(cpus().length / jobs)));
+  const args = ['--suite', suite.source ?? suite.name, '--backend', plan.backend, '--out', outDir, '--jobs', '1',
+    ...(o.seeds !== undefined ? ['--seeds', o.seeds] : []), ...(o.filter !== undefined ? ['--filter', o.filter] : []), ...(o.resume ? ['--resume'] : [])];
+  const codes = await Promise.all(Array.from({ length: jobs }, (_, w) => new Promise<number>((done) => {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args, '--worker', `${w + 1}/${jobs}`], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TABRECALL_THREADS: threads } });
+    let rest = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      const lines = (rest + d.toString()).split('\n');
+      rest = lines.pop()!;
+      for (const l of lines) if (l && !/^tabrecall: suite/.test(l)) process.stderr.write(`[worker ${w + 1}] ${l.replace(/^\r/, '')}\n`);
+    });
+    child.on('exit', (code, signal) => done(code ?? (signal ? 128 : 1)));
+  })));
+  rmSync(claims, { recursive: true, force: true });
+  // 0: all ran; 1: some runs failed (their records say why); anything else: a worker broke.
+  const broken = codes.map((c, i) => [c, i + 1] as const).filter(([c]) => c !== 0 && c !== 1);
+  if (broken.length) throw new Error(`bench: worker(s) ${broken.map(([c, w]) => `${w} (exit ${c})`).join(', ')} failed; their output is above; --resume continues`);
+  const records = plan.listed.map((j) => loadRecord(recordPath(outDir, j.id)));
+  const lost = plan.listed.filter((_, i) => !records[i]);
+  if (lost.length) throw new Error(`bench: no record for ${lost.map((j) => j.label).join('; ')}; --resume runs them`);
+  const mine = records as RunRecord[];
+  const { report, paths } = await rebuildReport(outDir, { suite: suite.name, fingerprint: { ...plan.fingerprint!, backendInfo: { ...plan.fingerprint!.backendInfo, concurrentJobs: String(jobs) } }, order: plan.order, finalize: plan.finalize });
+  const html = join(outDir, 'leaderboard.html');
+  writeAtomic(html, renderLeaderboard([{ path: paths.json, report }]));
+  console.log(summaryTable(plan.kind, mine));
+  const others = report.records.length - mine.length;
+  console.log(`\nsuite ${suite.name} on ${plan.backend}: ${mine.length} ${plan.unit} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${jobs} workers)${others > 0 ? `; the report also keeps ${others} earlier record(s) of ${outDir}/runs` : ''}`);
+  console.log(`report:      ${paths.json}\n             ${paths.arrow}\nleaderboard: ${html}`);
+  const failed = mine.filter((r) => r.failure);
   for (const line of failureLines(failed)) console.log(line);
   return failed.length;
 }

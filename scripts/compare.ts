@@ -1,11 +1,11 @@
-/** `npm run compare -- BASE.json NEW.json [--acc-tol 0.005] [--min-rel 0.1] [--spread 3] [--allow-missing]`: exit 1 on regression. */
+/** `npm run compare -- BASE.json NEW.json [--acc-tol 0.005] [--min-rel 0.1] [--spread 3] [--allow-missing] [--significant]`: exit 1 on regression. */
 import { args, main, UsageError } from './cli.js';
 import { readReport } from '../reports/read.js';
 import { compareReports, formatCompare, COMPARE_DEFAULTS } from '../reports/compare.js';
 
 main(async () => {
   const { values: o, positionals } = args(
-    { 'acc-tol': { type: 'string' }, 'min-rel': { type: 'string' }, spread: { type: 'string' }, 'allow-missing': { type: 'boolean', default: false } },
+    { 'acc-tol': { type: 'string' }, 'min-rel': { type: 'string' }, spread: { type: 'string' }, 'allow-missing': { type: 'boolean', default: false }, significant: { type: 'boolean', default: false } },
     true,
   );
   if (positionals.length !== 2) throw new UsageError(`compare: expects exactly two report paths (BASE NEW), got ${positionals.length}`);
@@ -22,6 +22,7 @@ main(async () => {
     minRelative: num('min-rel', o['min-rel'], COMPARE_DEFAULTS.minRelative),
     spreadFactor: num('spread', o.spread, COMPARE_DEFAULTS.spreadFactor),
     allowMissing: !!o['allow-missing'],
+    significant: !!o.significant,
   });
   console.log(formatCompare(r));
   return r.regressions > 0 ? 1 : 0;

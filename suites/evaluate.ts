@@ -31,6 +31,9 @@ export interface EvalResult {
   examples: number;
   /** Per example: 1 when all its labelled positions are right. */
   perExample: Uint8Array;
+  /** Per example: labelled positions right, and labelled positions (for paired comparisons). */
+  perExampleCorrect: Uint16Array;
+  perExampleTotal: Uint16Array;
 }
 
 /** Predictions at labelled positions, in batches of `batchSize` rows. */
@@ -38,6 +41,8 @@ export function evaluate(model: SequenceModel, data: TokenBatch, batchSize: numb
   const L = data.seqLen;
   const perExampleWrong = new Uint8Array(data.n);
   const hasLabel = new Uint8Array(data.n);
+  const perExampleCorrect = new Uint16Array(data.n);
+  const perExampleTotal = new Uint16Array(data.n);
   let correct = 0;
   let total = 0;
   for (let start = 0; start < data.n; start += batchSize) {
@@ -61,8 +66,11 @@ export function evaluate(model: SequenceModel, data: TokenBatch, batchSize: numb
     for (let i = 0; i < pos.index.length; i++) {
       const r = start + pos.row[i]!;
       hasLabel[r] = 1;
-      if (p[i] === pos.targets[i]) correct++;
-      else perExampleWrong[r] = 1;
+      perExampleTotal[r]++;
+      if (p[i] === pos.targets[i]) {
+        correct++;
+        perExampleCorrect[r]++;
+      } else perExampleWrong[r] = 1;
       total++;
     }
   }
@@ -77,5 +85,5 @@ export function evaluate(model: SequenceModel, data: TokenBatch, batchSize: numb
       exact++;
     }
   }
-  return { correct, total, accuracy: total ? correct / total : 0, exactMatch: examples ? exact / examples : 0, examples, perExample };
+  return { correct, total, accuracy: total ? correct / total : 0, exactMatch: examples ? exact / examples : 0, examples, perExample, perExampleCorrect, perExampleTotal };
 }

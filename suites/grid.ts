@@ -49,7 +49,7 @@ export function loadSuite(name: string): SuiteFile {
   } catch (e) {
     throw new ParamError('--suite', `cannot read suite file ${path}: ${(e as Error).message}`);
   }
-  return validateSuite(raw, path);
+  return { ...validateSuite(raw, path), source: name };
 }
 
 export function validateSuite(raw: unknown, where: string): SuiteFile {

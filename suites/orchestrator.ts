@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import type { Fingerprint, Report, RunRecord } from '../reports/schema.js';
 import { cleanResults, loadRecord, rebuildReport, recordPath } from '../reports/store.js';
-import { writeAtomic } from '../core/files.js';
+import { tryClaim, writeAtomic } from '../core/files.js';
+import { join } from 'node:path';
 
 export interface JobProgress {
   step: number;
@@ -42,13 +43,15 @@ export interface OrchestratorOptions {
   /** Rebuild the report at most this often while running (always at the end). Default: after every job. */
   emitEveryMs?: number;
   finalize?: (records: RunRecord[]) => void;
+  /** One of several workers sharing this folder (bench --jobs): run only jobs this process claims first. */
+  claim?: boolean;
 }
 
 export interface SuiteResult {
   /** The report as written: every record of this suite in the folder, not only this invocation's. */
   report: Report;
   paths: { json: string; arrow: string };
-  /** This invocation's records (run or resumed), in job order. */
+  /** This invocation's records (run or resumed), in job order; with `claim`, only the jobs this worker ran. */
   records: RunRecord[];
   failed: RunRecord[];
 }
@@ -62,7 +65,10 @@ export async function runJobs(jobs: Job[], o: OrchestratorOptions, ev: Orchestra
   let ranSeconds = 0;
   let doneCost = 0;
   let lastEmit = performance.now();
-  for (let i = 0; i < jobs.length; i++) {
+  // Workers take the costliest jobs first (longest-processing-time order balances them best).
+  const order = jobs.map((_, i) => i);
+  if (o.claim) order.sort((a, b) => (jobs[b]!.cost ?? 1) - (jobs[a]!.cost ?? 1) || a - b);
+  for (const i of order) {
     const job = jobs[i]!;
     const path = recordPath(o.outDir, job.id);
     const saved = o.resume && existsSync(path) ? loadRecord(path) : undefined;
@@ -72,6 +78,10 @@ export async function runJobs(jobs: Job[], o: OrchestratorOptions, ev: Orchestra
       records.push(saved);
       doneCost += job.cost ?? 1;
       ev.end(i, jobs.length, saved, true);
+      continue;
+    }
+    if (o.claim && !tryClaim(join(o.outDir, 'claims'), job.id)) {
+      doneCost += job.cost ?? 1; // another worker runs it
       continue;
     }
     // Suite ETA from the jobs run in this process (resumed ones cost nothing).
@@ -94,5 +104,7 @@ export async function runJobs(jobs: Job[], o: OrchestratorOptions, ev: Orchestra
     ev.end(i, jobs.length, r, false);
   }
   const { report, paths } = await rebuild();
+  const rank = new Map(jobs.map((j, i) => [j.id, i]));
+  records.sort((a, b) => rank.get(a.runId)! - rank.get(b.runId)!);
   return { report, paths, records, failed: records.filter((r) => r.failure) };
 }

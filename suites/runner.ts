@@ -33,20 +33,24 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
     const peakMemoryBytes = await peakBytesOfStep(model, task, c.train.batchSize);
     const evalBatch = 64;
     model.resetDiagnostics?.(); // diagnostics (e.g. SeqBoat's activation rates) describe the test data
-    let m: Pick<Metrics, 'accuracy' | 'accuracyDenominator' | 'exactMatch' | 'examples' | 'niahGrid' | 'extrapolationScore'>;
+    let m: Pick<Metrics, 'accuracy' | 'accuracyDenominator' | 'exactMatch' | 'examples' | 'niahGrid' | 'extrapolationScore' | 'perExample'>;
     if (task instanceof MqarTask) {
       const ev = evaluate(model, task.testSet(), evalBatch);
-      m = { accuracy: ev.accuracy, accuracyDenominator: ev.total, exactMatch: ev.exactMatch, examples: ev.examples };
+      m = { accuracy: ev.accuracy, accuracyDenominator: ev.total, exactMatch: ev.exactMatch, examples: ev.examples, perExample: { correct: b64(ev.perExampleCorrect), total: b64(ev.perExampleTotal) } };
     } else {
+      const inRangeHits: number[] = [];
       const cells = task.grid().map((cell) => {
         const ev = evaluate(model, cell.batch, evalBatch);
+        if (cell.length <= task.seqLen) inRangeHits.push(...ev.perExample);
         return { length: cell.length, depth: cell.depth, score: ev.exactMatch, examples: ev.examples };
       });
       const inRange = cells.filter((x) => x.length <= task.seqLen);
       const beyond = cells.filter((x) => x.length > task.seqLen);
       const mean = (xs: typeof cells) => xs.reduce((s, x) => s + x.score * x.examples, 0) / xs.reduce((s, x) => s + x.examples, 0);
       const examples = inRange.reduce((s, x) => s + x.examples, 0);
-      m = { accuracy: mean(inRange), accuracyDenominator: examples, exactMatch: mean(inRange), examples, niahGrid: cells, extrapolationScore: beyond.length ? mean(beyond) : null };
+      // NIAH's score is exact match per example: paired data are 0/1 per in-range example.
+      const perExample = { correct: b64(Uint16Array.from(inRangeHits)), total: b64(new Uint16Array(inRangeHits.length).fill(1)) };
+      m = { accuracy: mean(inRange), accuracyDenominator: examples, exactMatch: mean(inRange), examples, niahGrid: cells, extrapolationScore: beyond.length ? mean(beyond) : null, perExample };
     }
     const diagnostics = model.diagnostics?.() ?? {}; // before latency, which feeds random tokens
     const latency = await measureLatency(model, task.vocabSize, c.latency, c.seed);
@@ -88,6 +92,8 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
     model.dispose();
   }
 }
+
+const b64 = (a: Uint16Array): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 
 /** Peak tensor memory of one training step (forward + backward), measured by tfjs' profiler. */
 async function peakBytesOfStep(model: SequenceModel, task: { trainBatch(s: number, b: number): TokenBatch }, batch: number): Promise<number> {

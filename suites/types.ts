@@ -22,6 +22,8 @@ export interface SuiteFile {
   seeds: number[];
   entries: SuiteEntry[];
   kernels?: import('./kernels.js').KernelsConfig;
+  /** How it was named when loaded (a suite name or a file path), so worker processes load the same one. */
+  source?: string;
   tabular?: import('./tabular.js').TabularConfig;
 }
 
