@@ -137,7 +137,7 @@ function fingerprints(reports: { path: string; report: Report }[]): string {
     .join('\n');
 }
 
-const SORT_JS = `
+export const SORT_JS = `
 document.querySelectorAll('table.sortable th').forEach(th => th.addEventListener('click', () => {
   const table = th.closest('table'), body = table.tBodies[0], col = +th.dataset.col;
   const dir = th.dataset.dir === 'asc' ? 'desc' : 'asc';
@@ -151,7 +151,7 @@ document.querySelectorAll('table.sortable th').forEach(th => th.addEventListener
   rows.forEach(r => body.appendChild(r));
 }));`;
 
-const CSS = `body{font:14px system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 20px}
+export const CSS = `body{font:14px system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 20px}
 th,td{border:1px solid #ccc;padding:3px 8px}th{background:#f3f3f3;cursor:pointer;user-select:none}th[data-dir=asc]::after{content:' ▲'}
 th[data-dir=desc]::after{content:' ▼'}td.n{text-align:right;font-variant-numeric:tabular-nums}.plots{display:flex;flex-wrap:wrap;gap:12px}
 .plot .t{font-weight:600;font-size:13px}.plot .k{font-size:11px}.plot .ax{stroke:#333}.plot .g{stroke:#eee}h2{margin-top:32px}`;

@@ -177,7 +177,7 @@ async function runWithWorkers(suite: SuiteFile, plan: Awaited<ReturnType<typeof 
   const lost = plan.listed.filter((_, i) => !records[i]);
   if (lost.length) throw new Error(`bench: no record for ${lost.map((j) => j.label).join('; ')}; --resume runs them`);
   const mine = records as RunRecord[];
-  const { report, paths } = await rebuildReport(outDir, { suite: suite.name, fingerprint: { ...plan.fingerprint!, backendInfo: { ...plan.fingerprint!.backendInfo, concurrentJobs: String(jobs) } }, order: plan.order, finalize: plan.finalize });
+  const { report, paths } = await rebuildReport(outDir, { suite: suite.name, fingerprint: mine[0]?.fingerprint ?? plan.fingerprint! /* a worker's: its threads, its concurrency */, order: plan.order, finalize: plan.finalize });
   const html = join(outDir, 'leaderboard.html');
   writeAtomic(html, renderLeaderboard([{ path: paths.json, report }]));
   console.log(summaryTable(plan.kind, mine));

@@ -85,3 +85,43 @@ describe('leaderboard in headless Chromium', () => {
     }
   });
 });
+
+describe('history page in headless Chromium', () => {
+  it('plots each run across commits and lists them, from npm run history', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const root = mkdtempSync(join(tmpdir(), 'tr-hist-'));
+    // Three commits' reports: the same two runs, accuracy and latency moving.
+    [['aaa1111', 0.90, 10], ['bbb2222', 0.95, 9], ['ccc3333', 0.97, 12]].forEach(([sha, acc, ms], i) => {
+      const records = [fakeRecord({ runId: 'r1', gitSha: sha as string }, acc as number, ms as number), fakeRecord({ runId: 'r2', label: 'other run', gitSha: sha as string }, (acc as number) - 0.1, (ms as number) * 2)];
+      const report: Report = { schemaVersion: SCHEMA_VERSION, suite: 'quick', createdAt: `2026-12-0${i + 1}T00:00:00Z`, fingerprint: { ...records[0]!.fingerprint, gitSha: sha as string }, records };
+      mkdirSync(join(root, `ci-${i}`));
+      writeFileSync(join(root, `ci-${i}`, 'report.json'), JSON.stringify(report));
+    });
+    const out = join(root, 'history.html');
+    const r = spawnSync(join('node_modules', '.bin', 'tsx'), [join('scripts', 'history.ts'), root, '--out', out], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/3 reports/);
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`file://${out}`);
+      expect(await page.locator('svg[aria-label="Accuracy per commit"] circle').count()).toBe(6);
+      expect(await page.locator('svg[aria-label^="Latency per commit"] circle').count()).toBe(6);
+      const shas = await page.locator('#history-commits tbody tr td:nth-child(2)').allTextContents();
+      expect(shas).toEqual(['aaa1111', 'bbb2222', 'ccc3333']);
+      const r1 = await page.locator('#history-runs tbody tr[data-run-id="r1"] td:nth-child(4)').allTextContents();
+      expect(r1).toEqual(['0.9000', '0.9500', '0.9700']);
+      expect(errors).toEqual([]);
+      const shots = resolve('results', 'screenshots');
+      mkdirSync(shots, { recursive: true });
+      await page.screenshot({ path: join(shots, 'history.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  });
+});

@@ -21,10 +21,10 @@ describe('bench killed at each rename', () => {
     for (const signal of ['SIGINT', 'SIGKILL'] as const) {
       it(`${signal} at rename:${point}: what is on disk is readable, --resume completes it`, async () => {
         const out = join(root, `${signal}-${point.replace(/\W/g, '')}`);
-        await killAtFault('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out], `rename:${point}`, signal);
+        await killAtFault('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out, '--jobs', '1'], `rename:${point}`, signal);
         expect(temps(out).length).toBeGreaterThan(0); // the kill left its temp file behind...
         for (const f of filesUnder(out).filter((x) => x.endsWith('.json'))) expect(() => JSON.parse(readFileSync(join(out, f), 'utf8')), f).not.toThrow();
-        const r = cli('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out, '--resume']);
+        const r = cli('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out, '--resume', '--jobs', '1']);
         expect(r.code, r.err).toBe(0);
         expect(temps(out)).toEqual([]); // ...and the next bench removed it
         const rep = report(out);
@@ -35,15 +35,31 @@ describe('bench killed at each rename', () => {
     }
 });
 
+describe('bench --jobs 2', () => {
+  it('SIGKILL of the whole bench while a worker renames a record: --resume (with workers) completes it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tr-workers-'));
+    const suite = tinySuite(dir, { seeds: [0, 1, 2] });
+    const out = join(dir, 'out');
+    await killAtFault('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out, '--jobs', '2'], 'rename:[0-9a-f]{16}\\.json', 'SIGKILL');
+    const r = cli('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out, '--resume', '--jobs', '2']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/3 runs in .* \(2 workers\)/);
+    expect(report(out).records.map((x: { seed: number }) => x.seed)).toEqual([0, 1, 2]);
+    expect(report(out).fingerprint.backendInfo.concurrentJobs).toBe('2');
+    expect(temps(out)).toEqual([]);
+    expect(existsSync(join(out, 'claims'))).toBe(false);
+  });
+});
+
 describe('report.json holds every record in runs/', () => {
   it('a filtered bench (with or without --resume) keeps the other runs in the report', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tr-filter-'));
     const suite = tinySuite(dir);
     const out = join(dir, 'out');
-    expect(cli('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out]).code).toBe(0);
+    expect(cli('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out, '--jobs', '1']).code).toBe(0);
     const before = report(out).records.map((x: { runId: string }) => x.runId);
     for (const extra of [['--resume'], []]) {
-      const r = cli('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out, '--filter', 'seed 1', ...extra]);
+      const r = cli('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out, '--filter', 'seed 1', '--jobs', '1', ...extra]);
       expect(r.code, r.err).toBe(0);
       expect(report(out).records.map((x: { runId: string }) => x.runId)).toEqual(before); // same runs, planned order
       expect(r.out).toMatch(/the report also keeps 1 earlier record/);
