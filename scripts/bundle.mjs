@@ -10,9 +10,11 @@
 //   node_modules/koffi   the FFI package (not bundlable: it ships a native addon)
 //   tables/, models/     the shipped tables and ICL checkpoints (tabular suites)
 // The wasm backend and onnxruntime-node (ONNX models) are not carried; the bundle's backends are
-// native and cuda.
+// native and cuda. The entry points share chunks (one copy of tfjs) and are minified (~5 MB in all).
+// `--slim` leaves out tables/ and models/ (tabular suites then fail with their one-line error): with
+// Node (24 MB) and the tracked files it fits a device call's 64 MiB carry.
 import { build } from 'esbuild';
-import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
@@ -20,6 +22,7 @@ import { execFileSync } from 'node:child_process';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const i = process.argv.indexOf('--out');
 const out = i > 0 ? process.argv[i + 1] : join(root, 'dist', 'tabrecall');
+const slim = process.argv.includes('--slim');
 rmSync(out, { recursive: true, force: true });
 mkdirSync(join(out, 'bin'), { recursive: true });
 
@@ -32,6 +35,9 @@ await build({
   entryPoints: { bench: join(root, 'scripts/bench.ts'), pretrain: join(root, 'scripts/pretrain.ts'), 'test-gpu': join(root, 'tests/offline/run-gpu-tests.ts'), 'prior-worker': join(root, 'datasets/tabular/prior-worker.ts'), 'profile-op': join(root, 'scripts/profile-op.ts') },
   outdir: join(out, 'bin'),
   outExtension: { '.js': '.mjs' },
+  chunkNames: 'chunk-[hash]', // next to the entries: modules find their data relative to their own file
+  splitting: true,
+  minify: true,
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -51,10 +57,13 @@ for (const lib of ['native', 'cuda']) {
   cpSync(join(root, 'kernels', lib, 'build.mjs'), join(out, lib, 'build.mjs'));
 }
 // Tabular data and checkpoints, where the bundled modules look for them (bin/../tables, bin/../models).
-cpSync(join(root, 'datasets', 'tables'), join(out, 'tables'), { recursive: true });
-cpSync(join(root, 'models', 'checkpoints'), join(out, 'models', 'checkpoints'), { recursive: true, dereference: true });
+if (!slim) {
+  cpSync(join(root, 'datasets', 'tables'), join(out, 'tables'), { recursive: true });
+  cpSync(join(root, 'models', 'checkpoints'), join(out, 'models', 'checkpoints'), { recursive: true, dereference: true });
+}
 const nm = join(root, 'node_modules');
 cpSync(join(nm, 'koffi'), join(out, 'node_modules', 'koffi'), { recursive: true, filter: (p) => !p.includes('koffi/doc') && !p.includes('koffi/vendor') });
 for (const f of readdirSync(join(nm, '@koromix', 'koffi-linux-x64')).filter((f) => !f.startsWith('musl'))) cpSync(join(nm, '@koromix', 'koffi-linux-x64', f), join(out, 'node_modules', '@koromix', 'koffi-linux-x64', f), { recursive: true });
 writeFileSync(join(out, 'package.json'), JSON.stringify({ name: 'tabrecall-bundle', private: true, type: 'module', gitSha: sha }, null, 1));
-console.log(`tabrecall: offline bundle at ${out} (git ${sha.slice(0, 12)})`);
+const size = (d) => readdirSync(d, { withFileTypes: true }).reduce((s, e) => s + (e.isDirectory() ? size(join(d, e.name)) : statSync(join(d, e.name)).size), 0);
+console.log(`tabrecall: offline bundle at ${out} (git ${sha.slice(0, 12)}, ${(size(out) / 2 ** 20).toFixed(1)} MiB${slim ? ', slim: no tables or checkpoints' : ''})`);
