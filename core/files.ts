@@ -64,6 +64,31 @@ export function removeStaleTemps(dir: string): string[] {
   return removed;
 }
 
+/** What an O_EXCL holder file (lock or claim) says of its writer; undefined while it is being written. */
+function holderOf(path: string): { pid?: number; host?: string } | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as { pid?: number; host?: string };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The holder's process is gone (it can only be checked on its own host). */
+const holderGone = (h: { pid?: number; host?: string }): boolean => h.host === hostname() && typeof h.pid === 'number' && !alive(h.pid);
+
+/** Create `path` exclusively with this process's pid and host; false if it exists. */
+function createHolder(path: string): boolean {
+  try {
+    const fd = openSync(path, 'wx');
+    writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }));
+    closeSync(fd);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    return false;
+  }
+}
+
 export class LockTimeout extends Error {}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -79,36 +104,20 @@ export async function withLock<T>(dir: string, fn: () => T | Promise<T>, o: { ti
   const path = join(dir, '.lock');
   const t0 = Date.now();
   for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
+    if (createHolder(path)) break;
+    let age: number;
     try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }));
-      closeSync(fd);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    let holder: { pid?: number; host?: string } = {};
-    let age = 0;
-    try {
-      holder = JSON.parse(readFileSync(path, 'utf8')) as typeof holder;
       age = Date.now() - statSync(path).mtimeMs;
     } catch {
-      // Half-written (its writer was killed between open and write) or just released: look again.
-      try {
-        age = Date.now() - statSync(path).mtimeMs;
-      } catch {
-        continue;
-      }
-      if (age > 2000) rmSync(path, { force: true });
-      await sleep(wait);
-      continue;
+      continue; // just released
     }
-    const dead = holder.host === hostname() && typeof holder.pid === 'number' && !alive(holder.pid);
-    if (dead || age > staleMs) {
+    const holder = holderOf(path);
+    // Unreadable for 2 s: its writer was killed between open and write.
+    if (holder ? holderGone(holder) || age > staleMs : age > 2000) {
       rmSync(path, { force: true });
       continue;
     }
-    if (Date.now() - t0 > timeoutMs) throw new LockTimeout(`${path}: held by pid ${holder.pid} on ${holder.host} for ${Math.round(age / 1000)} s; remove it if that process is gone`);
+    if (Date.now() - t0 > timeoutMs) throw new LockTimeout(`${path}: held by pid ${holder?.pid} on ${holder?.host} for ${Math.round(age / 1000)} s; remove it if that process is gone`);
     await sleep(wait);
   }
   try {
@@ -126,22 +135,11 @@ export function tryClaim(dir: string, name: string): boolean {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, name);
   for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname() }));
-      closeSync(fd);
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    let holder: { pid?: number; host?: string } = {};
-    try {
-      holder = JSON.parse(readFileSync(path, 'utf8')) as typeof holder;
-    } catch {
-      return false; // being written by its claimer right now
-    }
+    if (createHolder(path)) return true;
+    const holder = holderOf(path);
+    if (!holder) return false; // being written by its claimer right now
     if (holder.pid === process.pid && holder.host === hostname()) return true;
-    if (holder.host !== hostname() || typeof holder.pid !== 'number' || alive(holder.pid)) return false;
+    if (!holderGone(holder)) return false;
     rmSync(path, { force: true }); // its worker was killed: take the job over
   }
   return false;

@@ -6,7 +6,11 @@ export class ParamError extends Error {
   ) {
     super(`${field}: ${message}`);
     this.name = 'ParamError';
+    this.detail = message;
   }
+
+  /** The message without its field, for an error that wraps this one under another field. */
+  readonly detail: string;
 }
 
 export function intParam(where: string, field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -49,7 +53,8 @@ export type FieldSpec =
   | { bool: true }
   | { oneOf: readonly string[] }
   | { str: true }
-  | { ints: [number, number?] }
+  | { ints: [number, number?]; empty?: true }
+  | { each: readonly string[] }
   | { list: true }
   | { object: true };
 
@@ -73,8 +78,11 @@ export function checkFields(where: string, given: unknown, spec: Record<string, 
     else if ('str' in f) {
       if (typeof v !== 'string') throw new ParamError(`${where}.${k}`, `must be a string, got ${JSON.stringify(v)}`);
     } else if ('ints' in f) {
-      if (!Array.isArray(v) || v.length === 0) throw new ParamError(`${where}.${k}`, `must be a non-empty list of integers in [${f.ints[0]}, ${f.ints[1] ?? Number.MAX_SAFE_INTEGER}], got ${JSON.stringify(v)}`);
+      if (!Array.isArray(v) || (v.length === 0 && !f.empty)) throw new ParamError(`${where}.${k}`, `must be a non-empty list of integers in [${f.ints[0]}, ${f.ints[1] ?? Number.MAX_SAFE_INTEGER}], got ${JSON.stringify(v)}`);
       v.forEach((x, i) => intParam(`${where}.${k}`, String(i), x, f.ints[0], f.ints[1]));
+    } else if ('each' in f) {
+      if (!Array.isArray(v)) throw new ParamError(`${where}.${k}`, `must be a list of: ${f.each.join(', ')}; got ${JSON.stringify(v)}`);
+      v.forEach((x, i) => enumParam(`${where}.${k}`, String(i), x, f.each));
     } else if ('list' in f) {
       if (!Array.isArray(v)) throw new ParamError(`${where}.${k}`, `must be a list, got ${JSON.stringify(v)}`);
     } else if ('object' in f) {

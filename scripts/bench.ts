@@ -9,7 +9,7 @@ import { loadSuite, suiteNames } from '../suites/grid.js';
 import { planSuite } from '../suites/plan.js';
 import { runJobs } from '../suites/orchestrator.js';
 import { loadRecord, rebuildReport, recordPath } from '../reports/store.js';
-import type { RunRecord } from '../reports/schema.js';
+import type { Report, RunRecord } from '../reports/schema.js';
 import type { SuiteFile } from '../suites/types.js';
 import { BACKEND_NAMES } from '../kernels/backend.js';
 import { renderLeaderboard } from '../reports/html.js';
@@ -123,12 +123,18 @@ async function runNamedSuite(suite: SuiteFile, o: BenchOptions): Promise<number>
     note: (i, n, message) => process.stderr.write(`${tag(i, n)} ${message}\n`),
   });
   if (o.worker !== undefined) return failed.length; // the parent writes the leaderboard and the table
+  return finish(suite.name, plan, outDir, report, paths, records, t0, '');
+}
+
+/** The end of a suite: the leaderboard, the table of this invocation's runs, where the files are, what failed. Returns the failed count. */
+function finish(suite: string, plan: Awaited<ReturnType<typeof planSuite>>, outDir: string, report: Report, paths: { json: string; arrow: string }, records: RunRecord[], t0: number, how: string): number {
   const html = join(outDir, 'leaderboard.html');
   writeAtomic(html, renderLeaderboard([{ path: paths.json, report }]));
   console.log(summaryTable(plan.kind, records));
   const others = report.records.length - records.length;
-  console.log(`\nsuite ${suite.name} on ${plan.backend}: ${records.length} ${plan.unit} in ${((performance.now() - t0) / 1000).toFixed(1)} s${others > 0 ? `; the report also keeps ${others} earlier record(s) of ${outDir}/runs` : ''}`);
+  console.log(`\nsuite ${suite} on ${plan.backend}: ${records.length} ${plan.unit} in ${((performance.now() - t0) / 1000).toFixed(1)} s${how}${others > 0 ? `; the report also keeps ${others} earlier record(s) of ${outDir}/runs` : ''}`);
   console.log(`report:      ${paths.json}\n             ${paths.arrow}\nleaderboard: ${html}`);
+  const failed = records.filter((r) => r.failure);
   for (const line of failureLines(failed)) console.log(line);
   return failed.length;
 }
@@ -178,13 +184,5 @@ async function runWithWorkers(suite: SuiteFile, plan: Awaited<ReturnType<typeof 
   if (lost.length) throw new Error(`bench: no record for ${lost.map((j) => j.label).join('; ')}; --resume runs them`);
   const mine = records as RunRecord[];
   const { report, paths } = await rebuildReport(outDir, { suite: suite.name, fingerprint: mine[0]?.fingerprint ?? plan.fingerprint! /* a worker's: its threads, its concurrency */, order: plan.order, finalize: plan.finalize });
-  const html = join(outDir, 'leaderboard.html');
-  writeAtomic(html, renderLeaderboard([{ path: paths.json, report }]));
-  console.log(summaryTable(plan.kind, mine));
-  const others = report.records.length - mine.length;
-  console.log(`\nsuite ${suite.name} on ${plan.backend}: ${mine.length} ${plan.unit} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${jobs} workers)${others > 0 ? `; the report also keeps ${others} earlier record(s) of ${outDir}/runs` : ''}`);
-  console.log(`report:      ${paths.json}\n             ${paths.arrow}\nleaderboard: ${html}`);
-  const failed = mine.filter((r) => r.failure);
-  for (const line of failureLines(failed)) console.log(line);
-  return failed.length;
+  return finish(suite.name, plan, outDir, report, paths, mine, t0, ` (${jobs} workers)`);
 }

@@ -16,7 +16,7 @@ function reportsUnder(dir: string): string[] {
   return names.flatMap((f) => {
     const p = join(dir, f);
     if (statSync(p).isDirectory()) return f === 'runs' ? [] : reportsUnder(p);
-    return f.endsWith('.json') && (f === 'report.json' || /report/.test(f)) ? [p] : [];
+    return /report.*\.json$/.test(f) ? [p] : [];
   });
 }
 

@@ -58,7 +58,6 @@ export function validateSuite(raw: unknown, where: string): SuiteFile {
   if (typeof s.name !== 'string') throw new ParamError('suite.name', 'must be a string');
   if (!Array.isArray(s.seeds) || !s.seeds.every((x) => Number.isInteger(x))) throw new ParamError('suite.seeds', 'must be an array of integers');
   checkFields('suite', s, SUITE_FIELDS);
-  if (s.kind !== undefined && s.kind !== 'train' && s.kind !== 'kernels' && s.kind !== 'tabular') throw new ParamError('suite.kind', `must be one of train, kernels, tabular; got ${JSON.stringify(s.kind)}`);
   if (s.kind === 'tabular') {
     if (!s.tabular || typeof s.tabular !== 'object') throw new ParamError('suite.tabular', 'a tabular suite needs a "tabular" object');
     return { description: '', entries: [], ...s, tabular: validateTabular(s.tabular as unknown as Record<string, unknown>) } as SuiteFile;
@@ -74,10 +73,8 @@ export function validateSuite(raw: unknown, where: string): SuiteFile {
     if (!Array.isArray(e.models) || e.models.length === 0) throw new ParamError(`suite.entries[${i}].models`, 'must be a non-empty array');
     e.models.forEach((m, j) => checkFields(`suite.entries[${i}].models[${j}]`, m, MODEL_ENTRY_FIELDS));
     for (const [key, values] of Object.entries(e.sweep ?? {})) {
-      if (!Array.isArray(values) || values.length === 0) throw new ParamError(`suite.entries[${i}].sweep.${key}`, 'must be a non-empty list of values');
-    }
-    for (const key of Object.keys(e.sweep ?? {})) {
       if (!/^(task|model|optimizer|train)\./.test(key)) throw new ParamError(`suite.entries[${i}].sweep.${key}`, 'keys must start with task., model., optimizer. or train.');
+      if (!Array.isArray(values) || values.length === 0) throw new ParamError(`suite.entries[${i}].sweep.${key}`, 'must be a non-empty list of values');
     }
   });
   return { description: '', ...s } as SuiteFile;

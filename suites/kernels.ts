@@ -289,23 +289,17 @@ export function kernelJobs(suite: string, c: KernelsConfig, cases: KernelCase[],
 /** A kernels suite's `kernels` object: keys, ranges and lists checked (unknown keys name the allowed ones). */
 export function validateKernels(raw: Record<string, unknown>): Partial<KernelsConfig> {
   const w = 'suite.kernels';
+  const backends = BACKEND_NAMES.filter((b) => b !== 'auto');
   checkFields(w, raw, {
-    backends: { list: true }, B: { int: [1, 1 << 16] }, H: { int: [1, 1024] }, D: { int: [1, 1024] }, block: { int: [1, 4096] }, lengths: { ints: [1, 1 << 24] },
-    maxLength: { object: true }, window: { int: [1, 1 << 24] }, bigbird: { object: true }, densitySweep: { object: true }, impls: { list: true }, passes: { list: true },
-    timeMs: { num: [1, 3.6e6] }, minSamples: { int: [1, 1e6] }, genericMaxBytes: { num: [0, 1e15] }, combiner: { bool: true }, batchTokens: { int: [1, 1 << 30] }, precisions: { list: true },
+    backends: { each: backends }, B: { int: [1, 1 << 16] }, H: { int: [1, 1024] }, D: { int: [1, 1024] }, block: { int: [1, 4096] }, lengths: { ints: [1, 1 << 24] },
+    maxLength: { object: true }, window: { int: [1, 1 << 24] }, bigbird: { object: true }, densitySweep: { object: true }, impls: { each: ['fused', 'generic'] }, passes: { each: PASSES },
+    timeMs: { num: [1, 3.6e6] }, minSamples: { int: [1, 1e6] }, genericMaxBytes: { num: [0, 1e15] }, combiner: { bool: true }, batchTokens: { int: [1, 1 << 30] }, precisions: { each: ['fp32', 'tf32', 'bf16'] },
   });
-  const each = <T extends string>(field: string, allowed: readonly T[]) => ((raw[field] as unknown[] | undefined) ?? []).forEach((v, i) => enumParam(`${w}.${field}`, String(i), v, allowed));
-  each('backends', BACKEND_NAMES.filter((b) => b !== 'auto'));
-  each('impls', ['fused', 'generic'] as const);
-  each('passes', PASSES);
-  each('precisions', ['fp32', 'tf32', 'bf16'] as const);
   if (raw.bigbird !== undefined) checkFields(`${w}.bigbird`, raw.bigbird, { windowBlocks: { int: [0, 1 << 16] }, globalBlocks: { int: [0, 1 << 16] }, randomBlocks: { int: [0, 1 << 16] } });
-  if (raw.densitySweep !== undefined) {
-    const d = checkFields(`${w}.densitySweep`, raw.densitySweep, { length: { int: [1, 1 << 24] }, randomBlocks: { list: true } });
-    ((d.randomBlocks as unknown[] | undefined) ?? []).forEach((x, i) => intParam(`${w}.densitySweep.randomBlocks`, String(i), x, 0, 1 << 16)); // empty: no sweep
-  }
+  // An empty randomBlocks list: no density sweep.
+  if (raw.densitySweep !== undefined) checkFields(`${w}.densitySweep`, raw.densitySweep, { length: { int: [1, 1 << 24] }, randomBlocks: { ints: [0, 1 << 16], empty: true } });
   for (const [b, L] of Object.entries((raw.maxLength as Record<string, unknown> | undefined) ?? {})) {
-    enumParam(`${w}.maxLength`, 'key', b, BACKEND_NAMES.filter((x) => x !== 'auto'));
+    enumParam(`${w}.maxLength`, 'key', b, backends);
     intParam(`${w}.maxLength`, b, L, 1);
   }
   return raw as Partial<KernelsConfig>;

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from './types.js';
 import { runId, runLabel } from './grid.js';
-import { batchLoss, train, type TrainProgress } from './train.js';
+import { batchLoss, train, type TrainProgress, type TrainResult } from './train.js';
 import type { Job } from './orchestrator.js';
 import { evaluate } from './evaluate.js';
 import { measureLatency } from './latency.js';
@@ -17,7 +17,7 @@ import { buildModel } from '../models/registry.js';
 import type { SequenceModel } from '../models/types.js';
 import type { TokenBatch } from '../datasets/types.js';
 import { parameterCount } from '../models/transformer.js';
-import { SCHEMA_VERSION, type Fingerprint, type Metrics, type RunRecord } from '../reports/schema.js';
+import { SCHEMA_VERSION, type Fingerprint, type Metrics, type RunFailure, type RunRecord } from '../reports/schema.js';
 import { fallbackCounts, resetFallbackCounts } from '../kernels/backend.js';
 
 export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: TrainProgress) => void): Promise<RunRecord> {
@@ -54,40 +54,7 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
     }
     const diagnostics = model.diagnostics?.() ?? {}; // before latency, which feeds random tokens
     const latency = await measureLatency(model, task.vocabSize, c.latency, c.seed);
-    const fallbacks = fallbackCounts();
-    return {
-      schemaVersion: SCHEMA_VERSION,
-      runId: runId(c),
-      suite: c.suite,
-      label: runLabel(c),
-      task: c.task,
-      model: { ...c.model, parameterCount: parameterCount(model) },
-      train: { ...c.train },
-      optimizer: { ...c.optimizer },
-      latencyConfig: { ...c.latency },
-      seed: c.seed,
-      backend: c.backend,
-      fingerprint: fp,
-      gitSha: fp.gitSha,
-      metrics: {
-        ...m,
-        finalTrainLoss: tr.finalLoss,
-        bestValidAccuracy: tr.bestValidAccuracy,
-        trainSteps: tr.steps,
-        stoppedBy: tr.stoppedBy,
-        trainSeconds: tr.trainSeconds,
-        trainTokensPerSec: tr.trainTokensPerSec,
-        peakMemoryBytes,
-        latency,
-        lossCurve: tr.lossCurve,
-        validCurve: tr.validCurve,
-      },
-      diagnostics,
-      fallbackKernels: { total: Object.values(fallbacks).reduce((a, b) => a + b, 0), byKernel: fallbacks },
-      wallTimeSeconds: (performance.now() - t0) / 1000,
-      startedAt: startedAt.toISOString(),
-      finishedAt: new Date().toISOString(),
-    };
+    return record(c, fp, model, tr, startedAt, t0, { ...m, peakMemoryBytes, latency }, diagnostics);
   } finally {
     model.dispose();
   }
@@ -106,26 +73,33 @@ async function peakBytesOfStep(model: SequenceModel, task: { trainBatch(s: numbe
   return info.peakBytes;
 }
 
-/** The record of a run whose loss became non-finite: what it was and when, and no result numbers. */
-function failedRecord(c: RunConfig, fp: Fingerprint, model: SequenceModel, tr: ReturnType<typeof train>, startedAt: Date, t0: number): RunRecord {
-  const message = `training loss became ${tr.finalLoss} at step ${tr.steps} (lr ${c.optimizer.lr}); lower the learning rate`;
+type EvalMetrics = Omit<Metrics, 'finalTrainLoss' | 'bestValidAccuracy' | 'trainSteps' | 'stoppedBy' | 'trainSeconds' | 'trainTokensPerSec' | 'lossCurve' | 'validCurve'>;
+
+/** A run's record: its configuration, the training result and what evaluation measured. */
+function record(c: RunConfig, fp: Fingerprint, model: SequenceModel, tr: TrainResult, startedAt: Date, t0: number, m: EvalMetrics, diagnostics: Record<string, number[]>, failure?: RunFailure): RunRecord {
   const fallbacks = fallbackCounts();
   return {
     schemaVersion: SCHEMA_VERSION, runId: runId(c), suite: c.suite, label: runLabel(c), task: c.task,
     model: { ...c.model, parameterCount: parameterCount(model) }, train: { ...c.train }, optimizer: { ...c.optimizer }, latencyConfig: { ...c.latency },
     seed: c.seed, backend: c.backend, fingerprint: fp, gitSha: fp.gitSha,
     metrics: {
-      accuracy: null, accuracyDenominator: 0, exactMatch: NaN, examples: 0, finalTrainLoss: tr.finalLoss, bestValidAccuracy: tr.bestValidAccuracy,
-      trainSteps: tr.steps, stoppedBy: 'nonFinite', trainSeconds: tr.trainSeconds, trainTokensPerSec: tr.trainTokensPerSec, peakMemoryBytes: NaN,
-      latency: [], lossCurve: tr.lossCurve, validCurve: tr.validCurve,
+      ...m, finalTrainLoss: tr.finalLoss, bestValidAccuracy: tr.bestValidAccuracy, trainSteps: tr.steps, stoppedBy: tr.stoppedBy,
+      trainSeconds: tr.trainSeconds, trainTokensPerSec: tr.trainTokensPerSec, lossCurve: tr.lossCurve, validCurve: tr.validCurve,
     },
-    diagnostics: {},
+    diagnostics,
     fallbackKernels: { total: Object.values(fallbacks).reduce((a, b) => a + b, 0), byKernel: fallbacks },
     wallTimeSeconds: (performance.now() - t0) / 1000,
-    failure: { reason: 'nonFinite', step: tr.steps, message },
+    ...(failure ? { failure } : {}),
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
   };
+}
+
+/** The record of a run whose loss became non-finite: what it was and when, and no result numbers. */
+function failedRecord(c: RunConfig, fp: Fingerprint, model: SequenceModel, tr: TrainResult, startedAt: Date, t0: number): RunRecord {
+  const message = `training loss became ${tr.finalLoss} at step ${tr.steps} (lr ${c.optimizer.lr}); lower the learning rate`;
+  const none: EvalMetrics = { accuracy: null, accuracyDenominator: 0, exactMatch: NaN, examples: 0, peakMemoryBytes: NaN, latency: [] };
+  return record(c, fp, model, tr, startedAt, t0, none, {}, { reason: 'nonFinite', step: tr.steps, message });
 }
 
 /** A training suite's runs as orchestrator jobs (cost: the step budget times the tokens per step). */

@@ -80,11 +80,14 @@ export function validateTabular(raw: Record<string, unknown>): TabularConfig {
     if (m.name === 'onnx' && typeof m.path !== 'string') throw new ParamError(`${w}.models[${i}].path`, 'the onnx model needs a path to a .onnx file');
     // Missing files are input errors (one line, exit 2), found before anything runs.
     if (m.checkpoint !== undefined) {
+      let missing: string[];
       try {
-        for (const f of checkpointFiles(repoPath(m.checkpoint))) if (!existsSync(f)) throw new ParamError('', `${f} missing`);
+        missing = checkpointFiles(repoPath(m.checkpoint)).filter((f) => !existsSync(f)).map((f) => `${f} missing`);
       } catch (e) {
-        throw new ParamError(`${w}.models[${i}].checkpoint`, `no usable checkpoint at ${m.checkpoint}: ${(e as Error).message.replace(/^[^:]*: /, '')}`);
+        if (!(e instanceof ParamError)) throw e;
+        missing = [e.detail];
       }
+      if (missing.length) throw new ParamError(`${w}.models[${i}].checkpoint`, `no usable checkpoint at ${m.checkpoint}: ${missing.join('; ')}`);
     }
     if (m.path !== undefined && !existsSync(repoPath(m.path))) throw new ParamError(`${w}.models[${i}].path`, `no such file: ${m.path}`);
   });
@@ -119,10 +122,11 @@ const digests = new Map<string, string>();
  * path (a new shipped checkpoint after `git pull`). Undefined for models without a file.
  */
 export function modelFileDigest(m: TabularModelSpec): string | undefined {
-  const files = m.checkpoint !== undefined ? checkpointFiles(repoPath(m.checkpoint)) : m.path !== undefined ? [repoPath(m.path)] : [];
-  if (!files.length) return undefined;
-  const key = files.join('|');
+  // Once per model path and process: every case of a suite asks (resumed ones too).
+  const key = m.checkpoint ?? m.path;
+  if (key === undefined) return undefined;
   if (!digests.has(key)) {
+    const files = m.checkpoint !== undefined ? checkpointFiles(repoPath(m.checkpoint)) : [repoPath(m.path!)];
     const h = createHash('sha256');
     for (const f of files) h.update(readFileSync(f));
     digests.set(key, h.digest('hex').slice(0, 16));

@@ -1,30 +1,13 @@
 /** The CLI's contract: one-line errors with exit code 2, nothing overwritten, and --resume after a kill. */
 import { describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cli, tinySuite as harnessSuite, TSX } from './faults/harness.js';
 
-const TSX = join('node_modules', '.bin', 'tsx');
-
-function cli(script: string, args: string[]) {
-  const r = spawnSync(TSX, [join('scripts', script), ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-function tinySuite(dir: string, runs = 2): string {
-  const path = join(dir, 'tiny.json');
-  writeFileSync(path, JSON.stringify({
-    name: 'tiny', description: 'test', seeds: Array.from({ length: runs }, (_, i) => i),
-    entries: [{
-      task: 'mqar', taskParams: { vocabSize: 32, inputSeqLen: 16, numKvPairs: 2, numTrainExamples: 128, numTestExamples: 16 },
-      models: [{ name: 'dense', params: { dModel: 16, nLayers: 1, nHeads: 2 } }],
-      train: { maxSteps: 40, batchSize: 8, evalEvery: 20, validExamples: 16 }, optimizer: { lr: 0.003, warmupSteps: 5 },
-      latency: { batches: [1], lengths: [16], timeMs: 20, minSamples: 5 },
-    }],
-  }));
-  return path;
-}
+// The cli tests' tiny suite: 40 steps, an evaluation every 20.
+const tinySuite = (dir: string, runs = 2): string => harnessSuite(dir, { seeds: Array.from({ length: runs }, (_, i) => i), train: { maxSteps: 40, evalEvery: 20 } });
 
 describe('pretrain CLI', () => {
   it('bad input: one line naming the option or config key, exit 2', () => {
