@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import './gradients.js';
 import { createRequire } from 'node:module';
+import type { CudaLib, NativeLib } from './native/lib.js';
 
 // PROD skips tfjs' debug checks and its 'install tfjs-node' console nag.
 tf.env().set('PROD', true);
@@ -96,4 +97,10 @@ export function resetFallbackCounts(): void {
 export function backendInfo(): Record<string, string> {
   const b = tf.backend() as unknown as { info?: () => Record<string, string> };
   return b.info ? b.info() : {};
+}
+
+/** The active backend's cuda library (typed, kernels/native/lib.ts), or undefined on any other backend. */
+export function cudaLibrary(): CudaLib | undefined {
+  const lib = (tf.backend() as unknown as { lib?: NativeLib }).lib;
+  return lib?.kind === 'cuda' ? (lib as CudaLib) : undefined;
 }

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { hasKernel } from './backend.js';
 import { type BlockLayout, nBlocks, pairAllowed, tokenMask } from './layout.js';
 import { ParamError } from '../core/params.js';
+import { planPrecision, type Precision, type PrecisionPlan, type TensorCoreCaps } from './precision.js';
 
 export type AttentionImpl = 'auto' | 'fused' | 'generic' | 'reference';
 
@@ -23,15 +24,14 @@ export interface BlockSparseOptions {
   keyBias?: tf.Tensor3D;
   impl?: AttentionImpl;
   /**
-   * Forward arithmetic on cuda where the shape allows tensor cores (head dim 64, 64x64 blocks):
-   * 'fp32' exact fp32 (CUDA cores); 'tf32' fp32 in and out, tf32 tensor-core products; 'bf16' q/k/v
-   * converted to bf16 on the device on entry, fp32 accumulation, softmax statistics and output.
-   * Default: 'tf32' on cuda unless TABRECALL_TF32=0 (the switch cuBLAS matmuls follow), else fp32.
-   * The gradient on cuda (same shapes): bf16 on wgmma after a 'bf16' forward on H100/H200 (tf32
-   * elsewhere), tf32 tensor cores after 'tf32', exact fp32 after 'fp32'. Other backends compute in
-   * fp32 whatever is asked.
+   * The fused kernel's arithmetic (decided in kernels/precision.ts): 'fp32' exact fp32 (CUDA cores);
+   * 'tf32' fp32 in and out, tf32 tensor-core products; 'bf16' q/k/v converted to bf16 on the device on
+   * entry, fp32 accumulation, softmax statistics and output. tf32 and bf16 run on cuda with head dim
+   * 64 and 64x64 blocks; asked for anywhere else they are an error. Default: 'tf32' where it runs
+   * unless TABRECALL_TF32=0 (the switch cuBLAS matmuls follow), else fp32. The gradient: bf16 on wgmma
+   * after a 'bf16' forward on H100/H200 (tf32 elsewhere), tf32 after 'tf32', exact fp32 after 'fp32'.
    */
-  precision?: 'fp32' | 'tf32' | 'bf16';
+  precision?: Precision;
   /**
    * q, k, v are packBf16 outputs (bf16 end to end: no conversion per call). Forward only, cuda only,
    * precision 'bf16'; head dims are twice the tensors' last dims.
@@ -100,7 +100,8 @@ export function blockSparseAttentionBackward(q: tf.Tensor4D, k: tf.Tensor4D, v: 
   if (dOut.shape.join() !== fwd.out.shape.join()) throw new ParamError('blockSparseAttentionBackward.dOut', `must have the output's shape [${fwd.out.shape}], got [${dOut.shape}]`);
   const inputs: Record<string, tf.Tensor> = { dOut, q, k, v, out: fwd.out, lse: fwd.lse };
   if (o.keyBias) inputs.keyBias = o.keyBias;
-  const attrs = { layout, scale: o.scale ?? 1 / Math.sqrt(q.shape[3]), precision: o.precision ?? 'auto' };
+  const plan = planFor(q.shape[3], v.shape[3], layout, o.precision, 'blockSparseAttentionBackward.precision', 'fused');
+  const attrs = { layout, scale: o.scale ?? 1 / Math.sqrt(q.shape[3]), precision: plan.forward, backwardPrecision: plan.backward };
   const [dq, dk, dv, dKeyBias] = tf.engine().runKernel(FUSED_GRAD_KERNEL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   return { dq: dq as tf.Tensor4D, dk: dk as tf.Tensor4D, dv: dv as tf.Tensor4D, dKeyBias: dKeyBias as tf.Tensor3D };
 }
@@ -115,6 +116,14 @@ export function packBf16(x: tf.Tensor4D): tf.Tensor4D {
   return tf.engine().runKernel('TrPackBf16', { x } as unknown as tf.NamedTensorMap) as tf.Tensor4D;
 }
 
+/** The arithmetic of one call (kernels/precision.ts), from what the current backend can do for its shape. */
+function planFor(D: number, Dv: number, layout: BlockLayout, requested: Precision | undefined, where: string, path: string): PrecisionPlan {
+  const caps = path === 'fused'
+    ? (tf.backend() as unknown as { tensorCoreCaps?: (D: number, Dv: number, Bq: number, Bk: number) => TensorCoreCaps | undefined }).tensorCoreCaps?.(D, Dv, layout.Bq, layout.Bk)
+    : undefined;
+  return planPrecision({ requested, caps, where, shape: `head dims ${D}/${Dv} with ${layout.Bq}x${layout.Bk} blocks`, backend: `${tf.getBackend()} (${path} path)` });
+}
+
 /** The fused kernels take a row's maximum of the raw scores and scale it after: the scale must be positive. */
 function checkScale(scale: number | undefined, where: string): void {
   if (scale !== undefined && !(Number.isFinite(scale) && scale > 0)) throw new ParamError(`${where}.scale`, `must be a finite number > 0, got ${scale}`);
@@ -123,9 +132,6 @@ function checkScale(scale: number | undefined, where: string): void {
 export function blockSparseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layout: BlockLayout, o: BlockSparseOptions = {}): BlockSparseResult {
   check(q, k, v, layout, o.keyBias);
   checkScale(o.scale, 'blockSparseAttention');
-  if (o.precision !== undefined && !['fp32', 'tf32', 'bf16'].includes(o.precision)) {
-    throw new ParamError('blockSparseAttention.precision', `must be "fp32", "tf32" or "bf16", got ${JSON.stringify(o.precision)}`);
-  }
   if (o.bf16Inputs) return bf16Attention(q, k, v, layout, o);
   const scale = o.scale ?? 1 / Math.sqrt(q.shape[3]);
   const impl = o.impl ?? 'auto';
@@ -135,20 +141,25 @@ export function blockSparseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tenso
   if (impl === 'fused' && !fits) throw new ParamError('blockSparseAttention.impl', `the ${tf.getBackend()} fused kernel does not take head dims ${q.shape[3]}/${v.shape[3]} with ${layout.Bq}x${layout.Bk} blocks (shared memory); use "generic" or smaller blocks`);
   if (impl === 'fused' || (impl === 'auto' && fits && hasKernel(FUSED_KERNEL))) {
     if (!hasKernel(FUSED_KERNEL)) throw new ParamError('blockSparseAttention.impl', `"fused" needs a backend with a ${FUSED_KERNEL} kernel (native, cuda); this is ${tf.getBackend()}`);
+    const plan = planFor(q.shape[3], v.shape[3], layout, o.precision, 'blockSparseAttention.precision', 'fused');
     const inputs = o.keyBias ? [q, k, v, o.keyBias] : [q, k, v];
-    const [out, lse] = tf.engine().runKernel(FUSED_KERNEL, inputs as unknown as tf.NamedTensorMap, { layout, scale, precision: o.precision ?? 'auto' } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    const attrs = { layout, scale, precision: plan.forward, backwardPrecision: plan.backward };
+    const [out, lse] = tf.engine().runKernel(FUSED_KERNEL, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
     return { out: out as tf.Tensor4D, lse: lse as tf.Tensor3D };
   }
+  planFor(q.shape[3], v.shape[3], layout, o.precision, 'blockSparseAttention.precision', impl);
   return impl === 'reference' ? referenceAttention(q, k, v, layout, scale, o.keyBias) : genericAttention(q, k, v, layout, scale, o.keyBias);
 }
 
 function bf16Attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layout: BlockLayout, o: BlockSparseOptions): BlockSparseResult {
   if (o.precision !== 'bf16') throw new ParamError('blockSparseAttention.precision', `must be "bf16" with bf16Inputs, got ${JSON.stringify(o.precision)}`);
+  if (!hasKernel(FUSED_KERNEL) || tf.getBackend() !== 'cuda') throw new ParamError('blockSparseAttention.bf16Inputs', `needs the cuda backend; this is ${tf.getBackend()}`);
+  planFor(q.shape[3] * 2, v.shape[3] * 2, layout, 'bf16', 'blockSparseAttention.precision', 'fused');
   if (o.impl !== undefined && o.impl !== 'auto' && o.impl !== 'fused') throw new ParamError('blockSparseAttention.impl', `must be "auto" or "fused" with bf16Inputs, got ${JSON.stringify(o.impl)}`);
   if (!hasKernel(FUSED_KERNEL)) throw new ParamError('blockSparseAttention.bf16Inputs', `needs the cuda backend; this is ${tf.getBackend()}`);
   const scale = o.scale ?? 1 / Math.sqrt(q.shape[3] * 2);
   const inputs = o.keyBias ? [q, k, v, o.keyBias] : [q, k, v];
-  const [out, lse] = tf.engine().runKernel(FUSED_KERNEL, inputs as unknown as tf.NamedTensorMap, { layout, scale, precision: 'bf16', bf16Inputs: true } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  const [out, lse] = tf.engine().runKernel(FUSED_KERNEL, inputs as unknown as tf.NamedTensorMap, { layout, scale, precision: 'bf16', backwardPrecision: 'bf16', bf16Inputs: true } as unknown as tf.NamedAttrMap) as tf.Tensor[];
   return { out: out as tf.Tensor4D, lse: lse as tf.Tensor3D };
 }
 

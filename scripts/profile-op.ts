@@ -1,34 +1,35 @@
 /**
- * `npx tsx scripts/profile-op.ts [backend] [layout] [L] [precision]`: the shared operator's forward
+ * `npx tsx scripts/profile-op.ts [backend] [layout] [L] [precision|default]`: the shared operator's forward
  * and forward+backward at the kernels-gpu shapes (B*L = 16384 tokens, H = 16, D = 64, block 64):
  * wall time per call and tf.profile's per-kernel totals (each kernel synchronised), to find where a
  * pass's time goes outside the attention kernels.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend, fallbackCounts, resetFallbackCounts } from '../kernels/backend.js';
+import { cudaLibrary, useBackend, fallbackCounts, resetFallbackCounts } from '../kernels/backend.js';
 import { blockSparseAttention } from '../kernels/block-sparse.js';
 import { bigBirdLayout, denseLayout, slidingWindowLayout } from '../kernels/layout.js';
 import { formatKernelTotals, kernelTotals } from '../kernels/profile.js';
 import { ParamError } from '../core/params.js';
+import { PRECISIONS, type Precision } from '../kernels/precision.js';
 
-const [backend = 'native', name = 'window', Ls = '4096', precision = 'tf32'] = process.argv.slice(2);
+const [backend = 'native', name = 'window', Ls = '4096', precision = 'default'] = process.argv.slice(2);
 const L = Number(Ls), B = Math.max(1, 16384 / L), H = 16, D = 64;
 const s = { Lq: L, Lk: L, Bq: 64, Bk: 64 };
 const layouts = { dense: () => denseLayout(s), window: () => slidingWindowLayout({ ...s, causal: false }, 256), bigbird: () => bigBirdLayout(s, { windowBlocks: 4, globalBlocks: 2, randomBlocks: 2, seed: 0 }) };
 if (!(name in layouts)) throw new ParamError('profile-op.layout', `must be one of ${Object.keys(layouts).join(', ')}, got ${name}`);
-if (!['fp32', 'tf32', 'bf16'].includes(precision)) throw new ParamError('profile-op.precision', `must be fp32, tf32 or bf16, got ${precision}`);
+if (![...PRECISIONS, 'default'].includes(precision)) throw new ParamError('profile-op.precision', `must be default, ${PRECISIONS.join(', ')}, got ${precision}`);
 await useBackend(backend);
 const layout = layouts[name as keyof typeof layouts]();
 const [q, k, v, w] = [0, 1, 2, 3].map(() => tf.randomNormal([B, H, L, D])) as tf.Tensor4D[];
-const opts = { precision: precision as 'fp32' | 'tf32' | 'bf16' };
+const opts = { precision: precision === 'default' ? undefined : (precision as Precision) };
 const grad = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(blockSparseAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, layout, opts).out, w!)));
 const passes = {
   forward: () => blockSparseAttention(q!, k!, v!, layout, opts).out.dataSync(),
   'forward+backward': () => tf.tidy(() => grad([q!, k!, v!]))[0]!.dataSync(),
 };
 // GPU time from CUDA events (cuda only) against the host's enqueue time: which side bounds a pass.
-const timer = (tf.backend() as unknown as { lib?: { tr_timer_start?: () => void; tr_timer_stop?: () => number; tr_sync?: () => void } }).lib;
-if (timer?.tr_timer_start && timer.tr_timer_stop && timer.tr_sync) {
+const timer = cudaLibrary();
+if (timer) {
   const enqueue: Record<string, () => void> = {
     forward: () => tf.dispose(blockSparseAttention(q!, k!, v!, layout, opts).out),
     'forward+backward': () => tf.dispose(grad([q!, k!, v!])),

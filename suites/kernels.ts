@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { bigBirdLayout, fromBlockSets, combinerAxialLayout, combinerFixedLayout, combinerSegLen, denseLayout, density, randomLayout, slidingWindowLayout, unionLayout, type BlockLayout } from '../kernels/layout.js';
 import { combinerAttention } from '../models/combiner.js';
 import { blockSparseAttention, blockSparseAttentionBackward, FUSED_KERNEL, packBf16, type AttentionImpl } from '../kernels/block-sparse.js';
-import { BACKEND_NAMES, hasKernel, useBackend } from '../kernels/backend.js';
+import { BACKEND_NAMES, cudaLibrary, hasKernel, useBackend } from '../kernels/backend.js';
+import type { CudaLib } from '../kernels/native/lib.js';
 import { quantile } from './latency.js';
 import { canonical } from '../core/canonical.js';
 import { Rng } from '../core/rng.js';
@@ -156,7 +157,7 @@ function inputsFor(B: number, H: number, L: number, D: number, backend: string) 
   return inputs;
 }
 
-interface DeviceTimer { tr_timer_start(): void; tr_timer_stop(): number }
+type DeviceTimer = Pick<CudaLib, 'tr_timer_start' | 'tr_timer_stop'>;
 
 /**
  * Per-call GPU time from CUDA events around `reps` back-to-back calls (the host only enqueues, so
@@ -224,13 +225,13 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
     r[0]!.dataSync();
     tf.dispose(r);
   };
-  const timer = (tf.backend() as unknown as { lib?: Partial<DeviceTimer> }).lib;
+  const cuda = k.backend === 'cuda' ? cudaLibrary() : undefined;
   let samples: number[];
   const diagnostics: Record<string, number[]> = {};
-  if (k.backend === 'cuda' && timer?.tr_timer_start) {
+  if (cuda) {
     // No host read per call on the GPU: results are disposed unread and timed with CUDA events.
     const enqueue = () => tf.dispose(run());
-    const d = deviceSamples(timer as DeviceTimer, enqueue, c.timeMs, c.minSamples);
+    const d = deviceSamples(cuda, enqueue, c.timeMs, c.minSamples);
     diagnostics.gpuMsPerCall = [...d.gpu];  // in sample order: clock or power drift shows as a trend
     diagnostics.enqueueMsPerCall = d.host;
     samples = d.gpu.sort((a, b) => a - b);
@@ -241,8 +242,7 @@ export async function measureKernelCase(suite: string, c: KernelsConfig, k: Kern
     samples = [...((bench.tasks[0]!.result as { latency?: { samples?: number[] } }).latency?.samples ?? [])].sort((a, b) => a - b);
   }
   // which bf16 forward ran (the cuda library picks one per layout)
-  const last = (tf.backend() as unknown as { lib?: { tr_bsa_last_fwd_kernel?: () => unknown } }).lib?.tr_bsa_last_fwd_kernel;
-  const variant = k.backend === 'cuda' && k.precision === 'bf16' && k.pass === 'forward' && last ? String(last()) || undefined : undefined;
+  const variant = cuda && k.precision === 'bf16' && k.pass === 'forward' ? cuda.tr_bsa_last_fwd_kernel() || undefined : undefined;
   if (bf16Inputs) tf.dispose([q, kk, v]);
   if (fwd) tf.dispose([fwd.out, fwd.lse]);
   if (samples.length === 0) throw new Error(`kernels: no samples for ${kernelCaseLabel(k)}`);

@@ -8,13 +8,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DataStorage, KernelBackend, type DataId, type BackendTimingInfo, type DataType, type TensorInfo } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import type { CudaLib, NativeLib } from './lib.js';
+import type { CudaLib, NativeLib, Pointer } from './lib.js';
+import type { TensorCoreCaps } from '../precision.js';
 
 type Values = Float32Array | Int32Array | Uint8Array;
 
 interface Data {
   /** A typed array (native) or a device pointer (cuda). */
-  handle: unknown;
+  handle: Pointer;
   size: number;
   dtype: DataType;
   refCount: number;
@@ -49,13 +50,13 @@ function toValues(values: unknown, size: number, dtype: DataType): Values {
 export interface Storage {
   readonly device: boolean;
   /** Storage for `size` elements, contents undefined (kernels write every element of their outputs). */
-  alloc(dtype: DataType, size: number): unknown;
+  alloc(dtype: DataType, size: number): Pointer;
   /** Storage holding these values (host storage may keep the array itself). */
-  fromHost(values: Values, dtype: DataType): unknown;
-  toHost(handle: unknown, dtype: DataType, size: number): Values;
-  free(handle: unknown, dtype: DataType, size: number): void;
+  fromHost(values: Values, dtype: DataType): Pointer;
+  toHost(handle: Pointer, dtype: DataType, size: number): Values;
+  free(handle: Pointer, dtype: DataType, size: number): void;
   /** A read-only array (layout indices) as the library takes it; cached for the array's lifetime. */
-  constant(arr: Int32Array | Uint8Array): unknown;
+  constant(arr: Int32Array | Uint8Array): Pointer;
   sync(): void;
   dispose(): void;
 }
@@ -80,11 +81,11 @@ export class HostStorage implements Storage {
     return values;
   }
 
-  toHost(handle: unknown): Values {
+  toHost(handle: Pointer): Values {
     return (handle as Values).slice();
   }
 
-  free(handle: unknown, dtype: DataType): void {
+  free(handle: Pointer, dtype: DataType): void {
     const v = handle as Values;
     if (v.byteLength < 4096 || this.pooledBytes + v.byteLength > HostStorage.POOL_LIMIT_BYTES) return;
     const key = `${dtype}:${v.length}`;
@@ -94,7 +95,7 @@ export class HostStorage implements Storage {
     this.pooledBytes += v.byteLength;
   }
 
-  constant(arr: Int32Array | Uint8Array): unknown {
+  constant(arr: Int32Array | Uint8Array): Pointer {
     return arr;
   }
 
@@ -112,8 +113,8 @@ export class HostStorage implements Storage {
  */
 export class DeviceStorage implements Storage {
   readonly device = true;
-  private readonly constants = new WeakMap<object, unknown>();
-  private readonly finalizer = new FinalizationRegistry<unknown>((ptr) => this.lib.tr_free(ptr));
+  private readonly constants = new WeakMap<object, Pointer>();
+  private readonly finalizer = new FinalizationRegistry<object>((ptr) => this.lib.tr_free(ptr));
 
   constructor(private readonly lib: CudaLib) {}
 
@@ -122,7 +123,7 @@ export class DeviceStorage implements Storage {
     if (e) throw new Error(`cuda backend: ${e}`);
   }
 
-  alloc(dtype: DataType, size: number): unknown {
+  alloc(dtype: DataType, size: number): Pointer {
     const bytes = bytesOf(dtype, size);
     if (bytes === 0) return null;
     const p = this.lib.tr_malloc(bytes);
@@ -133,24 +134,24 @@ export class DeviceStorage implements Storage {
     return p;
   }
 
-  fromHost(values: Values, dtype: DataType): unknown {
+  fromHost(values: Values, dtype: DataType): Pointer {
     const p = this.alloc(dtype, values.length);
     if (p) this.lib.tr_h2d(p, values, values.byteLength);
     return p;
   }
 
-  toHost(handle: unknown, dtype: DataType, size: number): Values {
+  toHost(handle: Pointer, dtype: DataType, size: number): Values {
     const out = allocValues(dtype, size);
     if (size > 0) this.lib.tr_d2h(out, handle, out.byteLength);
     this.check();
     return out;
   }
 
-  free(handle: unknown): void {
+  free(handle: Pointer): void {
     if (handle) this.lib.tr_free(handle);
   }
 
-  constant(arr: Int32Array | Uint8Array): unknown {
+  constant(arr: Int32Array | Uint8Array): Pointer {
     let p = this.constants.get(arr);
     if (p === undefined) {
       p = this.fromHost(arr, arr instanceof Uint8Array ? 'bool' : 'int32');
@@ -198,7 +199,7 @@ export class NativeBackend extends KernelBackend {
     this.put(dataId, handle, size, dtype, refCount, this.storage.device);
   }
 
-  private put(dataId: DataId, handle: unknown, size: number, dtype: DataType, refCount: number, owned: boolean): void {
+  private put(dataId: DataId, handle: Pointer, size: number, dtype: DataType, refCount: number, owned: boolean): void {
     this.bytes += bytesOf(dtype, size);
     this.data.set(dataId, { handle, size, dtype, refCount, owned });
   }
@@ -217,7 +218,7 @@ export class NativeBackend extends KernelBackend {
   }
 
   /** The buffer of a tensor, as the C functions take it. */
-  buf(t: TensorInfo): unknown {
+  buf(t: TensorInfo): Pointer {
     return this.data.get(t.dataId).handle;
   }
 
@@ -226,8 +227,15 @@ export class NativeBackend extends KernelBackend {
     return this.lib.kind !== 'cuda' || !!(this.lib as CudaLib).tr_bsa_fits(D, Dv, Bq, Bk);
   }
 
+  /** What the tensor-core attention kernels can do for this shape; undefined where there are none (native). */
+  tensorCoreCaps(D: number, Dv: number, Bq: number, Bk: number): TensorCoreCaps | undefined {
+    if (this.lib.kind !== 'cuda') return undefined;
+    const lib = this.lib as CudaLib;
+    return { backend: 'cuda', shape: !!lib.tr_bsa_bf16_supported(D, Dv, Bq, Bk), tf32ByDefault: !!lib.tr_tf32_enabled(), bf16Backward: !!lib.tr_bsa_wgmma_available() };
+  }
+
   /** A layout array as the C functions take it (uploaded once per array on cuda). */
-  constant(arr: Int32Array | Uint8Array): unknown {
+  constant(arr: Int32Array | Uint8Array): Pointer {
     return this.storage.constant(arr);
   }
 

@@ -6,8 +6,9 @@ import { size } from './kernel-util.js';
 import { transposeLayout, type BlockLayout } from '../layout.js';
 import type { CudaLib } from './lib.js';
 import { ParamError } from '../../core/params.js';
+import { backwardMode, type Precision } from '../precision.js';
 
-/** Arguments shared by the fused block-sparse forward and backward calls. */
+/** Arguments shared by the fused block-sparse forward and backward calls, in the C functions' order. */
 function bsaArgs(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | undefined, a: Record<string, unknown>) {
   const l = a.layout as BlockLayout;
   // bf16Inputs: q/k/v are packBf16 outputs, two bf16 values per float32 slot of the last dim
@@ -18,37 +19,36 @@ function bsaArgs(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, 
   const Dv = v.shape[3]! * per;
   const kbB = kb ? kb.shape[0]! : 1;
   const kbH = kb ? kb.shape[1]! : 1;
-  const strides = [kbB === 1 ? 0 : kbH * Lk, kbH === 1 ? 0 : Lk];
-  const shape = [B, H, Lq, Lk, D, Dv, l.Bq, l.Bk, l.H];
+  const strides = [kbB === 1 ? 0 : kbH * Lk, kbH === 1 ? 0 : Lk] as const;
+  const shape = [B, H, Lq, Lk, D, Dv, l.Bq, l.Bk, l.H] as const;
   const layout = [b.constant(l.rowPtr), b.constant(l.colIdx), b.constant(l.full), l.mask ? b.constant(l.mask) : null, l.causal ? 1 : 0,
-    Number.isFinite(l.window) ? l.window : -1, Number(a.scale)];
+    Number.isFinite(l.window) ? l.window : -1, Number(a.scale)] as const;
   return { B, H, Lq, Lk, D, Dv, shape, layout, strides, l };
 }
 
-/** The precision asked for, with 'auto' resolved as cuBLAS's matmuls are: tf32 unless TABRECALL_TF32=0. */
-function resolvePrecision(lib: CudaLib, precision: unknown): unknown {
-  return precision === 'auto' || precision === undefined ? (lib.tr_tf32_enabled() ? 'tf32' : 'fp32') : precision;
+/** The precision kernels/precision.ts planned (the op passes it as an attribute); fp32 off cuda. */
+function planned(b: NativeBackend, p: unknown, where: string): Precision {
+  if (p !== 'fp32' && p !== 'tf32' && p !== 'bf16') throw new Error(`${where}: no precision planned (got ${JSON.stringify(p)}); call through kernels/block-sparse.ts`);
+  if (p !== 'fp32' && b.lib.kind !== 'cuda') throw new Error(`${where}: ${p} planned on the ${b.lib.kind} backend, which computes in fp32 only`);
+  return p;
 }
 
 /**
  * The tensor-core forwards (cuda, head dim 64, 64x64 blocks). tf32: fp32 in and out. bf16: q/k/v are
  * converted to bf16 on the device on entry (tfjs has no bf16 dtype), or taken as they are when they
  * are packBf16 outputs already (bf16Inputs); output and log-sum-exp stay fp32.
- * Returns false where the fp32 kernel must run (other backends, shapes, or precision fp32).
  */
-function tensorCoreForward(b: NativeBackend, precision: unknown, bf16Inputs: boolean, q: TensorInfo, k: TensorInfo, v: TensorInfo,
-  kb: TensorInfo | undefined, x: ReturnType<typeof bsaArgs>, out: TensorInfo, lse: TensorInfo): boolean {
+function tensorCoreForward(b: NativeBackend, precision: 'tf32' | 'bf16', bf16Inputs: boolean, q: TensorInfo, k: TensorInfo, v: TensorInfo,
+  kb: TensorInfo | undefined, x: ReturnType<typeof bsaArgs>, out: TensorInfo, lse: TensorInfo): void {
   const lib = b.lib as CudaLib;
-  if (lib.kind !== 'cuda' || !lib.tr_bsa_bf16_supported(x.D, x.Dv, x.l.Bq, x.l.Bk)) return false;
-  const p = resolvePrecision(lib, precision);
-  if (p === 'tf32') {
-    lib.tr_bsa_fwd_tf32(b.buf(q), b.buf(k), b.buf(v), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
-    return true;
+  const kbp = kb ? b.buf(kb) : null;
+  if (precision === 'tf32') {
+    lib.tr_bsa_fwd_tf32(b.buf(q), b.buf(k), b.buf(v), kbp, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
+    return;
   }
-  if (p !== 'bf16') return false;
   if (bf16Inputs) {
-    lib.tr_bsa_fwd_bf16(b.buf(q), b.buf(k), b.buf(v), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides, x.l.colIdx.length);
-    return true;
+    lib.tr_bsa_fwd_bf16(b.buf(q), b.buf(k), b.buf(v), kbp, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides, x.l.colIdx.length);
+    return;
   }
   const half = [q, k, v].map((t) => {
     const n = size(t.shape);
@@ -56,9 +56,8 @@ function tensorCoreForward(b: NativeBackend, precision: unknown, bf16Inputs: boo
     lib.tr_to_bf16(b.buf(t), b.buf(h), n);
     return h;
   });
-  lib.tr_bsa_fwd_bf16(b.buf(half[0]!), b.buf(half[1]!), b.buf(half[2]!), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides, x.l.colIdx.length);
+  lib.tr_bsa_fwd_bf16(b.buf(half[0]!), b.buf(half[1]!), b.buf(half[2]!), kbp, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides, x.l.colIdx.length);
   for (const h of half) b.disposeData(h.dataId);
-  return true;
 }
 
 export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
@@ -93,7 +92,11 @@ export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
     const x = bsaArgs(b, q!, k!, v!, kb, a);
     const out = b.makeOutput([x.B, x.H, x.Lq, x.Dv], 'float32');
     const lse = b.makeOutput([x.B, x.H, x.Lq], 'float32');
-    if (tensorCoreForward(b, a.precision, a.bf16Inputs === true, q!, k!, v!, kb, x, out, lse)) return [out, lse];
+    const p = planned(b, a.precision, 'BlockSparseAttention');
+    if (p !== 'fp32') {
+      tensorCoreForward(b, p, a.bf16Inputs === true, q!, k!, v!, kb, x, out, lse);
+      return [out, lse];
+    }
     if (a.bf16Inputs) throw new ParamError('blockSparseAttention.bf16Inputs', 'bf16 inputs need the cuda backend, head dim 64 and 64x64 blocks');
     b.lib.tr_bsa_fwd(b.buf(q!), b.buf(k!), b.buf(v!), kb ? b.buf(kb) : null, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides);
     return [out, lse];
@@ -108,15 +111,13 @@ export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
     const dv = b.makeOutput(v!.shape, 'float32');
     const dkb = b.makeOutput([x.B, x.H, x.Lk], 'float32');
     const args = [b.buf(q!), b.buf(k!), b.buf(v!), kb ? b.buf(kb) : null, b.buf(out!), b.buf(lse!), b.buf(dOut!),
-      b.buf(dq), b.buf(dk), b.buf(dv), b.buf(dkb), ...x.shape, ...x.layout, ...x.strides];
+      b.buf(dq), b.buf(dk), b.buf(dv), b.buf(dkb), ...x.shape, ...x.layout, ...x.strides] as const;
+    const p = planned(b, a.backwardPrecision, 'BlockSparseAttentionGrad');
     if (b.lib.kind === 'cuda') {
-      // The GPU backward runs over key blocks too, so it also takes the layout's CSC form. Its products
-      // follow the forward's precision where the shape allows (the library decides that): bf16 on
-      // wgmma (H100/H200; tf32 elsewhere), tf32 tensor cores, or the exact fp32 passes.
+      // The GPU backward runs over key blocks too, so it also takes the layout's CSC form.
       const lib = b.lib as CudaLib;
       const t = transposeLayout(x.l);
-      const p = resolvePrecision(lib, a.precision);
-      lib.tr_bsa_bwd_t(...args, b.constant(t.colPtr), b.constant(t.rowIdx), b.constant(t.srcIdx), p === 'bf16' ? 2 : p === 'tf32' ? 1 : 0);
+      lib.tr_bsa_bwd_t(...args, b.constant(t.colPtr), b.constant(t.rowIdx), b.constant(t.srcIdx), backwardMode(p));
     } else {
       b.lib.tr_bsa_bwd(...args);
     }

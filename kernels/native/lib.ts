@@ -50,8 +50,10 @@ const CUDA_SIGNATURES = {
   tr_d2h: ['void', [P, P, 'int64_t']],
   tr_d2d: ['void', [P, P, 'int64_t']],
   tr_sync: ['void', []],
+  // the last argument: 0 fp32, 1 tf32, 2 bf16 (kernels/precision.ts decides; the library does that or fails)
   tr_bsa_bwd_t: ['void', [P, P, P, P, P, P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t', P, P, P, 'int']],
   tr_bsa_bf16_supported: ['int', ['int', 'int', 'int', 'int']],
+  tr_bsa_wgmma_available: ['int', []],
   tr_tf32_enabled: ['int', []],
   tr_bsa_fits: ['int', ['int', 'int', 'int', 'int']],
   tr_bsa_fwd_tf32: ['void', [P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
@@ -63,12 +65,30 @@ const CUDA_SIGNATURES = {
   tr_timer_stop: ['float', []],
 } as const;
 
-type Fn = (...args: unknown[]) => unknown;
-export type NativeLib = { [K in keyof typeof SIGNATURES]: Fn } & Partial<{ [K in keyof typeof CUDA_SIGNATURES]: Fn }> & {
+/**
+ * What a pointer argument takes: a host array (native), a device buffer from tr_malloc (cuda: an
+ * opaque koffi pointer), or null.
+ */
+export type Pointer = ArrayBufferView | object | null;
+type CType = 'void' | 'int' | 'int64_t' | 'float' | 'double' | 'const char *' | typeof P;
+type TsArg<T extends CType> = T extends typeof P ? Pointer : T extends 'const char *' ? string : number;
+type TsRet<T extends CType> = T extends 'void' ? void : T extends typeof P ? object | null : T extends 'const char *' ? string : number;
+type TsArgs<A extends readonly CType[]> = { [I in keyof A]: A[I] extends CType ? TsArg<A[I]> : never };
+/** A C function as TypeScript sees it, derived from its one declaration in the tables above. */
+type Bound<S> = S extends readonly [infer R extends CType, infer A extends readonly CType[]] ? (...args: TsArgs<A>) => TsRet<R> : never;
+type Bind<T> = { -readonly [K in keyof T]: Bound<T[K]> };
+
+export type NativeLib = Bind<typeof SIGNATURES> & Partial<Bind<typeof CUDA_SIGNATURES>> & {
   path: string;
   kind: 'native' | 'cuda';
 };
-export type CudaLib = NativeLib & { [K in keyof typeof CUDA_SIGNATURES]: Fn };
+export type CudaLib = NativeLib & Bind<typeof CUDA_SIGNATURES>;
+
+/** Every declared C function, by library (the boundary test compares these with the C sources). */
+export const DECLARED: Record<'native' | 'cuda', Record<string, readonly [CType, readonly CType[]]>> = {
+  native: SIGNATURES,
+  cuda: { ...SIGNATURES, ...CUDA_SIGNATURES },
+};
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -84,7 +104,6 @@ export function loadLibrary(kind: 'native' | 'cuda'): NativeLib | undefined {
   if (!existsSync(path)) return undefined;
   const lib = koffi.load(path);
   const out: Record<string, unknown> = { path, kind };
-  const sigs = kind === 'cuda' ? { ...SIGNATURES, ...CUDA_SIGNATURES } : SIGNATURES;
-  for (const [name, [ret, params]] of Object.entries(sigs)) out[name] = lib.func(name, ret, [...params]);
+  for (const [name, [ret, params]] of Object.entries(DECLARED[kind])) out[name] = lib.func(name, ret, [...params]);
   return out as NativeLib;
 }

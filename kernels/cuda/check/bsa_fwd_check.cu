@@ -5,8 +5,9 @@
 // empty rows over an odd number of query blocks; window), outputs poisoned with NaN before each run,
 // two runs compared bit for bit. Timing: the anchor shapes (B*L = 16384 tokens, H = 16, D = 64) for
 // dense, window |i-j| <= 256 and BigBird layouts, CUDA events, median of 7 batches of launches.
-// Environment: BSA_ONLY=<layout>:<L> and BSA_KERNEL=<n> narrow the timing; BSA_REPS=<n> launches per
-// batch; BSA_BAND=1 adds window's blocks without the token rule.
+// Options: --only <layout>:<L> and --kernel <name> narrow the timing; --reps <n> launches per batch;
+// --band adds window's blocks without the token rule. Every bf16 forward the library has, and the
+// runners-up kept for re-measurement (experiments.h), is checked and timed.
 #include <cuda_runtime.h>
 #include <algorithm>
 #include <atomic>
@@ -23,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include "experiments.h"
+
 extern "C" {
 void* tr_malloc(int64_t bytes);
 void tr_free(void* p);
@@ -30,10 +33,8 @@ void tr_h2d(void* dst, const void* src, int64_t bytes);
 void tr_d2h(void* dst, const void* src, int64_t bytes);
 void tr_sync();
 const char* tr_error();
-void tr_bsa_set_kernel(int which);
-int tr_bsa_num_variants();
-const char* tr_bsa_fwd_kernel();
 const char* tr_bsa_last_fwd_kernel();
+int tr_bsa_wgmma_available();
 void tr_bsa_fwd_bf16(const void* q, const void* k, const void* v, const float* kb, float* out, float* lse, int B, int H, int Lq, int Lk,
                      int D, int Dv, int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx, const uint8_t* full,
                      const uint8_t* mask, int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh, int64_t nnz);
@@ -49,6 +50,16 @@ int tr_tf32_enabled() { return 0; }
 
 namespace {
 constexpr int T = 64;
+using tr::experiments::bf16_forward_count;
+using tr::experiments::bf16_forward_name;
+using tr::experiments::force_bf16_forward;
+
+struct Options {
+  bool timeOnly = false, checkOnly = false, backward = false, band = false;
+  std::string only, kernel;  // --only <layout>:<L>, --kernel <name>
+  int reps = 0;  // 0: the defaults below
+  int forced = -1;  // the forward running now (for the hang message)
+} opt;
 
 void check_error(const char* where) {
   const char* e = tr_error();
@@ -82,7 +93,7 @@ void sync_or_die(const char* what) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (!done && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   if (!done) {
-    fprintf(stderr, "FAIL %s (%s): no completion within 20 s (hung)\n", what, tr_bsa_fwd_kernel());
+    fprintf(stderr, "FAIL %s (%s): no completion within 20 s (hung)\n", what, opt.forced >= 0 ? bf16_forward_name(opt.forced) : "the heuristics' pick");
     fflush(stdout);
     _exit(3);
   }
@@ -232,7 +243,7 @@ void free_dev(Dev& d) {
 
 // Runs one kernel choice on p; returns false when it misses the bounds.
 bool check(const Problem& p, const Dev& d, int kernel, const std::vector<double>& ro, const std::vector<double>& rl, float scale) {
-  tr_bsa_set_kernel(kernel);
+  force_bf16_forward(opt.forced = kernel);
   const size_t no = (size_t)p.B * p.H * p.Lq * T, nl = (size_t)p.B * p.H * p.Lq;
   std::vector<float> nan(no, NAN), o1(no), o2(no), l1(nl), l2(nl);
   bool ok = true;
@@ -400,9 +411,9 @@ int check_backward(const Problem& p, std::mt19937& rng, bool time) {
                  p.l.mask.empty() ? nullptr : mk, p.causal, p.window, scale, (int64_t)p.H * p.Lk, p.Lk, cp, ri, si, mode);
   };
   int fails = 0;
-  // modes: 0 fp32 passes, 1 tf32 tensor cores, 2 bf16 on wgmma (tf32 again off Hopper)
+  // modes: 0 fp32 passes, 1 tf32 tensor cores, 2 bf16 on wgmma (sm_90a only: an error elsewhere)
   static const char* const kModes[] = {"fp32", "tf32", "bf16"};
-  for (mode = 0; mode <= 2; mode++) {
+  for (mode = 0; mode <= (tr_bsa_wgmma_available() ? 2 : 1); mode++) {
     if (time) {
       run();
       sync_or_die(p.name.c_str());
@@ -500,8 +511,8 @@ std::vector<Problem> timing_problems(int L) {
                   return r;
                 })});
   ps.push_back({"window256", B, H, L, L, 0, 256, false, build(n, 1, [&](int, int i) { return window_row(i, n, 4); })});
-  // BSA_BAND=1: window's blocks without its token rule (every tile full): what the partial tiles cost
-  if (getenv("BSA_BAND")) ps.push_back({"band9", B, H, L, L, 0, -1, false, build(n, 1, [&](int, int i) {
+  // --band: window's blocks without its token rule (every tile full): what the partial tiles cost
+  if (opt.band) ps.push_back({"band9", B, H, L, L, 0, -1, false, build(n, 1, [&](int, int i) {
                                    auto r = window_row(i, n, 4);
                                    for (auto& e : r) e.second = 1;
                                    return r;
@@ -540,13 +551,42 @@ int backward_main(std::mt19937& rng) {
 
 }  // namespace
 
+int usage(const char* bad) {
+  fprintf(stderr, "bsa_fwd_check: bad option %s\nusage: bsa_fwd_check [--time-only | --check-only | --backward] [--only <layout>:<L>] [--kernel <name>] [--reps <n>] [--band]\n", bad);
+  return 2;
+}
+
 int main(int argc, char** argv) {
-  const bool timeOnly = argc > 1 && !strcmp(argv[1], "--time-only"), checkOnly = argc > 1 && !strcmp(argv[1], "--check-only");
-  const bool backward = argc > 1 && !strcmp(argv[1], "--backward");
+  for (int i = 1; i < argc; i++) {
+    const std::string a = argv[i];
+    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+    if (a == "--time-only") opt.timeOnly = true;
+    else if (a == "--check-only") opt.checkOnly = true;
+    else if (a == "--backward") opt.backward = true;
+    else if (a == "--band") opt.band = true;
+    else if (a == "--only" || a == "--kernel" || a == "--reps") {
+      const char* v = value();
+      if (!v) return usage(a.c_str());
+      if (a == "--only") opt.only = v;
+      else if (a == "--kernel") opt.kernel = v;
+      else if ((opt.reps = atoi(v)) <= 0) return usage(a.c_str());
+    } else return usage(a.c_str());
+  }
+  int onlyKernel = -1;
+  for (int i = 0; !opt.kernel.empty() && i < bf16_forward_count(); i++)
+    if (opt.kernel == bf16_forward_name(i)) onlyKernel = i;
+  if (!opt.kernel.empty() && onlyKernel < 0) {
+    fprintf(stderr, "bsa_fwd_check: --kernel must be one of:");
+    for (int i = 0; i < bf16_forward_count(); i++) fprintf(stderr, " %s", bf16_forward_name(i));
+    fprintf(stderr, "; got %s\n", opt.kernel.c_str());
+    return 2;
+  }
+  // off sm_90a only mma.sync runs; the checks also run the heuristics' own pick (-1)
+  const int last = tr_bsa_wgmma_available() ? bf16_forward_count() - 1 : 0;
   std::mt19937 rng(1234);
   int fails = 0;
-  if (backward) return backward_main(rng);
-  if (!timeOnly) {
+  if (opt.backward) return backward_main(rng);
+  if (!opt.timeOnly) {
     std::vector<Problem> ps = check_problems();
     for (Problem& p : ps) {
       std::vector<float> q, k, v, kb;
@@ -554,29 +594,26 @@ int main(int argc, char** argv) {
       const float scale = 0.125f;
       std::vector<double> ro, rl;
       reference(p, q, k, v, kb, scale, ro, rl);
-      for (int kernel = 1; kernel <= 1 + tr_bsa_num_variants(); kernel++) fails += !check(p, d, kernel, ro, rl, scale);
+      for (int kernel = -1; kernel <= last; kernel++) fails += !check(p, d, kernel, ro, rl, scale);
       free_dev(d);
     }
   }
-  // timing at the anchor shapes; BSA_ONLY=<layout>:<L> and BSA_KERNEL=<n> narrow it (for a profiler)
-  const char* only = getenv("BSA_ONLY");
-  const int onlyKernel = getenv("BSA_KERNEL") ? atoi(getenv("BSA_KERNEL")) : 0;
-  printf("\n%-10s %-7s %-12s %10s %10s\n", "layout", "L", "kernel", "ms", "TFLOP/s");
+  printf("\n%-10s %-7s %-22s %10s %10s\n", "layout", "L", "kernel", "ms", "TFLOP/s");
   for (int L : {4096, 16384}) {
-    if (checkOnly) break;
+    if (opt.checkOnly) break;
     std::vector<Problem> ps = timing_problems(L);
     for (Problem& p : ps) {
-      if (only && p.name + ":" + std::to_string(L) != only) continue;
+      if (!opt.only.empty() && p.name + ":" + std::to_string(L) != opt.only) continue;
       std::vector<float> q, k, v, kb;
       Dev d = make_dev(p, rng, q, k, v, kb);
-      for (int kernel = 1; kernel <= 1 + tr_bsa_num_variants(); kernel++) {
-        if (onlyKernel && kernel != onlyKernel) continue;
-        tr_bsa_set_kernel(kernel);
+      for (int kernel = 0; kernel <= last; kernel++) {
+        if (onlyKernel >= 0 && kernel != onlyKernel) continue;
+        force_bf16_forward(opt.forced = kernel);
         for (int w = 0; w < 3; w++) launch(p, d, 0.125f);
         sync_or_die(p.name.c_str());
-        // BSA_REPS: launches per timed batch (7 batches); a few hundred keep the GPU at its power
+        // --reps: launches per timed batch (7 batches); a few hundred keep the GPU at its power
         // limit as the suite's 0.3 s cases do, the default's ~0.1 s bursts end before it
-        const int reps = getenv("BSA_REPS") ? atoi(getenv("BSA_REPS")) : L == 16384 && p.name == "dense" ? 5 : 20;
+        const int reps = opt.reps ? opt.reps : L == 16384 && p.name == "dense" ? 5 : 20;
         std::vector<float> ms;
         for (int x = 0; x < 7; x++) {
           tr_timer_start();
@@ -585,7 +622,7 @@ int main(int argc, char** argv) {
         }
         check_error("timing");
         std::sort(ms.begin(), ms.end());
-        printf("%-10s %-7d %-12s %10.3f %10.1f\n", p.name.c_str(), L, tr_bsa_last_fwd_kernel(), ms[3], block_flops(p) / (ms[3] * 1e-3) / 1e12);
+        printf("%-10s %-7d %-22s %10.3f %10.1f\n", p.name.c_str(), L, tr_bsa_last_fwd_kernel(), ms[3], block_flops(p) / (ms[3] * 1e-3) / 1e12);
       }
       free_dev(d);
     }

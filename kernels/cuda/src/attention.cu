@@ -286,8 +286,9 @@ TR_API void tr_bsa_fwd(const float* q, const float* k, const float* v, const flo
 }
 
 // The cuda backward: the native signature plus the transposed layout (col_ptr, row_idx, src_idx) and
-// the arithmetic, where the shape allows tensor cores (head dim 64, 64 x 64 blocks): mode 2 bf16 on
-// wgmma (H100/H200; elsewhere tf32), 1 tf32 (mma.sync), 0 (or another shape) the fp32 passes.
+// the arithmetic, chosen by the caller (kernels/precision.ts): 0 the fp32 passes; on tensor-core shapes
+// (head dim 64, 64 x 64 blocks) 1 tf32 (mma.sync) and 2 bf16 (wgmma: sm_90a only). A mode this GPU
+// or shape cannot run is an error, never a quiet substitute.
 TR_API void tr_bsa_bwd_t(const float* q, const float* k, const float* v, const float* kb, const float* out, const float* lse,
                          const float* dout, float* dq, float* dk, float* dv, float* dkb, int B, int H, int Lq, int Lk, int D, int Dv,
                          int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx, const uint8_t* full,
@@ -302,10 +303,16 @@ TR_API void tr_bsa_bwd_t(const float* q, const float* k, const float* v, const f
   TR_CUDA(cudaMallocAsync((void**)&delta, rows * 4 + 4, st));
   if (has_error()) return;
   bsa_delta_k<<<(unsigned)((rows + 7) / 8), 256, 0, st>>>(out, dout, delta, rows, Dv);
-  if (mode > 0 && D == 64 && Dv == 64 && Bq == 64 && Bk == 64) {
+  if (mode < 0 || mode > 2 || (mode > 0 && !(D == 64 && Dv == 64 && Bq == 64 && Bk == 64)) || (mode == 2 && !tc::hopper_available())) {
+    set_error("tr_bsa_bwd_t", __FILE__, __LINE__, mode == 2 ? "mode 2 (bf16) needs wgmma (an sm_90 GPU, a build with sm_90a) and head dim 64 with 64x64 blocks"
+              : "mode must be 0 (fp32), or 1 (tf32) with head dim 64 and 64x64 blocks");
+    TR_CUDA(cudaFreeAsync(delta, st));
+    return;
+  }
+  if (mode > 0) {
     const tc::Args a{H, Lq, Lk, LH, nQ, row_ptr, col_idx, full, mask, causal, window, scale, kb_sb, kb_sh};
-    if (mode != 2 || !tc::hopper_bsa_bwd_bf16(a, B, nK, q, k, v, kb, lse, delta, dout, col_ptr, row_idx, src_idx, dq, dk, dv, dkb))
-      tc::tf32_bsa_bwd(a, B, nK, q, k, v, kb, lse, delta, dout, col_ptr, row_idx, src_idx, dq, dk, dv, dkb);
+    if (mode == 2) tc::hopper_bsa_bwd_bf16(a, B, nK, q, k, v, kb, lse, delta, dout, col_ptr, row_idx, src_idx, dq, dk, dv, dkb);
+    else tc::tf32_bsa_bwd(a, B, nK, q, k, v, kb, lse, delta, dout, col_ptr, row_idx, src_idx, dq, dk, dv, dkb);
     TR_CUDA(cudaFreeAsync(delta, st));
     return;
   }

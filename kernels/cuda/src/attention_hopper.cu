@@ -11,6 +11,7 @@
 // wgmma's accumulator layout per warp is mma.sync's m16n8 layout repeated along N. Long rows go to
 // the 128-key kernel below (three query blocks per CTA sharing one K/V ring).
 #include "wgmma.cuh"
+#include "heuristics.cuh"
 #include <cuda.h>  // CUtensorMap and its enums only: the encoder comes through the runtime's driver entry point
 #include <cudaTypedefs.h>
 #include <algorithm>
@@ -507,10 +508,8 @@ __global__ void wgmma_probe_k(int* out) {
 #endif
 }
 
-int g_choice = -1;  // -1 unset, 0 auto, 1 mma.sync, 2 wgmma (the default variant), 3.. a named variant
 int g_hopper = -1;  // whether this GPU runs the wgmma kernels
-int g_fallbacks = 0;  // default launches that ran the cp.async twin: no tensor map could be made
-int g_last = -1;  // the variant the last launch ran (-1: none yet)
+const char* g_last = nullptr;  // the kernel the last bf16 forward ran
 
 using Kernel = void (*)(Args, const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, const float*, float*, float*);
 using TmaKernel = void (*)(Args, TmaMaps, const float*, float*, float*);
@@ -524,27 +523,28 @@ struct Variant {
   size_t smem;
   int rows = 1, threads = 128;  // query blocks and threads per CTA
 };
-// [0] is the default ("wgmma") for short rows; [1] its fallback when no tensor map can be made; the
-// rest stay selectable so the choices below can be re-measured.
+// The library's wgmma forwards, indexed by heuristics.cuh's Bf16Forward (minus one).
 // Measured slower and removed (docs/kernels-history.md): 2 warpgroups sharing K/V, several query blocks
 // per CTA, persistent grids walking rows with one K/V ring (cp.async; TMA with Q in registers), S from
 // Q in registers, the whole ring filled at a row's start; 4 CTAs per SM with the row sums on the
 // tensor cores (spills at 128 registers, window -1.5%) and rings of 2 K / 3 V tiles at 3 CTAs per SM
 // (the same as 4-deep rings: one tile ahead suffices).
-const Variant kVariants[] = {
+const Variant kForwards[] = {
     {"wgmma-tma-k2v3-c4", nullptr, bsa_fwd_wgmma_tma_k<2, 3, false, 4>, tma_smem(2, 3)},
     {"wgmma-pipe1-s4-tcsum", bsa_fwd_wgmma_pipe_k<4, true>, nullptr, smem_bytes(1, 4) + 1024},
+    {"wgmma-ws3-k128", nullptr, bsa_fwd_wgmma_ws3k128_k, kW2Smem, kWsGroups, kWsThreads},
+};
+#ifdef TR_KERNEL_EXPERIMENTS
+// Built only into kernels/cuda/check (run.sh defines TR_KERNEL_EXPERIMENTS): the runners-up of the
+// choices above, kept so that a new GPU or compiler can re-measure them.
+const Variant kExperiments[] = {
     {"wgmma-tma-s4-tcsum", nullptr, bsa_fwd_wgmma_tma_k<4, 4, true, 3>, tma_smem(4, 4)},
     {"wgmma-tma-s4", nullptr, bsa_fwd_wgmma_tma_k<4, 4, false, 3>, tma_smem(4, 4)},
     {"wgmma-pipe1-s4", bsa_fwd_wgmma_pipe_k<4, false>, nullptr, smem_bytes(1, 4)},
-    {"wgmma-ws3-k128", nullptr, bsa_fwd_wgmma_ws3k128_k, kW2Smem, kWsGroups, kWsThreads},
 };
-// The default picks by the layout's mean row length: 128-key steps shared by three query blocks win
-// on long rows and lose on short ones (H200, docs/kernels-history.md: dense 64 and 256 tiles per row
-// +0-5% over the 4-CTA kernel; window's 9 and BigBird's ~14 tiles per row -25%).
-constexpr int kLongRowVariant = 5;
-constexpr int kLongRowTiles = 32;
-constexpr int kNumVariants = sizeof(kVariants) / sizeof(kVariants[0]);
+int g_forced = -1;  // check program only: -1 the heuristics, 0 mma.sync, 1.. kForwards then kExperiments
+constexpr int kNumForwards = sizeof(kForwards) / sizeof(kForwards[0]);
+#endif
 
 // [BH, L, 64] bf16 as a 3-D tensor map, 64 x 64 boxes, 128-byte swizzle (the wgmma tile layout);
 // rows past L read as zeros.
@@ -580,86 +580,84 @@ bool hopper_ready() {
   TR_CUDA(cudaMemcpyAsync(&h, d, sizeof(int), cudaMemcpyDeviceToHost, stream()));
   TR_CUDA(cudaStreamSynchronize(stream()));  // once per process
   TR_CUDA(cudaFreeAsync(d, stream()));
-  if (h == 1)
-    for (const Variant& v : kVariants)
-      TR_CUDA(cudaFuncSetAttribute(v.fn ? (const void*)v.fn : (const void*)v.tma,
-                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)v.smem));
+  auto allow = [](const Variant& v) {
+    TR_CUDA(cudaFuncSetAttribute(v.fn ? (const void*)v.fn : (const void*)v.tma, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)v.smem));
+  };
+  if (h == 1) {
+    for (const Variant& v : kForwards) allow(v);
+#ifdef TR_KERNEL_EXPERIMENTS
+    for (const Variant& v : kExperiments) allow(v);
+#endif
+  }
   g_hopper = h == 1 && !has_error() ? 1 : 0;
   return g_hopper == 1;
+}
+
+// Launches v; false when it needs tensor maps that could not be made.
+bool launch(const Variant& v, const Args& p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v_, const float* kb,
+            float* out, float* lse, const TmaMaps* maps) {
+  const dim3 grid((p.nQ + v.rows - 1) / v.rows, p.H, B);
+  if (v.tma) {
+    if (!maps) return false;
+    v.tma<<<grid, v.threads, v.smem, stream()>>>(p, *maps, kb, out, lse);
+  } else {
+    v.fn<<<grid, v.threads, v.smem, stream()>>>(p, q, k, v_, kb, out, lse);
+  }
+  TR_LAUNCHED("bsa_fwd_wgmma");
+  g_last = v.name;
+  return true;
 }
 }  // namespace
 
 namespace tr {
 namespace tc {
-// Which bf16 forward runs: TABRECALL_BSA_KERNEL (auto | mma | wgmma | a variant's name) unless
-// tr_bsa_set_kernel chose.
-int bf16_kernel_choice() {
-  if (g_choice < 0) {
-    const char* e = getenv("TABRECALL_BSA_KERNEL");
-    g_choice = 0;
-    if (e && !strcmp(e, "mma")) g_choice = 1;
-    if (e && !strcmp(e, "wgmma")) g_choice = 2;
-    for (int i = 0; e && i < kNumVariants; i++)
-      if (!strcmp(e, kVariants[i].name)) g_choice = 2 + i;
-  }
-  return g_choice;
-}
-
 bool hopper_available() { return hopper_ready(); }
 
 bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kb,
                          float* out, float* lse, int64_t nnz) {
-  const int choice = bf16_kernel_choice();
-  if (choice == 1) return false;
-  if (!hopper_ready()) {
-    if (choice >= 2) set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "the wgmma kernels need an sm_90 GPU and a build with sm_90a");
-    return choice >= 2;
-  }
-  const bool longRows = nnz >= (int64_t)kLongRowTiles * p.LH * p.nQ;
-  int vi = choice >= 3 ? choice - 2 : longRows ? kLongRowVariant : 0;
-  const Variant* x = &kVariants[vi];
-  auto grid = [&](const Variant* v) { return dim3((p.nQ + v->rows - 1) / v->rows, p.H, B); };
-  if (x->tma) {
-    TmaMaps m;
-    const int64_t BH = (int64_t)B * p.H;
-    if (tensor_map(&m.q, q, BH, p.Lq) && tensor_map(&m.k, k, BH, p.Lk) && tensor_map(&m.v, v, BH, p.Lk)) {
-      x->tma<<<grid(x), x->threads, x->smem, stream()>>>(p, m, kb, out, lse);
-      x = nullptr;
-    } else if (choice >= 3) {
+  const bool wgmma = hopper_ready();
+  TmaMaps m;
+  const int64_t BH = (int64_t)B * p.H;
+  const bool maps = wgmma && tensor_map(&m.q, q, BH, p.Lq) && tensor_map(&m.k, k, BH, p.Lk) && tensor_map(&m.v, v, BH, p.Lk);
+#ifdef TR_KERNEL_EXPERIMENTS
+  if (g_forced >= 0) {
+    if (g_forced == 0) return g_last = "mma.sync", false;
+    if (!wgmma) return set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "the wgmma kernels need an sm_90 GPU and a build with sm_90a"), true;
+    const Variant& x = g_forced <= kNumForwards ? kForwards[g_forced - 1] : kExperiments[g_forced - 1 - kNumForwards];
+    if (!launch(x, p, B, q, k, v, kb, out, lse, maps ? &m : nullptr))
       set_error("tr_bsa_fwd_bf16", __FILE__, __LINE__, "cuTensorMapEncodeTiled failed (or the driver lacks it)");
-      return true;
-    } else {
-      x = &kVariants[vi = 1];  // the default's cp.async twin (a driver without the encoder, an unaligned base)
-      g_fallbacks++;
-    }
+    return true;
   }
-  if (x) x->fn<<<grid(x), x->threads, x->smem, stream()>>>(p, q, k, v, kb, out, lse);
-  TR_LAUNCHED("bsa_fwd_wgmma");
-  g_last = vi;
+#endif
+  const Bf16Forward pick = pick_bf16_forward(wgmma, maps, nnz, p.LH, p.nQ);
+  if (pick == Bf16Forward::MmaSync) return g_last = "mma.sync", false;
+  launch(kForwards[(int)pick - 1], p, B, q, k, v, kb, out, lse, maps ? &m : nullptr);
   return true;
 }
-}  // namespace tc
-}  // namespace tr
 
-// 0: pick (wgmma on sm_90 when built for sm_90a, else mma.sync); 1: mma.sync; 2: wgmma (an error
-// elsewhere); 3.. the other wgmma variants, for comparisons.
-TR_API void tr_bsa_set_kernel(int which) { g_choice = which < 0 || which >= 2 + kNumVariants ? 0 : which; }
-
-// How many wgmma variants tr_bsa_set_kernel can pick (2 .. 1 + this).
-TR_API int tr_bsa_num_variants() { return kNumVariants; }
-
-// The bf16 forward: a wgmma variant's name or "mma.sync"; the default names its rule (which variant
-// runs for short and for long rows). tr_bsa_last_fwd_kernel: the variant the last launch ran.
-TR_API const char* tr_bsa_fwd_kernel() {
-  static char rule[128];
-  const int c = tr::tc::bf16_kernel_choice();
-  if (c == 1 || !hopper_ready()) return "mma.sync";
-  if (c >= 3) return kVariants[c - 2].name;
-  std::snprintf(rule, sizeof rule, "%s, %s from %d tiles per row", kVariants[g_fallbacks ? 1 : 0].name, kVariants[kLongRowVariant].name, kLongRowTiles);
+// tr_info's description of the rule.
+const char* bf16_forward_rule() {
+  static char rule[160];
+  if (!hopper_ready()) return "mma.sync";
+  std::snprintf(rule, sizeof rule, "%s (%s without TMA), %s from %d tiles per row", kForwards[0].name, kForwards[1].name, kForwards[2].name,
+                kLongRowTiles);
   return rule;
 }
+}  // namespace tc
 
-TR_API const char* tr_bsa_last_fwd_kernel() {
-  if (tr::tc::bf16_kernel_choice() == 1 || !hopper_ready()) return "mma.sync";
-  return g_last < 0 ? "" : kVariants[g_last].name;
+#ifdef TR_KERNEL_EXPERIMENTS
+namespace experiments {
+int bf16_forward_count() { return 1 + kNumForwards + (int)(sizeof(kExperiments) / sizeof(kExperiments[0])); }
+const char* bf16_forward_name(int i) {
+  if (i == 0) return "mma.sync";
+  return i <= kNumForwards ? kForwards[i - 1].name : kExperiments[i - 1 - kNumForwards].name;
 }
+void force_bf16_forward(int i) { g_forced = i; }
+}  // namespace experiments
+#endif
+}  // namespace tr
+
+// The kernel the last bf16 forward ran (recorded with each kernels-suite result).
+TR_API const char* tr_bsa_last_fwd_kernel() { return g_last ? g_last : ""; }
+
+TR_API int tr_bsa_wgmma_available() { return tr::tc::hopper_available() ? 1 : 0; }

@@ -355,16 +355,16 @@ __device__ __forceinline__ void store_rows(const Args& p, const float (&o)[8][4]
   }
 }
 
-// attention_hopper.cu: launches the sm_90a wgmma forward when chosen and runnable; false when the
-// caller should run the mma.sync kernel instead.
-// nnz: the layout's listed blocks over all its heads (the variant pick reads the mean row length).
+// attention_hopper.cu: launches the wgmma forward heuristics.cuh picks; false when it picks the
+// mma.sync kernel, which the caller runs.
+// nnz: the layout's listed blocks over all its heads (the pick reads the mean row length).
 bool hopper_bsa_fwd_bf16(const Args& p, int B, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* kb,
                          float* out, float* lse, int64_t nnz);
 
 // attention_hopper.cu: whether this GPU and build run the sm_90a wgmma kernels (probed once).
 bool hopper_available();
 // attention_hopper_bwd.cu: the bf16 wgmma backward (q, k, v, dO converted on entry); false where
-// hopper_available() is not, and the caller runs another backward.
+// hopper_available() is not (the caller checks first).
 bool hopper_bsa_bwd_bf16(const Args& p, int B, int nK, const float* q, const float* k, const float* v, const float* kb, const float* lse,
                          const float* delta, const float* dout, const int32_t* col_ptr, const int32_t* row_idx, const int32_t* src_idx,
                          float* dq, float* dk, float* dv, float* dkb);

@@ -95,7 +95,7 @@ TR_API void tr_set_num_threads(int) {}
 TR_API int tr_get_num_threads() { return 1; }
 
 extern "C" int tr_tf32_enabled();
-extern "C" const char* tr_bsa_fwd_kernel();
+namespace tr { namespace tc { const char* bf16_forward_rule(); } }  // attention_hopper.cu
 
 TR_API const char* tr_info() {
   stream();
@@ -106,7 +106,7 @@ TR_API const char* tr_info() {
   cudaDriverGetVersion(&drv);
   char buf[512];
   std::snprintf(buf, sizeof buf, "device=%s;sm=%d%d;sms=%d;memGiB=%.1f;cudaRuntime=%d;cudaDriver=%d;matmul=cublas;tf32=%d;bf16Attention=%s",
-                p.name, p.major, p.minor, p.multiProcessorCount, p.totalGlobalMem / 1073741824.0, rt, drv, tr_tf32_enabled(), tr_bsa_fwd_kernel());
+                p.name, p.major, p.minor, p.multiProcessorCount, p.totalGlobalMem / 1073741824.0, rt, drv, tr_tf32_enabled(), tr::tc::bf16_forward_rule());
   g_info = buf;
   return g_info.c_str();
 }
