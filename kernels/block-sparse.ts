@@ -156,7 +156,6 @@ function bf16Attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layout: B
   if (!hasKernel(FUSED_KERNEL) || tf.getBackend() !== 'cuda') throw new ParamError('blockSparseAttention.bf16Inputs', `needs the cuda backend; this is ${tf.getBackend()}`);
   planFor(q.shape[3] * 2, v.shape[3] * 2, layout, 'bf16', 'blockSparseAttention.precision', 'fused');
   if (o.impl !== undefined && o.impl !== 'auto' && o.impl !== 'fused') throw new ParamError('blockSparseAttention.impl', `must be "auto" or "fused" with bf16Inputs, got ${JSON.stringify(o.impl)}`);
-  if (!hasKernel(FUSED_KERNEL)) throw new ParamError('blockSparseAttention.bf16Inputs', `needs the cuda backend; this is ${tf.getBackend()}`);
   const scale = o.scale ?? 1 / Math.sqrt(q.shape[3] * 2);
   const inputs = o.keyBias ? [q, k, v, o.keyBias] : [q, k, v];
   const [out, lse] = tf.engine().runKernel(FUSED_KERNEL, inputs as unknown as tf.NamedTensorMap, { layout, scale, precision: 'bf16', backwardPrecision: 'bf16', bf16Inputs: true } as unknown as tf.NamedAttrMap) as tf.Tensor[];

@@ -10,7 +10,6 @@ export const PRECISIONS: readonly Precision[] = ['fp32', 'tf32', 'bf16'];
 
 /** What the backend's fused kernels can do for one shape (undefined: no tensor-core kernels at all). */
 export interface TensorCoreCaps {
-  backend: string;
   /** tf32 and bf16 kernels take this shape (head dims 64, 64x64 blocks). */
   shape: boolean;
   /** cuBLAS's switch (TABRECALL_TF32): tf32 is the default where it is on. */

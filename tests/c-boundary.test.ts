@@ -8,13 +8,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DECLARED } from '../kernels/native/lib.js';
 
-/** One C parameter or return type as koffi's table spells it. */
+/** One C parameter or return type (its name dropped) as koffi's table spells it. */
 function koffiType(c: string): string {
-  const t = c.replace(/\b(const|unsigned)\b/g, (m) => (m === 'const' ? 'const' : m)).replace(/\s+/g, ' ').trim();
-  if (/^const char ?\*/.test(t) && !/\*\s*\w*\s*\*/.test(t)) return 'const char *';
-  if (t.includes('*')) return 'void *';
-  const base = t.replace(/^const /, '').split(' ')[0]!;
-  return base;
+  const t = c.replace(/\s+/g, ' ').trim();
+  if (t.includes('*')) return /^const char ?\*/.test(t) ? 'const char *' : 'void *';
+  return t.replace(/^const /, '').split(' ')[0]!;
 }
 
 /** TR_API functions of C/CUDA sources: name -> [return, params]; defined only outside TR_KERNEL_EXPERIMENTS blocks. */
@@ -24,7 +22,7 @@ function exported(files: string[]): Map<string, [string, string[]]> {
     // drop the experiments-only regions: their functions must not be in the library
     const text = readFileSync(f, 'utf8').replace(/#ifdef TR_KERNEL_EXPERIMENTS[\s\S]*?#endif/g, '');
     for (const m of text.matchAll(/TR_API\s+([\w\s*]+?)\s*\b(tr_\w+)\s*\(([^)]*)\)/g)) {
-      const params = m[3]!.trim() === '' ? [] : m[3]!.split(',').map((p) => koffiType(p.replace(/\b\w+\s*$/, (w) => (/^(int|float|double|int64_t|void)$/.test(w) ? w : ''))));
+      const params = m[3]!.trim() === '' ? [] : m[3]!.split(',').map(koffiType);
       const sig: [string, string[]] = [koffiType(m[1]!), params];
       const prev = out.get(m[2]!);
       if (prev) expect(prev, `${m[2]} declared twice with different signatures (${f})`).toEqual(sig);

@@ -7,7 +7,7 @@ import { blockSparseAttention } from '../kernels/block-sparse.js';
 import { denseLayout } from '../kernels/layout.js';
 import { BACKEND } from './under-test.js';
 
-const caps = (o: Partial<TensorCoreCaps> = {}): TensorCoreCaps => ({ backend: 'cuda', shape: true, tf32ByDefault: true, bf16Backward: true, ...o });
+const caps = (o: Partial<TensorCoreCaps> = {}): TensorCoreCaps => ({ shape: true, tf32ByDefault: true, bf16Backward: true, ...o });
 const req = (requested: 'fp32' | 'tf32' | 'bf16' | undefined, c: TensorCoreCaps | undefined) => planPrecision({ requested, caps: c, where: 'x.precision', shape: 'D64', backend: 'native' });
 
 describe('planPrecision', () => {

@@ -231,8 +231,11 @@ export class NativeBackend extends KernelBackend {
   tensorCoreCaps(D: number, Dv: number, Bq: number, Bk: number): TensorCoreCaps | undefined {
     if (this.lib.kind !== 'cuda') return undefined;
     const lib = this.lib as CudaLib;
-    return { backend: 'cuda', shape: !!lib.tr_bsa_bf16_supported(D, Dv, Bq, Bk), tf32ByDefault: !!lib.tr_tf32_enabled(), bf16Backward: !!lib.tr_bsa_wgmma_available() };
+    // the TF32 switch and the GPU's wgmma support are fixed for the process: asked once, not per call
+    this.device ??= { tf32ByDefault: !!lib.tr_tf32_enabled(), bf16Backward: !!lib.tr_bsa_wgmma_available() };
+    return { shape: !!lib.tr_bsa_bf16_supported(D, Dv, Bq, Bk), ...this.device };
   }
+  private device?: Omit<TensorCoreCaps, 'shape'>;
 
   /** A layout array as the C functions take it (uploaded once per array on cuda). */
   constant(arr: Int32Array | Uint8Array): Pointer {
