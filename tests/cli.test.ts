@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, tinySuite as harnessSuite, TSX } from './faults/harness.js';
+import { cli, tinySuite as harnessSuite, TSX, untilGroupGone } from './faults/harness.js';
 
 // The cli tests' tiny suite: 40 steps, an evaluation every 20.
 const tinySuite = (dir: string, runs = 2): string => harnessSuite(dir, { seeds: Array.from({ length: runs }, (_, i) => i), train: { maxSteps: 40, evalEvery: 20 } });
@@ -147,6 +147,9 @@ describe('bench CLI', () => {
       });
       setTimeout(() => reject(new Error('no run finished in time')), 100_000);
     });
+    // A worker on another core may still finish renaming its record while the signal reaches it:
+    // list what is on disk only once no process of the group is left.
+    await untilGroupGone(child.pid!);
     const before = readdirSync(join(out, 'runs')).filter((f) => f.endsWith('.json'));
     expect(before.length).toBeGreaterThanOrEqual(1);
     expect(before.length).toBeLessThan(3);

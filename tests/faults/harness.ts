@@ -31,9 +31,10 @@ export function killAtFault(script: string, args: string[], fault: string, signa
         process.kill(-child.pid!, signal);
         // SIGINT reaches tsx and the script; the blocked script only dies once its pause ends, so make sure.
         if (signal === 'SIGINT') setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch {} }, 3000);
+        // tsx exiting is not the end of the workers: resolve once the whole group is gone.
         child.on('exit', () => {
           clearTimeout(timer);
-          resolve({ paused: m[1]!, stderr });
+          untilGroupGone(child.pid!).then(() => resolve({ paused: m[1]!, stderr }), reject);
         });
       }
     });
@@ -44,6 +45,19 @@ export function killAtFault(script: string, args: string[], fault: string, signa
       }
     });
   });
+}
+
+/** Resolves once no process of the process group `pgid` exists any more. */
+export async function untilGroupGone(pgid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`process group ${pgid} still alive 5 s after SIGKILL`);
 }
 
 /** Every file under `dir` (relative paths). */
