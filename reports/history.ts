@@ -4,8 +4,9 @@
  * of models: a run is its id and label.
  */
 import type { Report, RunRecord } from './schema.js';
-import { CSS, SORT_JS } from './html.js';
-import { esc, linePlot, type Series } from './svg.js';
+import { chooseChart, type ChartPoint } from './page/charts.js';
+import { formatMetric } from './page/format.js';
+import { esc, Page } from './page/page.js';
 
 export interface HistoryPoint {
   /** Index of the report in commit order (oldest 0). */
@@ -45,26 +46,23 @@ function point(r: RunRecord, rep: Report, at: number): HistoryPoint {
   };
 }
 
-const series = (runs: HistoryRun[], f: (p: HistoryPoint) => number | null): Series[] =>
-  runs.map((r) => ({ name: r.label, points: r.points.filter((p) => f(p) !== null).map((p) => [p.at, f(p)!] as [number, number]) })).filter((s) => s.points.length > 0);
+const points = (runs: HistoryRun[], f: (p: HistoryPoint) => number | null): ChartPoint[] =>
+  runs.flatMap((r) => r.points.filter((p) => f(p) !== null).map((p) => ({ series: r.label, x: p.at, y: f(p)!, details: { commit: p.gitSha.slice(0, 10) } })));
 
 export function renderHistory(reports: Report[]): string {
   const h = historyOf(reports);
-  const acc = series(h.runs, (p) => p.accuracy);
-  const lat = series(h.runs, (p) => p.latencyMs);
+  const page = new Page();
   const commits = h.commits.map((c, i) => `<tr><td class="n" data-v="${i}">${i}</td><td>${esc(c.gitSha.slice(0, 10))}</td><td>${esc(c.createdAt)}</td></tr>`).join('');
   const rows = h.runs.flatMap((r) => r.points.map((p) => `<tr data-run-id="${esc(r.runId)}"><td>${esc(r.label)}</td><td class="n" data-v="${p.at}">${p.at}</td><td>${esc(p.gitSha.slice(0, 10))}</td>`
-    + `<td class="n" data-v="${p.accuracy ?? ''}">${p.failed ? 'FAILED' : p.accuracy === null ? '' : p.accuracy.toFixed(4)}</td><td class="n" data-v="${p.latencyMs ?? ''}">${p.latencyMs === null ? '' : p.latencyMs.toFixed(3)}</td></tr>`)).join('\n');
-  const plots = [
-    acc.length ? linePlot({ title: 'Accuracy per commit', xLabel: 'commit (oldest = 0)', yLabel: 'accuracy', series: acc, yMin: 0, yMax: 1 }) : '',
-    lat.length ? linePlot({ title: 'Latency per commit (batch 1, median)', xLabel: 'commit (oldest = 0)', yLabel: 'ms', series: lat, yMin: 0 }) : '',
-  ].join('');
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tabrecall history</title><style>${CSS}</style></head><body>
-<h1>tabrecall history</h1><p>${h.runs.length} runs across ${h.commits.length} report(s), matched by run id. Click a column header to sort.</p>
+    + `<td class="n" data-v="${p.accuracy ?? ''}">${p.failed ? 'FAILED' : formatMetric('accuracy', p.accuracy)}</td><td class="n" data-v="${p.latencyMs ?? ''}">${formatMetric('ms', p.latencyMs)}</td></tr>`)).join('\n');
+  const plots = page.plots([
+    chooseChart({ id: 'history-accuracy', subject: 'Accuracy per commit', x: { title: 'commit (oldest = 0)', kind: 'count' }, y: { title: 'accuracy', kind: 'accuracy', domain: [0, 1] }, seriesTitle: 'run', points: points(h.runs, (p) => p.accuracy) }),
+    chooseChart({ id: 'history-latency', subject: 'Latency per commit (batch 1, median)', x: { title: 'commit (oldest = 0)', kind: 'count' }, y: { title: 'median ms', kind: 'ms' }, seriesTitle: 'run', points: points(h.runs, (p) => p.latencyMs) }),
+  ]);
+  return page.render('tabrecall history', `<h1>tabrecall history</h1><p>${h.runs.length} runs across ${h.commits.length} report(s), matched by run id. Click a column header to sort.</p>
 <section id="history"><h2>Trends</h2>${plots}
 <h3>Commits</h3><table class="sortable" id="history-commits"><thead><tr><th data-col="0">#</th><th data-col="1">git sha</th><th data-col="2">report created</th></tr></thead><tbody>${commits}</tbody></table>
 <h3>Runs per commit</h3><table class="sortable" id="history-runs"><thead><tr><th data-col="0">run</th><th data-col="1">commit #</th><th data-col="2">git sha</th><th data-col="3">accuracy</th><th data-col="4">latency b1 ms</th></tr></thead><tbody>
 ${rows}
-</tbody></table></section>
-<script>${SORT_JS}</script></body></html>`;
+</tbody></table></section>`);
 }

@@ -3,6 +3,7 @@
  * folds and seeds; per model the mean over tables with a 95% t-interval, and the mean rank over
  * tables (rank 1 = best accuracy; ties share the average rank; only tables every model ran on).
  */
+import { Rng } from '../core/rng.js';
 import type { RunRecord } from './schema.js';
 
 const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
@@ -76,4 +77,73 @@ export function widthSummary(records: RunRecord[]): WidthRow[] {
     const d = get('dense');
     return { features: f, sparseMs: s?.metrics.latency[0]?.medianMs ?? NaN, denseMs: d?.metrics.latency[0]?.medianMs ?? NaN, sparseBytes: s?.metrics.width!.peakBytes ?? NaN, denseBytes: d?.metrics.width!.peakBytes ?? NaN, sparseDensity: s?.metrics.width!.density ?? NaN };
   });
+}
+
+export interface EloRating { model: string; elo: number; lo: number; hi: number }
+
+/**
+ * Elo ratings as TabArena computes them: every pair of models "battles" on every table (the higher
+ * mean accuracy wins, equal is a draw), a Bradley-Terry model is fitted to the battles, and its log
+ * strengths are put on the Elo scale (400 points = 10:1 odds). The anchor model is pinned at 1000
+ * (random-forest when present; else the mean is 1000). Intervals: 2.5th and 97.5th percentiles over
+ * `rounds` bootstrap resamples of the tables, from a seeded generator (same input, same numbers).
+ */
+export function eloRatings(s: TabularSummary, o: { anchor?: string; rounds?: number; seed?: number } = {}): EloRating[] {
+  const models = s.models;
+  const tables = s.tables.filter((t) => models.every((m) => s.perTable[t]![m]));
+  if (models.length < 2 || tables.length === 0) return [];
+  const anchor = o.anchor ?? (models.includes('random-forest') ? 'random-forest' : undefined);
+  const fit = (ts: string[]) => toElo(bradleyTerry(models, ts.map((t) => models.map((m) => s.perTable[t]![m]!.accuracy))), models, anchor);
+  const point = fit(tables);
+  const rng = new Rng(o.seed ?? 0);
+  const boots = Array.from({ length: o.rounds ?? 200 }, () => fit(Array.from({ length: tables.length }, () => tables[rng.int(0, tables.length)]!)));
+  return models.map((m, i) => {
+    const xs = boots.map((b) => b[i]!).sort((a, b) => a - b);
+    return { model: m, elo: point[i]!, lo: quantile(xs, 0.025), hi: quantile(xs, 0.975) };
+  }).sort((a, b) => b.elo - a.elo);
+}
+
+/**
+ * Bradley-Terry strengths from per-table scores (rows: tables, columns: models), by the MM algorithm
+ * (Hunter 2004). Draws count half a win each way; every pair also gets one virtual draw, so a model
+ * that wins every battle keeps a finite strength.
+ */
+function bradleyTerry(models: string[], scores: number[][]): number[] {
+  const n = models.length;
+  const wins = new Array<number>(n).fill(0);
+  const games = Array.from({ length: n }, () => new Array<number>(n).fill(1));
+  for (let i = 0; i < n; i++) wins[i] = (n - 1) * 0.5;
+  for (const row of scores) {
+    for (let i = 0; i < n; i++) {
+      for (let j = i + 1; j < n; j++) {
+        const w = row[i]! > row[j]! ? 1 : row[i]! < row[j]! ? 0 : 0.5;
+        wins[i]! += w;
+        wins[j]! += 1 - w;
+        games[i]![j]! += 1;
+        games[j]![i]! += 1;
+      }
+    }
+  }
+  let p = new Array<number>(n).fill(1);
+  for (let it = 0; it < 1000; it++) {
+    const next = p.map((pi, i) => wins[i]! / games[i]!.reduce((s, g, j) => (j === i ? s : s + g / (pi + p[j]!)), 0));
+    const norm = next.reduce((s, x) => s + Math.log(x), 0) / n;
+    const scaled = next.map((x) => x / Math.exp(norm));
+    const delta = Math.max(...scaled.map((x, i) => Math.abs(Math.log(x / p[i]!))));
+    p = scaled;
+    if (delta < 1e-10) break;
+  }
+  return p;
+}
+
+function toElo(strengths: number[], models: string[], anchor: string | undefined): number[] {
+  const elo = strengths.map((x) => (400 * Math.log(x)) / Math.LN10);
+  const shift = anchor !== undefined ? 1000 - elo[models.indexOf(anchor)]! : 1000 - elo.reduce((s, x) => s + x, 0) / elo.length;
+  return elo.map((x) => x + shift);
+}
+
+function quantile(sorted: number[], q: number): number {
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (pos - lo);
 }

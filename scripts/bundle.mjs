@@ -8,6 +8,7 @@
 //   native/, cuda/       sources + build scripts of both libraries (built there: node native/build.mjs,
 //                        node cuda/build.mjs), found by the CLI at native/build and cuda/build
 //   node_modules/koffi   the FFI package (not bundlable: it ships a native addon)
+//   node_modules/vega*   the browser builds of Vega and vega-embed that leaderboards inline
 //   tables/, models/     the shipped tables and ICL checkpoints (tabular suites)
 // The wasm backend and onnxruntime-node (ONNX models) are not carried; the bundle's backends are
 // native and cuda. The entry points share chunks (one copy of tfjs) and are minified (~5 MB in all).
@@ -64,6 +65,10 @@ if (!slim) {
 const nm = join(root, 'node_modules');
 cpSync(join(nm, 'koffi'), join(out, 'node_modules', 'koffi'), { recursive: true, filter: (p) => !p.includes('koffi/doc') && !p.includes('koffi/vendor') });
 for (const f of readdirSync(join(nm, '@koromix', 'koffi-linux-x64')).filter((f) => !f.startsWith('musl'))) cpSync(join(nm, '@koromix', 'koffi-linux-x64', f), join(out, 'node_modules', '@koromix', 'koffi-linux-x64', f), { recursive: true });
+// The leaderboard inlines Vega's and vega-embed's browser builds, read from their packages at run time.
+for (const [pkg, files] of [['vega', ['package.json', 'build/vega.module.js', 'build/vega.min.js']], ['vega-embed', ['package.json', 'build/embed.js', 'build/vega-embed.min.js']]]) {
+  for (const f of files) cpSync(join(nm, pkg, f), join(out, 'node_modules', pkg, f));
+}
 writeFileSync(join(out, 'package.json'), JSON.stringify({ name: 'tabrecall-bundle', private: true, type: 'module', gitSha: sha }, null, 1));
 const size = (d) => readdirSync(d, { withFileTypes: true }).reduce((s, e) => s + (e.isDirectory() ? size(join(d, e.name)) : statSync(join(d, e.name)).size), 0);
 console.log(`tabrecall: offline bundle at ${out} (git ${sha.slice(0, 12)}, ${(size(out) / 2 ** 20).toFixed(1)} MiB${slim ? ', slim: no tables or checkpoints' : ''})`);

@@ -10,6 +10,10 @@ import { chromium } from 'playwright-core';
 import { renderLeaderboard } from '../reports/html.js';
 import { SCHEMA_VERSION, type Report } from '../reports/schema.js';
 import { fakeRecord } from './reports.test.js';
+import { readReport } from '../reports/read.js';
+import { parseAnchors } from '../reports/anchors.js';
+import { readFileSync } from 'node:fs';
+import { checkCharts, overlappingFigures, preparePage, waitForCharts } from './browser/page-checks.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -54,7 +58,11 @@ describe('leaderboard in headless Chromium', () => {
     });
     try {
       const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await preparePage(page);
       await page.goto(`file://${file}`);
+      await waitForCharts(page);
       const accCells = await page.locator('#runs-mqar tbody tr').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-run-id'), r.children[3]!.textContent]));
       expect(accCells).toEqual([['r1', '0.9910'], ['r2', '0.5000']]);
       // Sort by accuracy (ascending, then descending) in the best-per-model table.
@@ -64,15 +72,22 @@ describe('leaderboard in headless Chromium', () => {
       expect(asc).toEqual(['0.5000', '0.9910']);
       await header.click();
       expect(await page.locator('#best-mqar tbody tr td:nth-child(7)').allTextContents()).toEqual(['0.9910', '0.5000']);
-      expect(await page.locator('svg[aria-label="MQAR accuracy vs d_model"] circle').count()).toBe(2);
-      expect(await page.locator('#task-niah svg rect[fill^="hsl"]').count()).toBe(9);
-      expect(await page.locator('details summary').first().textContent()).toContain('suite quick');
+      // dense at two d_model values: a line with both points; the NIAH grid: one cell per (depth, length).
+      const charts = await checkCharts(page);
+      expect(charts.find((c) => c.id === 'chart-mqar-vs-0-0')).toMatchObject({ form: 'line', marks: 2, problems: [] });
+      expect(charts.find((c) => c.id === 'chart-niah-grid-0')).toMatchObject({ form: 'heatmap', marks: 9, problems: [] });
+      expect(charts.flatMap((c) => c.problems)).toEqual([]);
+      expect(await page.locator('#environment details summary').first().textContent()).toContain('suite quick');
       // Tabular section: aggregates (mean over tables, mean rank), per-table accuracies, bar and width plots.
-      const agg = await page.locator('#tabular-aggregate tbody tr').evaluateAll((rows) => rows.map((r) => [r.children[0]!.textContent, r.children[1]!.textContent, r.children[5]!.textContent]));
-      expect(agg).toEqual([['orion-msp', '0.9300', '1.5000'], ['logreg', '0.9550', '1.5000']]);
+      const agg = await page.locator('#tabular-aggregate tbody tr').evaluateAll((rows) => rows.map((r) => [r.children[0]!.textContent]));
+      // ranked by Elo: one table each, a draw in ratings (both 1,000 +- the bootstrap)
+      expect(agg.map((r) => r[0]).sort()).toEqual(['logreg', 'orion-msp']);
+      expect(await page.locator('#tabular-aggregate tbody tr td:nth-child(9)').allTextContents()).toEqual(['1.50', '1.50']);
+      expect(await page.locator('#tabular-aggregate tbody tr td:nth-child(2)').allTextContents()).toEqual(['1,000', '1,000']);
       expect(await page.locator('#tabular-tables tbody tr').count()).toBe(2);
-      expect(await page.locator('#task-tabular svg rect').count()).toBeGreaterThanOrEqual(4);
-      expect(await page.locator('#width-scaling tbody tr td:nth-child(4)').allTextContents()).toEqual(['1', '8.6923']);
+      expect(charts.find((c) => c.id === 'chart-tabular-rank')).toMatchObject({ form: 'bar', marks: 2 });
+      expect(await page.locator('#width-scaling tbody tr td:nth-child(4)').allTextContents()).toEqual(['1.00', '8.69']);
+      expect(errors).toEqual([]);
       const gflops = page.locator('#anchors th', { hasText: /^GFLOP\/s$/ });
       await gflops.click();
       expect(await page.locator('#anchors tbody tr td:nth-child(1)').allTextContents()).toEqual(['flex window 256', 'sdpa dense']);
@@ -109,9 +124,11 @@ describe('history page in headless Chromium', () => {
       const page = await browser.newPage();
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
+      await preparePage(page);
       await page.goto(`file://${out}`);
-      expect(await page.locator('svg[aria-label="Accuracy per commit"] circle').count()).toBe(6);
-      expect(await page.locator('svg[aria-label^="Latency per commit"] circle').count()).toBe(6);
+      await waitForCharts(page);
+      const charts = await checkCharts(page);
+      expect(charts.map((c) => [c.id, c.form, c.marks, c.problems])).toEqual([['chart-history-accuracy', 'line', 6, []], ['chart-history-latency', 'line', 6, []]]);
       const shas = await page.locator('#history-commits tbody tr td:nth-child(2)').allTextContents();
       expect(shas).toEqual(['aaa1111', 'bbb2222', 'ccc3333']);
       const r1 = await page.locator('#history-runs tbody tr[data-run-id="r1"] td:nth-child(4)').allTextContents();
@@ -124,4 +141,51 @@ describe('history page in headless Chromium', () => {
       await browser.close();
     }
   });
+});
+
+const LAUNCH = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CURRENT = join('reports', 'results', 'current');
+
+/**
+ * The committed reports' pages, as a user gets them: the quick suites' page (what `npm run bench`
+ * writes) and the default `npm run leaderboard` page (every current report and anchor table).
+ * Every chart passes the page checks: data marks drawn, axes titled, no overlapping text, log axes
+ * titled "(log scale)" with round ticks, no line chart at one x, no series hidden under another.
+ */
+describe('leaderboards of the committed reports in headless Chromium', () => {
+  const pages: [string, string[], string[]][] = [
+    ['quick suites', ['quick-2core.json', 'tabular-quick-2core.json'], []],
+    ['all current reports', ['quick-2core.json', 'tabular-quick-2core.json', 'baselines-quick-2core.json', 'baselines-quick-niah-2core.json', 'standard-cell-2core.json', 'kernels-cpu-2core.json', 'tabular-holdout-2core.json',
+      'gpu/kernels-gpu-h200.json', 'gpu/large-cells-h200.json', 'gpu/mqar-main-cell-models-h100.json', 'gpu/mqar-lr0.001-models-h200.json'], ['gpu/anchors-pytorch-h200.json']],
+  ];
+  for (const [name, files, anchorFiles] of pages) {
+    it(`${name}: every chart is drawn and readable`, async () => {
+      const reports = files.map((f) => ({ path: f, report: readReport(join(CURRENT, f)) }));
+      const anchors = anchorFiles.map((f) => ({ path: f, table: parseAnchors(readFileSync(join(CURRENT, f), 'utf8'), f) }));
+      const file = join(mkdtempSync(join(tmpdir(), 'tr-lb-current-')), 'leaderboard.html');
+      writeFileSync(file, renderLeaderboard(reports, anchors));
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH });
+      try {
+        const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+        const errors: string[] = [];
+        page.on('pageerror', (e) => errors.push(e.message));
+        await preparePage(page);
+        await page.goto(`file://${file}`);
+        await waitForCharts(page);
+        const charts = await checkCharts(page);
+        expect(charts.length).toBeGreaterThanOrEqual(name === 'quick suites' ? 6 : 20);
+        expect(charts.filter((c) => c.problems.length).map((c) => `${c.id}: ${c.problems.join('; ')}`)).toEqual([]);
+        expect(charts.every((c) => c.marks >= 2)).toBe(true);
+        expect(await overlappingFigures(page)).toEqual([]);
+        expect(errors).toEqual([]);
+        // The quick page's MQAR cell (three models at one configuration) is a bar per model.
+        if (name === 'quick suites') expect(charts.find((c) => c.id.startsWith('chart-mqar-by-model'))).toMatchObject({ form: 'bar', marks: 3 });
+        const shots = resolve('results', 'screenshots');
+        mkdirSync(shots, { recursive: true });
+        await page.screenshot({ path: join(shots, `leaderboard-${name.replace(/ /g, '-')}.png`), fullPage: true });
+      } finally {
+        await browser.close();
+      }
+    }, 120_000);
+  }
 });

@@ -112,7 +112,7 @@ describe('reports', () => {
     const section = html.slice(html.indexOf('<section id="task-attention-op"'));
     expect(section).toContain('id="anchors"');
     expect(section).toContain('<td>sdpa dense</td><td>bf16</td><td>NVIDIA H200, torch 2.11.0</td><td>anchors-x.json</td>');
-    expect(section).toContain('data-v="0.5894">0.5894</td><td class="n" data-v="466400">466400</td>');
+    expect(section).toContain('data-v="0.5894">0.589</td><td class="n" data-v="466400">466,400.0</td>');
     expect(() => parseAnchors(JSON.stringify({ device: 'x', torch: 'y', rows: [{ what: 'w', dtype: 'bf16', L: 1, B: 1, ms: 'fast', density: 1, tflops: 1 }] }), 'b.json'))
       .toThrow(/anchors b\.json: rows\[0\]\.ms must be a finite number/);
     expect(() => parseAnchors('{"device": "x", "torch": "y"}', 'c.json')).toThrow(/anchors c\.json: rows must be an array/);
