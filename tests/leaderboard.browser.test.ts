@@ -16,6 +16,8 @@ import { readFileSync } from 'node:fs';
 import { checkCharts, overlappingFigures, preparePage, waitForCharts } from './browser/page-checks.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** No network, no GPU, no sandbox (CI runs as root). */
+const LAUNCH = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 describe('leaderboard in headless Chromium', () => {
   it('shows the report numbers, sorts columns, draws plots', async () => {
@@ -54,7 +56,7 @@ describe('leaderboard in headless Chromium', () => {
     writeFileSync(file, renderLeaderboard([{ path: 'report.json', report }], [{ path: 'anchors.json', table: anchors }]));
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: LAUNCH,
     });
     try {
       const page = await browser.newPage();
@@ -118,7 +120,7 @@ describe('history page in headless Chromium', () => {
     expect(r.stdout).toMatch(/3 reports/);
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: LAUNCH,
     });
     try {
       const page = await browser.newPage();
@@ -143,7 +145,6 @@ describe('history page in headless Chromium', () => {
   });
 });
 
-const LAUNCH = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const CURRENT = join('reports', 'results', 'current');
 
 /**

@@ -86,8 +86,9 @@ function sweepCharts(task: string, rows: BestRow[]): (Chart | null)[] {
   });
   const rest = new Map<string, BestRow[]>();
   for (const b of rows.filter((r) => !covered.has(r))) {
-    if (!rest.has(b.task + D_MODEL.of(rec(b)))) rest.set(b.task + D_MODEL.of(rec(b)), []);
-    rest.get(b.task + D_MODEL.of(rec(b)))!.push(b);
+    const k = `${b.task}|${D_MODEL.of(rec(b))}`;
+    if (!rest.has(k)) rest.set(k, []);
+    rest.get(k)!.push(b);
   }
   let ri = 0;
   for (const g of rest.values()) {
