@@ -50,8 +50,8 @@ interface Block {
   w2: tf.Variable; b2: tf.Variable;
 }
 
-/** The attention of a block: q, k, v [B, H, L, Dh] -> [B, H, L, Dh]. */
-export type MixerFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => tf.Tensor4D;
+/** The attention of a block: q, k, v [B, H, L, Dh] -> [B, H, L, Dh]; layer = the block's index. */
+export type MixerFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: number) => tf.Tensor4D;
 
 export class Transformer implements SequenceModel {
   readonly maxLen: number;
@@ -63,7 +63,8 @@ export class Transformer implements SequenceModel {
   private readonly lnfb: tf.Variable;
   private readonly wout: tf.Variable | undefined;
   private readonly all: tf.Variable[];
-  private readonly mix: MixerFn;
+  private mix: MixerFn;
+  private readonly ownMix: MixerFn;
 
   constructor(
     readonly name: string,
@@ -72,7 +73,7 @@ export class Transformer implements SequenceModel {
     private readonly layout?: LayoutSpec,
     mixer?: { fn: MixerFn; config: Record<string, unknown> },
   ) {
-    this.mix = mixer?.fn ?? ((q, k, v) => attention(q, k, v, layout));
+    this.mix = this.ownMix = mixer?.fn ?? ((q, k, v) => attention(q, k, v, layout));
     this.maxLen = ctx.maxLen;
     this.config = { ...c, ...(layout ? { attention: layout } : {}), ...(mixer ? mixer.config : {}) };
     const f = new ParamFactory(ctx.seed);
@@ -104,6 +105,14 @@ export class Transformer implements SequenceModel {
     return this.all;
   }
 
+  /**
+   * Attend through another mixer (a layout selector's, a capture for calibration) with the same
+   * weights; undefined restores the model's own. Post-training sparsification (suites/sparsify.ts).
+   */
+  setMixer(fn?: MixerFn): void {
+    this.mix = fn ?? this.ownMix;
+  }
+
   hidden(ids: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
       const [B, L] = ids.shape;
@@ -111,10 +120,10 @@ export class Transformer implements SequenceModel {
       const d = this.c.dModel;
       let x = gatherRows(this.tokEmb as tf.Tensor2D, ids) as tf.Tensor3D;
       if (this.posEmb) x = tf.add(x, tf.slice(this.posEmb, [0, 0], [L, d])) as tf.Tensor3D;
-      for (const b of this.blocks) {
+      for (const [layer, b] of this.blocks.entries()) {
         let h = layerNorm(x, b.ln1g as tf.Tensor1D, b.ln1b as tf.Tensor1D) as tf.Tensor3D;
         if (b.convW) h = causalDepthwiseConv(h, b.convW as tf.Tensor2D, b.convB as tf.Tensor1D);
-        x = tf.add(x, this.selfAttention(h, b, B, L)) as tf.Tensor3D;
+        x = tf.add(x, this.selfAttention(h, b, B, L, layer)) as tf.Tensor3D;
         const h2 = layerNorm(x, b.ln2g as tf.Tensor1D, b.ln2b as tf.Tensor1D) as tf.Tensor3D;
         x = tf.add(x, this.mlp(h2, b)) as tf.Tensor3D;
       }
@@ -126,7 +135,7 @@ export class Transformer implements SequenceModel {
     return tf.tidy(() => (this.wout ? tf.matMul(h, this.wout as tf.Tensor2D) : tf.matMul(h, this.tokEmb as tf.Tensor2D, false, true)));
   }
 
-  private selfAttention(h: tf.Tensor3D, b: Block, B: number, L: number): tf.Tensor3D {
+  private selfAttention(h: tf.Tensor3D, b: Block, B: number, L: number, layer: number): tf.Tensor3D {
     const d = this.c.dModel;
     const H = this.c.nHeads;
     const Dh = d / H;
@@ -135,7 +144,7 @@ export class Transformer implements SequenceModel {
     const t = tf.transpose(tf.reshape(qkv, [B, L, 3, H, Dh]), [2, 0, 3, 1, 4]);
     const [q, k, v] = tf.unstack(t, 0) as tf.Tensor4D[];
     const rot = this.c.positions === 'rope';
-    const o = this.mix(rot ? rope(q!) : q!, rot ? rope(k!) : k!, v!); // [B, H, L, Dh]
+    const o = this.mix(rot ? rope(q!) : q!, rot ? rope(k!) : k!, v!, layer); // [B, H, L, Dh]
     const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * L, d]);
     return tf.reshape(tf.add(tf.matMul(merged as tf.Tensor2D, b.wo as tf.Tensor2D), b.bo), [B, L, d]);
   }

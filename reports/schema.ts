@@ -111,9 +111,55 @@ export interface Metrics {
   validCurve: [number, number][];
   /** Per test example, in test-set order: labelled positions right and labelled positions (base64 of little-endian uint16), for compare's paired test. */
   perExample?: { correct: string; total: string };
+  /** Score on an external Zoology-format evaluation file (bench --eval-file). */
+  evalFile?: { path: string; sha256: string; accuracy: number; labelled: number; exactMatch: number; examples: number; seqLen: number };
   kernel?: KernelMetrics;
+  sparsify?: SparsifyMetrics;
   tabular?: TabularMetrics;
   width?: WidthMetrics;
+}
+
+/** A timed cost: median and spread over repetitions, in milliseconds. */
+export interface Timing {
+  medianMs: number;
+  p10Ms: number;
+  p90Ms: number;
+  samples: number;
+}
+
+/** A sparsify case: a trained checkpoint attending through a layout selector at a budget (suites/sparsify.ts). */
+export interface SparsifyMetrics {
+  checkpoint: string;
+  checkpointSha256: string;
+  /** A selector (kernels/selectors) or 'dense', the reference. */
+  method: string;
+  budget: number;
+  budgetMeaning: string;
+  block: number;
+  /** Length of the scored inputs and of the timed prefill. */
+  length: number;
+  precision?: string;
+  /** Mean over layers, heads and test inputs: listed blocks / causal blocks (what the operator computes). */
+  blockDensity: number;
+  /** The same for allowed (query, key) pairs / causal pairs (what the method keeps). */
+  pairDensity: number;
+  /** [layer][head] means over the test inputs. */
+  perHead: { blocks: number[][]; pairs: number[][] };
+  /** Summed over layers, one input; null for dense. */
+  selector: Timing | null;
+  attention: Timing;
+  /** The whole model forward (selection included) on one input. */
+  prefill: Timing;
+  /** The same three costs at each timing length (suite sparsify.timingLengths). */
+  costs: { length: number; selector: Timing | null; attention: Timing; prefill: Timing }[];
+  calibrationSeconds: number;
+  /** Filled from the checkpoint's dense case when the report is written. */
+  denseAccuracy: number | null;
+  accuracyRatio: number | null;
+  prefillSpeedup: number | null;
+  attentionSpeedup: number | null;
+  /** Selector time / the dense attention time it replaces. */
+  selectorShare: number | null;
 }
 
 /** Why a run produced no result. A failed run is a record (so it is reported, compared, resumed), never a number. */

@@ -3,7 +3,7 @@ import type { RunRecord } from './schema.js';
 import { fmt, formatTable } from './table.js';
 import { tabularSummary, widthSummary } from './tabular.js';
 
-export type SuiteKind = 'train' | 'kernels' | 'tabular';
+export type SuiteKind = 'train' | 'kernels' | 'tabular' | 'sparsify';
 
 function trainTable(records: RunRecord[]): string {
   return formatTable(
@@ -20,6 +20,14 @@ function kernelsTable(records: RunRecord[]): string {
     const k = r.metrics.kernel!;
     const l = r.metrics.latency[0]!;
     return [r.label, fmt(k.density, 3), fmt(l.medianMs, 3), fmt(l.p10Ms, 3), fmt(l.p90Ms, 3), fmt(k.gflops, 1), k.speedupVsDense === null ? '-' : `${fmt(k.speedupVsDense, 2)}x`];
+  }));
+}
+
+function sparsifyTable(records: RunRecord[]): string {
+  return formatTable(['case', 'accuracy', 'vs dense', 'block density', 'pair density', 'selector ms', 'attention ms', 'prefill ms', 'prefill speedup'], records.map((r) => {
+    const s = r.metrics.sparsify!;
+    return [r.label, fmt(r.metrics.accuracy, 4), s.accuracyRatio === null ? '-' : fmt(s.accuracyRatio, 3), fmt(s.blockDensity, 3), fmt(s.pairDensity, 3),
+      s.selector ? fmt(s.selector.medianMs, 2) : '-', fmt(s.attention.medianMs, 2), fmt(s.prefill.medianMs, 2), s.prefillSpeedup === null ? '-' : `${fmt(s.prefillSpeedup, 2)}x`];
   }));
 }
 
@@ -41,6 +49,7 @@ function tabularTables(records: RunRecord[]): string {
 }
 
 export function summaryTable(kind: SuiteKind, records: RunRecord[]): string {
+  if (kind === 'sparsify') return sparsifyTable(records);
   return kind === 'kernels' ? kernelsTable(records) : kind === 'tabular' ? tabularTables(records) : trainTable(records);
 }
 
@@ -52,6 +61,7 @@ export function failureLines(records: RunRecord[]): string[] {
 /** The line a run prints when it ends. */
 export function runEndLine(r: RunRecord): string {
   if (r.failure) return `FAILED: ${r.failure.message}`;
+  if (r.metrics.sparsify) return `accuracy ${fmt(r.metrics.accuracy, 4)}, block density ${fmt(r.metrics.sparsify.blockDensity, 3)}, prefill ${fmt(r.metrics.sparsify.prefill.medianMs, 2)} ms`;
   if (r.metrics.kernel) return `${fmt(r.metrics.latency[0]?.medianMs, 2)} ms, ${fmt(r.metrics.kernel.gflops, 1)} GFLOP/s`;
   if (r.metrics.width) return `${fmt(r.metrics.latency[0]!.medianMs, 2)} ms`;
   if (r.metrics.tabular) return `acc ${fmt(r.metrics.accuracy, 4)} auc ${fmt(r.metrics.tabular.rocAuc, 4)}`;

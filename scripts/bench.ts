@@ -17,7 +17,7 @@ import { writeAtomic } from '../core/files.js';
 import { formatTable } from '../reports/table.js';
 import { failureLines, runEndLine, summaryTable } from '../reports/summary.js';
 
-interface BenchOptions { suite?: string; seeds?: string; filter?: string; backend?: string; out?: string; resume?: boolean; list?: boolean; jobs?: string; worker?: string }
+interface BenchOptions { saveModels?: string; evalFile?: string; suite?: string; seeds?: string; filter?: string; backend?: string; out?: string; resume?: boolean; list?: boolean; jobs?: string; worker?: string }
 
 main(async () => {
   const { values: o } = args({
@@ -29,13 +29,15 @@ main(async () => {
     resume: { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
     jobs: { type: 'string', default: 'auto' },
+    'save-models': { type: 'string' },
+    'eval-file': { type: 'string' },
     // internal: this process is worker i of a --jobs bench (claims jobs in the shared folder)
     worker: { type: 'string' },
     help: { type: 'boolean', default: false },
   });
   if (!/^(auto|[1-9]\d*)$/.test(o.jobs!)) throw new UsageError(`--jobs: must be auto or a positive integer, got ${JSON.stringify(o.jobs)}`);
   if (o.help) {
-    console.log(`usage: npm run bench -- [--suite ${suiteNames().join('|')}] [--filter REGEX] [--backend ${BACKEND_NAMES.join('|')}] [--seeds 0,1,2] [--out DIR] [--resume] [--list] [--jobs auto|N]`);
+    console.log(`usage: npm run bench -- [--suite ${suiteNames().join('|')}] [--filter REGEX] [--backend ${BACKEND_NAMES.join('|')}] [--seeds 0,1,2] [--out DIR] [--resume] [--list] [--jobs auto|N] [--save-models DIR] [--eval-file PATH]`);
     return 0;
   }
   const names = o.suite!.split(',').map((n) => n.trim()).filter(Boolean);
@@ -45,7 +47,7 @@ main(async () => {
   let failed = 0;
   for (const suite of suites) {
     try {
-      failed += await runNamedSuite(suite, o);
+      failed += await runNamedSuite(suite, { ...o, saveModels: o['save-models'], evalFile: o['eval-file'] });
     } catch (e) {
       // With several suites, a filter may match runs of only some of them.
       if (!(suites.length > 1 && e instanceof UsageError && /^--filter: no (run|case) /.test(e.message))) throw e;
@@ -84,7 +86,7 @@ async function runNamedSuite(suite: SuiteFile, o: BenchOptions): Promise<number>
     throw new UsageError(`--backend: unknown backend ${JSON.stringify(o.backend)}; allowed: ${BACKEND_NAMES.join(', ')}`);
   }
   const plan = await planSuite(suite, {
-    seeds, filter, backend: o.backend!, listOnly: !!o.list,
+    seeds, filter, backend: o.backend!, listOnly: !!o.list, saveModels: o.saveModels === undefined ? undefined : resolve(o.saveModels), evalFile: o.evalFile,
     onSkip: (b, why) => process.stderr.write(`${suite.name}: skipping backend ${b} (${why})\n`),
   });
   const jobs = jobCount(o.jobs!, plan.kind, plan.backend, plan.jobs.length);
@@ -164,7 +166,8 @@ async function runWithWorkers(suite: SuiteFile, plan: Awaited<ReturnType<typeof 
   process.stderr.write(`tabrecall: suite ${suite.name}, ${plan.jobs.length} ${plan.unit}, backend ${plan.backend}, ${jobs} worker processes, out ${outDir}\n`);
   const threads = process.env.TABRECALL_THREADS ?? String(Math.max(1, Math.floor(cpus().length / jobs)));
   const args = ['--suite', suite.source ?? suite.name, '--backend', plan.backend, '--out', outDir, '--jobs', '1',
-    ...(o.seeds !== undefined ? ['--seeds', o.seeds] : []), ...(o.filter !== undefined ? ['--filter', o.filter] : []), ...(o.resume ? ['--resume'] : [])];
+    ...(o.seeds !== undefined ? ['--seeds', o.seeds] : []), ...(o.filter !== undefined ? ['--filter', o.filter] : []), ...(o.resume ? ['--resume'] : []),
+    ...(o.saveModels !== undefined ? ['--save-models', resolve(o.saveModels)] : []), ...(o.evalFile !== undefined ? ['--eval-file', o.evalFile] : [])];
   const codes = await Promise.all(Array.from({ length: jobs }, (_, w) => new Promise<number>((done) => {
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args, '--worker', `${w + 1}/${jobs}`], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TABRECALL_THREADS: threads } });
     let rest = '';

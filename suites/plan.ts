@@ -3,9 +3,12 @@
  * report's order) and what the report needs (fingerprint, finalize step). The orchestrator runs it.
  */
 import type { SuiteFile } from './types.js';
+import { buildTask, checkTask } from '../datasets/registry.js';
+import { readEvalFile } from '../datasets/eval-file.js';
 import type { Job } from './orchestrator.js';
 import { expandSuite, runId, runLabel } from './grid.js';
 import { trainJobs } from './runner.js';
+import { addSparsifyRatios, checkCheckpoints, sparsifyCaseId, sparsifyCases, sparsifyJobs, sparsifyLabel } from './sparsify.js';
 import { addSpeedups, kernelCaseId, kernelCaseLabel, kernelCases, kernelJobs, KERNELS_DEFAULTS } from './kernels.js';
 import { tabularCaseId, tabularCases, tabularJobs, tabularLabel, widthCaseId, widthCases } from './tabular.js';
 import { backendInfo, hasKernel, useBackend } from '../kernels/backend.js';
@@ -22,6 +25,10 @@ export interface PlanOptions {
   listOnly: boolean;
   /** Called when --backend auto skips a backend of a kernels suite. */
   onSkip?: (backend: string, why: string) => void;
+  /** Training suites: save each trained model under this folder (--save-models). */
+  saveModels?: string;
+  /** Training suites: also score each trained model on this Zoology-format file (--eval-file). */
+  evalFile?: string;
 }
 
 export interface SuitePlan {
@@ -38,6 +45,18 @@ export interface SuitePlan {
   emitEveryMs?: number;
   /** "runs" or "cases", for messages. */
   unit: string;
+}
+
+/** --eval-file is read and checked against every run's task before anything runs (a bad file writes nothing). */
+function checkEvalFile(path: string, runs: ReturnType<typeof expandSuite>): void {
+  const seen = new Set<string>();
+  for (const c of runs) {
+    const key = JSON.stringify(c.task);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const { maxLen } = checkTask(c.task.name, c.task.params);
+    readEvalFile(path, { vocabSize: buildTask(c.task.name, c.task.params, c.seed).vocabSize, maxLen });
+  }
 }
 
 const keep = (filter: RegExp | undefined) => (label: string) => !filter || filter.test(label);
@@ -73,6 +92,20 @@ export async function planSuite(suite: SuiteFile, o: PlanOptions): Promise<Suite
       jobs: fp ? kernelJobs(suite.name, c, cases, fp) : [],
     };
   }
+  if (suite.kind === 'sparsify') {
+    const c = suite.sparsify!;
+    const metas = checkCheckpoints(c); // a checkpoint that does not match its entry stops the suite before anything is written
+    const backend = o.listOnly ? o.backend : await useBackend(o.backend);
+    const all = sparsifyCases(c, metas);
+    const cases = all.filter((k) => pass(sparsifyLabel(k)));
+    const fp = o.listOnly ? undefined : fingerprint(backend, backendInfo());
+    return {
+      kind: 'sparsify', unit: 'cases', backend, fingerprint: fp, finalize: addSparsifyRatios,
+      listed: cases.map((k) => ({ id: sparsifyCaseId(suite.name, c, k, backend), label: sparsifyLabel(k) })),
+      order: all.map((k) => sparsifyCaseId(suite.name, c, k, backend)),
+      jobs: fp ? sparsifyJobs(suite.name, c, cases, backend, fp) : [],
+    };
+  }
   if (suite.kind === 'tabular') {
     const c = suite.tabular!;
     const backend = o.listOnly ? o.backend : await useBackend(o.backend);
@@ -96,11 +129,12 @@ export async function planSuite(suite: SuiteFile, o: PlanOptions): Promise<Suite
   const backend = o.listOnly ? o.backend : await useBackend(o.backend);
   const all = expandSuite(suite, o.seeds, backend);
   const runs = all.filter((c) => pass(runLabel(c)));
+  if (o.evalFile) checkEvalFile(o.evalFile, runs);
   const fp = o.listOnly ? undefined : fingerprint(backend, backendInfo());
   return {
     kind: 'train', unit: 'runs', backend, fingerprint: fp,
     listed: runs.map((c) => ({ id: runId(c), label: runLabel(c) })),
     order: all.map(runId),
-    jobs: fp ? trainJobs(runs, fp) : [],
+    jobs: fp ? trainJobs(runs, fp, { saveModels: o.saveModels, evalFile: o.evalFile }) : [],
   };
 }

@@ -3,6 +3,7 @@
  * and return its record. A loss that becomes non-finite ends the run as a failed record (no accuracy).
  * `trainJobs` turns a training suite's runs into the orchestrator's jobs.
  */
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from './types.js';
 import { runId, runLabel } from './grid.js';
@@ -19,8 +20,17 @@ import type { TokenBatch } from '../datasets/types.js';
 import { parameterCount } from '../models/transformer.js';
 import { SCHEMA_VERSION, type Fingerprint, type Metrics, type RunFailure, type RunRecord } from '../reports/schema.js';
 import { fallbackCounts, resetFallbackCounts } from '../kernels/backend.js';
+import { saveModel } from '../models/saved.js';
+import { readEvalFile } from '../datasets/eval-file.js';
 
-export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: TrainProgress) => void): Promise<RunRecord> {
+export interface RunOptions {
+  /** Save each trained model under DIR/<run id>/ (models/saved.ts). */
+  saveModels?: string;
+  /** Also score each trained model on this Zoology-format file (datasets/eval-file.ts). */
+  evalFile?: string;
+}
+
+export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: TrainProgress) => void, o: RunOptions = {}): Promise<RunRecord> {
   const startedAt = new Date();
   const t0 = performance.now();
   resetFallbackCounts();
@@ -52,12 +62,29 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
       const perExample = { correct: b64(Uint16Array.from(inRangeHits)), total: b64(new Uint16Array(inRangeHits.length).fill(1)) };
       m = { accuracy: mean(inRange), accuracyDenominator: examples, exactMatch: mean(inRange), examples, niahGrid: cells, extrapolationScore: beyond.length ? mean(beyond) : null, perExample };
     }
+    const evalFile = o.evalFile ? scoreEvalFile(model, o.evalFile, task.vocabSize, maxLen, evalBatch) : undefined;
     const diagnostics = model.diagnostics?.() ?? {}; // before latency, which feeds random tokens
     const latency = await measureLatency(model, task.vocabSize, c.latency, c.seed);
-    return record(c, fp, model, tr, startedAt, t0, { ...m, peakMemoryBytes, latency }, diagnostics);
+    if (o.saveModels) {
+      saveModel(join(o.saveModels, runId(c)), model, {
+        model: c.model, task: c.task, vocabSize: task.vocabSize, maxLen, seed: c.seed,
+        provenance: {
+          runId: runId(c), label: runLabel(c), gitSha: fp.gitSha, backend: c.backend, device: fp.gpu ?? fp.cpu,
+          trainSteps: tr.steps, trainSeconds: tr.trainSeconds, testAccuracy: m.accuracy, createdAt: new Date().toISOString(),
+        },
+      });
+    }
+    return record(c, fp, model, tr, startedAt, t0, { ...m, peakMemoryBytes, latency, ...(evalFile ? { evalFile } : {}) }, diagnostics);
   } finally {
     model.dispose();
   }
+}
+
+/** A model's score on an external Zoology-format set. */
+export function scoreEvalFile(model: SequenceModel, path: string, vocabSize: number, maxLen: number, batch = 64): NonNullable<Metrics['evalFile']> {
+  const f = readEvalFile(path, { vocabSize, maxLen });
+  const ev = evaluate(model, f.batch, batch);
+  return { path: f.path, sha256: f.sha256, accuracy: ev.accuracy, labelled: ev.total, exactMatch: ev.exactMatch, examples: ev.examples, seqLen: f.batch.seqLen };
 }
 
 const b64 = (a: Uint16Array): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
@@ -103,11 +130,11 @@ function failedRecord(c: RunConfig, fp: Fingerprint, model: SequenceModel, tr: T
 }
 
 /** A training suite's runs as orchestrator jobs (cost: the step budget times the tokens per step). */
-export function trainJobs(runs: RunConfig[], fp: Fingerprint): Job[] {
+export function trainJobs(runs: RunConfig[], fp: Fingerprint, o: RunOptions = {}): Job[] {
   return runs.map((c) => ({
     id: runId(c),
     label: runLabel(c),
     cost: c.train.maxSteps * c.train.batchSize * Number(c.task.params.inputSeqLen ?? c.task.params.seqLen ?? 1),
-    run: (progress) => runOne(c, fp, (p: TrainProgress) => progress({ step: p.step, maxSteps: p.maxSteps, loss: p.loss, validAccuracy: p.validAccuracy })),
+    run: (progress) => runOne(c, fp, (p: TrainProgress) => progress({ step: p.step, maxSteps: p.maxSteps, loss: p.loss, validAccuracy: p.validAccuracy }), o),
   }));
 }

@@ -18,13 +18,14 @@ export interface SuiteFile {
   name: string;
   description: string;
   /** 'train' (default): task x model runs; 'kernels': operator latency (see suites/kernels.ts). */
-  kind?: 'train' | 'kernels' | 'tabular';
+  kind?: 'train' | 'kernels' | 'tabular' | 'sparsify';
   seeds: number[];
   entries: SuiteEntry[];
   kernels?: import('./kernels.js').KernelsConfig;
   /** How it was named when loaded (a suite name or a file path), so worker processes load the same one. */
   source?: string;
   tabular?: import('./tabular.js').TabularConfig;
+  sparsify?: import('./sparsify.js').SparsifyConfig;
 }
 
 /** A fully expanded run: everything that determines its result (its hash is the run id). */

@@ -1,7 +1,7 @@
 #!/bin/bash
 # One device call: unpack node, build both libraries inside the offline bundle, then run the steps
 # named in $STEPS (test, kernels, anchors, check[:args], suite:<name>:<filter>, pretrain, bg:<suite>:<filter>:<tag>). Logs and reports go
-# to $OUT. Usage on the device: STEPS="test kernels" bash scripts/device/run.sh
+# to $OUT (SAVE=1: bg suites save their trained models to $OUT/models-<tag>). Usage on the device: STEPS="test kernels" bash scripts/device/run.sh
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/res
@@ -36,7 +36,7 @@ for s in ${STEPS:-test}; do
       wait "${pids[@]}";;
     bg:*) # bg:<suite>:<filter>:<tag>: runs beside the other bg steps (they share the GPU); report only
       IFS=: read -r _ name filter tag <<< "$s"
-      (timeout ${T_SUITE:-400} node $B/bin/bench.mjs --suite "$name" --backend cuda --out /tmp/res/$name-$tag --filter "$filter" > /tmp/res/$name-$tag.log 2>&1; echo "bg $tag exit $?"; grep -E "done:" /tmp/res/$name-$tag.log; cp /tmp/res/$name-$tag/report.json "$OUT/$name-$tag.json" 2>/dev/null) &;;
+      (timeout ${T_SUITE:-400} node $B/bin/bench.mjs --suite "$name" --backend cuda --out /tmp/res/$name-$tag --filter "$filter" ${SAVE:+--save-models $OUT/models-$tag} > /tmp/res/$name-$tag.log 2>&1; echo "bg $tag exit $?"; grep -E "done:" /tmp/res/$name-$tag.log; cp /tmp/res/$name-$tag/report.json "$OUT/$name-$tag.json" 2>/dev/null) &;;
   esac
 done
 wait

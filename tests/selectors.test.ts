@@ -1,0 +1,282 @@
+/**
+ * Layout selectors (kernels/selectors): each estimate against a plain loop over the same inputs
+ * (pooling, pooled probabilities, last-query attention and line scores, true block mass: within 1e-4
+ * absolute + 1e-4 relative, float32 with other summation orders), selection helpers exactly, every
+ * method's layout valid and causal, the oracle's mass the highest of any layout with as many blocks
+ * (brute force on a small case, and against random and static layouts), and attention through a
+ * selection (PBS-Attn's permuted keys included) equal to masked softmax attention in the original key
+ * order (2e-4 absolute + 2e-4 relative).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../kernels/backend.js';
+import { Rng } from '../core/rng.js';
+import { BACKEND } from './under-test.js';
+import { keptMass, lastQueryProbs, lineScores, poolBlocks, pooledBlockProbs, trueBlockMass } from '../kernels/selectors/primitives.js';
+import { blocksPerRow, causalBlocks, causalDensities, causalSelection, cumulativeSelect, topK } from '../kernels/selectors/select.js';
+import { getSelector, SELECTOR_NAMES } from '../kernels/selectors/index.js';
+import { attendSelected } from '../kernels/selectors/attend.js';
+import { pairAllowed, rowBlocks, validateLayout, nBlocks, type BlockLayout } from '../kernels/layout.js';
+import type { CalibrationState, HeadInputs } from '../kernels/selectors/types.js';
+import { ParamError } from '../core/params.js';
+
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-4) => {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i]! - b[i]!) <= tol + tol * Math.abs(b[i]!))) throw new Error(`index ${i}: ${a[i]} vs ${b[i]}`);
+};
+
+function inputs(H: number, L: number, D: number, seed: number, sharp = 2): { q: Float32Array; k: Float32Array; v: Float32Array } {
+  const r = new Rng(seed);
+  const f = (n: number, s: number) => Float32Array.from({ length: n }, () => r.normal() * s);
+  return { q: f(H * L * D, sharp), k: f(H * L * D, sharp), v: f(H * L * D, 1) };
+}
+
+/** Plain causal softmax probabilities [H, L, L]. */
+function probs(q: Float32Array, k: Float32Array, H: number, L: number, D: number, scale: number): Float64Array {
+  const p = new Float64Array(H * L * L);
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < L; i++) {
+      let m = -Infinity;
+      const s = new Float64Array(i + 1);
+      for (let j = 0; j <= i; j++) {
+        let d = 0;
+        for (let c = 0; c < D; c++) d += q[(h * L + i) * D + c]! * k[(h * L + j) * D + c]!;
+        s[j] = d * scale;
+        m = Math.max(m, s[j]!);
+      }
+      let z = 0;
+      for (let j = 0; j <= i; j++) z += Math.exp(s[j]! - m);
+      for (let j = 0; j <= i; j++) p[(h * L + i) * L + j] = Math.exp(s[j]! - m) / z;
+    }
+  }
+  return p;
+}
+
+beforeAll(async () => {
+  await useBackend(BACKEND);
+});
+
+describe('selector estimates against plain loops', () => {
+  const H = 2, L = 80, D = 8, B = 16, scale = 1 / Math.sqrt(D);
+  const x = inputs(H, L, D, 1, 1);
+  const t = () => ({ q: tf.tensor3d(x.q, [H, L, D]), k: tf.tensor3d(x.k, [H, L, D]) });
+  it('block pooling (mean, max, min) with a partial last block', () => {
+    const nB = nBlocks(L, B);
+    for (const how of ['mean', 'max', 'min'] as const) {
+      const want = new Float32Array(H * nB * D);
+      for (let h = 0; h < H; h++) for (let b = 0; b < nB; b++) for (let c = 0; c < D; c++) {
+        const vals: number[] = [];
+        for (let r = b * B; r < Math.min(L, (b + 1) * B); r++) vals.push(x.q[(h * L + r) * D + c]!);
+        want[(h * nB + b) * D + c] = how === 'mean' ? vals.reduce((s, v) => s + v, 0) / vals.length : how === 'max' ? Math.max(...vals) : Math.min(...vals);
+      }
+      const { q } = t();
+      close(poolBlocks(q, B, how).dataSync(), want);
+    }
+  });
+  it('pooled block probabilities are a causal softmax of pooled scores', () => {
+    const { q, k } = t();
+    const qp = poolBlocks(q, B), kp = poolBlocks(k, B);
+    const got = pooledBlockProbs(qp, kp, scale).dataSync();
+    const a = qp.dataSync(), b = kp.dataSync(), nB = nBlocks(L, B);
+    for (let h = 0; h < H; h++) for (let i = 0; i < nB; i++) {
+      const s = Array.from({ length: i + 1 }, (_, j) => {
+        let d = 0;
+        for (let c = 0; c < D; c++) d += a[(h * nB + i) * D + c]! * b[(h * nB + j) * D + c]!;
+        return d * scale;
+      });
+      const m = Math.max(...s), z = s.reduce((acc, v) => acc + Math.exp(v - m), 0);
+      const want = Array.from({ length: nB }, (_, j) => (j <= i ? Math.exp(s[j]! - m) / z : 0));
+      close(got.subarray((h * nB + i) * nB, (h * nB + i + 1) * nB), want);
+    }
+  });
+  it('last-query attention, line scores and true block mass', () => {
+    const { q, k } = t();
+    const P = probs(x.q, x.k, H, L, D, scale);
+    const m = 16;
+    const lp = lastQueryProbs(q, k, m, scale).dataSync() as Float32Array;
+    const want = new Float32Array(H * m * L);
+    for (let h = 0; h < H; h++) for (let r = 0; r < m; r++) want.set(P.subarray((h * L + L - m + r) * L, (h * L + L - m + r + 1) * L), (h * m + r) * L);
+    close(lp, want);
+    const { vertical, slash } = lineScores(lp, H, m, L);
+    const v = new Float64Array(H * L), s = new Float64Array(H * L);
+    for (let h = 0; h < H; h++) for (let r = 0; r < m; r++) for (let j = 0; j < L; j++) {
+      const qi = L - m + r;
+      if (j > qi) continue;
+      v[h * L + j] += P[(h * L + qi) * L + j]! / m;
+      s[h * L + qi - j] += P[(h * L + qi) * L + j]! / m;
+    }
+    close(vertical, v);
+    close(slash, s);
+    const nB = nBlocks(L, B);
+    const mass = trueBlockMass(q, k, B, scale);
+    const wm = new Float64Array(H * nB * nB);
+    for (let h = 0; h < H; h++) for (let i = 0; i < L; i++) for (let j = 0; j <= i; j++) wm[(h * nB + Math.floor(i / B)) * nB + Math.floor(j / B)] += P[(h * L + i) * L + j]!;
+    close(mass, wm);
+  });
+});
+
+describe('selection helpers', () => {
+  it('top-k, cumulative threshold, blocks per row', () => {
+    expect(topK([3, 1, 4, 1, 5], 0, 5, 2)).toEqual([2, 4]);
+    expect(topK([1, 1, 1], 0, 3, 2)).toEqual([0, 1]); // ties to the lower index
+    expect(cumulativeSelect([0.5, 0.1, 0.3, 0.1], 0, 4, 0.75)).toEqual([0, 2]);
+    expect(cumulativeSelect([0.5, 0.1, 0.3, 0.1], 0, 4, 0.01)).toEqual([0]);
+    expect(blocksPerRow(4, 1)).toBe(4);
+    expect(blocksPerRow(4, 0.7)).toBe(2); // 1+2+2+2 = 7 of 10
+  });
+  it('causal assembly: full below the diagonal, partial on it, nothing above', () => {
+    const l = causalSelection(64, 16, 1, (_h, i) => ({ cols: [i + 1, i, 0] }));
+    validateLayout(l);
+    expect(Array.from({ length: 4 }, (_, i) => rowBlocks(l, 0, i))).toEqual([[0], [0, 1], [0, 2], [0, 3]]);
+    expect(Array.from(l.full)).toEqual([0, 1, 0, 1, 0, 1, 0]);
+    expect(causalDensities(l).blocks[0]).toBeCloseTo(7 / 10);
+  });
+  it('budgets outside (0, 1] and unknown methods are named errors', () => {
+    expect(() => getSelector('magic')).toThrow(ParamError);
+    expect(() => getSelector('magic')).toThrow(/allowed: oracle, a-shape/);
+  });
+});
+
+describe('every method', () => {
+  const H = 2, L = 256, D = 16, B = 32, scale = 1 / Math.sqrt(D);
+  const ctx = { block: B, scale };
+  const mk = (seed: number): HeadInputs => {
+    const x = inputs(H, L, D, seed);
+    return { q: tf.tensor3d(x.q, [H, L, D]), k: tf.tensor3d(x.k, [H, L, D]), layer: 0 };
+  };
+  const states = new Map<string, CalibrationState | undefined>();
+  beforeAll(() => {
+    const calib = [[mk(11), mk(12)]];
+    for (const name of SELECTOR_NAMES) {
+      const s = getSelector(name);
+      states.set(name, s.calibrate?.(calib, 0.25, ctx));
+    }
+  });
+  for (const name of SELECTOR_NAMES) {
+    it(`${name}: valid causal layouts, density grows with the budget, attention equals the masked reference`, () => {
+      const s = getSelector(name);
+      const x = mk(3);
+      const dens: number[] = [];
+      for (const budget of [0.15, 0.5, 1]) {
+        const sel = s.select(x, budget, ctx, states.get(name));
+        validateLayout(sel.layout);
+        expect(sel.layout.H).toBe(H);
+        // Causality in the original order, for every allowed pair (permuted keys mapped back).
+        checkCausal(sel.layout, sel.keyOrder);
+        dens.push(causalDensities(sel.layout).blocks.reduce((a, b) => a + b, 0) / H);
+        if (budget === 0.5) compareAttention(x, sel.layout, sel.keyOrder);
+      }
+      expect(dens[0]!).toBeLessThanOrEqual(dens[2]! + 1e-9);
+      expect(dens[0]!).toBeGreaterThan(0);
+    });
+  }
+  it('budget 1 keeps all the mass for the block selectors', () => {
+    const x = mk(4);
+    for (const name of ['oracle', 'a-shape', 'window', 'seer', 'pbs'] as const) {
+      const sel = getSelector(name).select(x, 1, ctx, states.get(name));
+      for (const m of keptMass(x.q, x.k, sel.layout, scale, sel.keyOrder)) expect(m).toBeCloseTo(1, 4);
+    }
+  });
+  it('the oracle keeps the most mass of any layout with as many blocks per head', () => {
+    const x = mk(5);
+    const nQ = nBlocks(L, B);
+    for (const budget of [0.1, 0.3]) {
+      const o = getSelector('oracle').select(x, budget, ctx).layout;
+      const om = keptMass(x.q, x.k, o, scale);
+      const N = Math.round(budget * causalBlocks(L, B));
+      const rng = new Rng(budget * 100);
+      for (let trial = 0; trial < 20; trial++) {
+        const rows: number[][][] = Array.from({ length: H }, () => Array.from({ length: nQ }, () => []));
+        for (let h = 0; h < H; h++) {
+          const cand: [number, number][] = [];
+          for (let i = 0; i < nQ; i++) for (let j = 0; j <= i; j++) cand.push([i, j]);
+          for (let t = cand.length - 1; t > 0; t--) {
+            const u = rng.int(0, t);
+            [cand[t], cand[u]] = [cand[u]!, cand[t]!];
+          }
+          for (const [i, j] of cand.slice(0, N)) rows[h]![i]!.push(j);
+        }
+        const rm = keptMass(x.q, x.k, causalSelection(L, B, H, (h, i) => ({ cols: rows[h]![i]! })), scale);
+        rm.forEach((m, h) => expect(om[h]!).toBeGreaterThanOrEqual(m - 1e-6));
+      }
+      for (const other of ['a-shape', 'window', 'minference', 'seer']) {
+        const l = getSelector(other).select(x, budget, ctx, states.get(other)).layout;
+        const nb = causalDensities(l).blocks.map((d) => Math.round(d * causalBlocks(L, B)));
+        keptMass(x.q, x.k, l, scale).forEach((m, h) => {
+          if (nb[h]! <= N) expect(om[h]!).toBeGreaterThanOrEqual(m - 1e-6);
+        });
+      }
+    }
+  });
+  it('the oracle equals the brute-force best block subset on a small case', () => {
+    const h = 1, l = 48, b = 16, d = 4;
+    const y = inputs(h, l, d, 9, 3);
+    const q = tf.tensor3d(y.q, [h, l, d]), k = tf.tensor3d(y.k, [h, l, d]);
+    const cand = [[0, 0], [1, 0], [1, 1], [2, 0], [2, 1], [2, 2]];
+    for (const N of [1, 2, 3, 4]) {
+      let best = 0;
+      for (let mask = 0; mask < 64; mask++) {
+        const picked = cand.filter((_, t) => mask & (1 << t));
+        if (picked.length !== N) continue;
+        const lay = causalSelection(l, b, 1, (_h, i) => ({ cols: picked.filter(([r]) => r === i).map(([, c]) => c!) }));
+        best = Math.max(best, keptMass(q, k, lay, 1 / Math.sqrt(d))[0]!);
+      }
+      const o = getSelector('oracle').select({ q, k, layer: 0 }, N / 6, { block: b, scale: 1 / Math.sqrt(d) }).layout;
+      expect(keptMass(q, k, o, 1 / Math.sqrt(d))[0]!).toBeCloseTo(best, 6);
+    }
+  });
+});
+
+function checkCausal(l: BlockLayout, keyOrder?: Int32Array): void {
+  const nQ = nBlocks(l.Lq, l.Bq);
+  for (let h = 0; h < l.H; h++) {
+    for (let i = 0; i < nQ; i++) {
+      for (let p = l.rowPtr[h * (nQ + 1) + i]!; p < l.rowPtr[h * (nQ + 1) + i + 1]!; p++) {
+        for (let r = 0; r < l.Bq; r++) {
+          const qi = i * l.Bq + r;
+          for (let c = 0; c < l.Bk; c++) {
+            const kj = l.colIdx[p]! * l.Bk + c;
+            if (qi >= l.Lq || kj >= l.Lk || !pairAllowed(l, p, qi, kj)) continue;
+            const orig = keyOrder ? keyOrder[h * l.Lk + kj]! : kj;
+            if (orig > qi) throw new Error(`head ${h}: query ${qi} sees later key ${orig}`);
+          }
+        }
+      }
+    }
+  }
+}
+
+/** attendSelected against a plain masked softmax over the original key order. */
+function compareAttention(x: HeadInputs, l: BlockLayout, keyOrder?: Int32Array): void {
+  const [H, L, D] = x.q.shape;
+  const scale = 1 / Math.sqrt(D);
+  const v = tf.randomNormal([H, L, D], 0, 1, 'float32', 7) as tf.Tensor3D;
+  const out = attendSelected(tf.expandDims(x.q, 0) as tf.Tensor4D, tf.expandDims(x.k, 0) as tf.Tensor4D, tf.expandDims(v, 0) as tf.Tensor4D, { layout: l, keyOrder }, { scale }).dataSync();
+  const qa = x.q.dataSync(), ka = x.k.dataSync(), va = v.dataSync();
+  const allowed = new Uint8Array(H * L * L);
+  const nQ = nBlocks(L, l.Bq);
+  for (let h = 0; h < H; h++) for (let i = 0; i < nQ; i++) for (let p = l.rowPtr[h * (nQ + 1) + i]!; p < l.rowPtr[h * (nQ + 1) + i + 1]!; p++) {
+    for (let r = 0; r < l.Bq; r++) for (let c = 0; c < l.Bk; c++) {
+      const qi = i * l.Bq + r, kj = l.colIdx[p]! * l.Bk + c;
+      if (qi < L && kj < L && pairAllowed(l, p, qi, kj)) allowed[(h * L + qi) * L + (keyOrder ? keyOrder[h * L + kj]! : kj)] = 1;
+    }
+  }
+  const want = new Float32Array(H * L * D);
+  for (let h = 0; h < H; h++) for (let i = 0; i < L; i++) {
+    const s: number[] = [], js: number[] = [];
+    for (let j = 0; j < L; j++) {
+      if (!allowed[(h * L + i) * L + j]) continue;
+      let d = 0;
+      for (let c = 0; c < D; c++) d += qa[(h * L + i) * D + c]! * ka[(h * L + j) * D + c]!;
+      s.push(d * scale);
+      js.push(j);
+    }
+    if (!s.length) continue;
+    const m = Math.max(...s), z = s.reduce((a, b) => a + Math.exp(b - m), 0);
+    js.forEach((j, t) => {
+      const w = Math.exp(s[t]! - m) / z;
+      for (let c = 0; c < D; c++) want[(h * L + i) * D + c] += w * va[(h * L + j) * D + c]!;
+    });
+  }
+  close(out, want, 2e-4);
+}
