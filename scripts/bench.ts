@@ -132,7 +132,8 @@ async function runNamedSuite(suite: SuiteFile, o: BenchOptions): Promise<number>
 function finish(suite: string, plan: Awaited<ReturnType<typeof planSuite>>, outDir: string, report: Report, paths: { json: string; arrow: string }, records: RunRecord[], t0: number, how: string): number {
   const html = join(outDir, 'leaderboard.html');
   writeAtomic(html, renderLeaderboard([{ path: paths.json, report }]));
-  console.log(summaryTable(plan.kind, records));
+  // The report's copies: its finalize step (speedups, ratios to dense) filled them in.
+  console.log(summaryTable(plan.kind, records.map((r) => report.records.find((x) => x.runId === r.runId) ?? r)));
   const others = report.records.length - records.length;
   console.log(`\nsuite ${suite} on ${plan.backend}: ${records.length} ${plan.unit} in ${((performance.now() - t0) / 1000).toFixed(1)} s${how}${others > 0 ? `; the report also keeps ${others} earlier record(s) of ${outDir}/runs` : ''}`);
   console.log(`report:      ${paths.json}\n             ${paths.arrow}\nleaderboard: ${html}`);

@@ -236,7 +236,8 @@ export async function measureSparsifyCase(suite: string, c: SparsifyConfig, k: S
       costs.push(measureCosts(model, selector, k.budget, ctx, cal.state, ids, len, c.reps, c.precision));
     }
     model.setMixer();
-    const dens = selector ? meanDensities(stats) : { blocks: [[1]], pairs: [[1]] };
+    const ones = () => Array.from({ length: Number(meta.model.params.nLayers ?? 2) }, () => new Array<number>(H).fill(1));
+    const dens = selector ? meanDensities(stats) : { blocks: ones(), pairs: ones() };
     const mean = (a: number[][]) => a.flat().reduce((s, x) => s + x, 0) / a.flat().length;
     const at = costs.find((x) => x.length === L) ?? costs[0]!;
     const prefill = at.prefill;

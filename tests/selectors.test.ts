@@ -3,7 +3,7 @@
  * (pooling, pooled probabilities, last-query attention and line scores, true block mass: within 1e-4
  * absolute + 1e-4 relative, float32 with other summation orders), selection helpers exactly, every
  * method's layout valid and causal, the oracle's mass the highest of any layout with as many blocks
- * (brute force on a small case, and against random and static layouts), and attention through a
+ * per row (brute force on a small case, and against random, static and gate-selected layouts), and attention through a
  * selection (PBS-Attn's permuted keys included) equal to masked softmax attention in the original key
  * order (2e-4 absolute + 2e-4 relative).
  */
@@ -13,7 +13,7 @@ import { useBackend } from '../kernels/backend.js';
 import { Rng } from '../core/rng.js';
 import { BACKEND } from './under-test.js';
 import { keptMass, lastQueryProbs, lineScores, poolBlocks, pooledBlockProbs, trueBlockMass } from '../kernels/selectors/primitives.js';
-import { blocksPerRow, causalBlocks, causalDensities, causalSelection, cumulativeSelect, topK } from '../kernels/selectors/select.js';
+import { blocksPerRow, causalDensities, causalSelection, cumulativeSelect, topK } from '../kernels/selectors/select.js';
 import { getSelector, SELECTOR_NAMES } from '../kernels/selectors/index.js';
 import { attendSelected } from '../kernels/selectors/attend.js';
 import { pairAllowed, rowBlocks, validateLayout, nBlocks, type BlockLayout } from '../kernels/layout.js';
@@ -177,52 +177,59 @@ describe('every method', () => {
       for (const m of keptMass(x.q, x.k, sel.layout, scale, sel.keyOrder)) expect(m).toBeCloseTo(1, 4);
     }
   });
-  it('the oracle keeps the most mass of any layout with as many blocks per head', () => {
+  it('the oracle keeps the most mass of any layout with as many blocks per row', () => {
     const x = mk(5);
     const nQ = nBlocks(L, B);
     for (const budget of [0.1, 0.3]) {
       const o = getSelector('oracle').select(x, budget, ctx).layout;
       const om = keptMass(x.q, x.k, o, scale);
-      const N = Math.round(budget * causalBlocks(L, B));
-      const rng = new Rng(budget * 100);
+      const n = blocksPerRow(nQ, budget);
+      const rng = new Rng(Math.round(budget * 100));
       for (let trial = 0; trial < 20; trial++) {
-        const rows: number[][][] = Array.from({ length: H }, () => Array.from({ length: nQ }, () => []));
-        for (let h = 0; h < H; h++) {
-          const cand: [number, number][] = [];
-          for (let i = 0; i < nQ; i++) for (let j = 0; j <= i; j++) cand.push([i, j]);
-          for (let t = cand.length - 1; t > 0; t--) {
-            const u = rng.int(0, t);
-            [cand[t], cand[u]] = [cand[u]!, cand[t]!];
+        const pick = (_h: number, i: number) => {
+          const c = Array.from({ length: i + 1 }, (_, j) => j);
+          for (let t = c.length - 1; t > 0; t--) {
+            const u = rng.int(0, t + 1);
+            [c[t], c[u]] = [c[u]!, c[t]!];
           }
-          for (const [i, j] of cand.slice(0, N)) rows[h]![i]!.push(j);
-        }
-        const rm = keptMass(x.q, x.k, causalSelection(L, B, H, (h, i) => ({ cols: rows[h]![i]! })), scale);
-        rm.forEach((m, h) => expect(om[h]!).toBeGreaterThanOrEqual(m - 1e-6));
+          return { cols: c.slice(0, n) };
+        };
+        keptMass(x.q, x.k, causalSelection(L, B, H, pick), scale).forEach((m, h) => expect(om[h]!).toBeGreaterThanOrEqual(m - 1e-6));
       }
-      for (const other of ['a-shape', 'window', 'minference', 'seer']) {
+      // The per-row block selectors at the same budget spend the same count per row.
+      for (const other of ['a-shape', 'window', 'seer']) {
         const l = getSelector(other).select(x, budget, ctx, states.get(other)).layout;
-        const nb = causalDensities(l).blocks.map((d) => Math.round(d * causalBlocks(L, B)));
-        keptMass(x.q, x.k, l, scale).forEach((m, h) => {
-          if (nb[h]! <= N) expect(om[h]!).toBeGreaterThanOrEqual(m - 1e-6);
-        });
+        keptMass(x.q, x.k, l, scale).forEach((m, h) => expect(om[h]!).toBeGreaterThanOrEqual(m - 1e-6));
       }
     }
   });
-  it('the oracle equals the brute-force best block subset on a small case', () => {
-    const h = 1, l = 48, b = 16, d = 4;
+  it('the oracle equals the brute-force best layout with n blocks per row on a small case', () => {
+    const h = 1, l = 64, b = 16, d = 4, nQ = 4;
     const y = inputs(h, l, d, 9, 3);
     const q = tf.tensor3d(y.q, [h, l, d]), k = tf.tensor3d(y.k, [h, l, d]);
-    const cand = [[0, 0], [1, 0], [1, 1], [2, 0], [2, 1], [2, 2]];
-    for (const N of [1, 2, 3, 4]) {
+    const sc = 1 / Math.sqrt(d);
+    for (const budget of [0.4, 0.7]) {
+      const n = blocksPerRow(nQ, budget);
+      // Rows are independent: the best layout is the best subset of each row.
+      const subsets = (i: number): number[][] => {
+        const out: number[][] = [];
+        for (let m = 0; m < 1 << (i + 1); m++) {
+          const s = Array.from({ length: i + 1 }, (_, j) => j).filter((j) => m & (1 << j));
+          if (s.length === Math.min(n, i + 1)) out.push(s);
+        }
+        return out;
+      };
       let best = 0;
-      for (let mask = 0; mask < 64; mask++) {
-        const picked = cand.filter((_, t) => mask & (1 << t));
-        if (picked.length !== N) continue;
-        const lay = causalSelection(l, b, 1, (_h, i) => ({ cols: picked.filter(([r]) => r === i).map(([, c]) => c!) }));
-        best = Math.max(best, keptMass(q, k, lay, 1 / Math.sqrt(d))[0]!);
+      for (let i = 0; i < nQ; i++) {
+        let rowBest = 0;
+        for (const s of subsets(i)) {
+          const lay = causalSelection(l, b, 1, (_h, r) => ({ cols: r === i ? s : [] }));
+          rowBest = Math.max(rowBest, keptMass(q, k, lay, sc)[0]!);
+        }
+        best += rowBest;
       }
-      const o = getSelector('oracle').select({ q, k, layer: 0 }, N / 6, { block: b, scale: 1 / Math.sqrt(d) }).layout;
-      expect(keptMass(q, k, o, 1 / Math.sqrt(d))[0]!).toBeCloseTo(best, 6);
+      const o = getSelector('oracle').select({ q, k, layer: 0 }, budget, { block: b, scale: sc }).layout;
+      expect(keptMass(q, k, o, sc)[0]!).toBeCloseTo(best, 6);
     }
   });
 });

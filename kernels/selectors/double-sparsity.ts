@@ -40,22 +40,30 @@ export const doubleSparsity: Selector = {
   select(x, budget, ctx, state) {
     if (!state?.channels) throw new Error('double-sparsity: needs its calibrated channels (calibrate first)');
     const [H, L, D] = x.q.shape;
-    const B = ctx.block, nQ = nBlocks(L, B), pad = nQ * B - L;
+    const B = ctx.block, nQ = nBlocks(L, B);
     const ch = (state.channels as number[][][])[x.layer]!;
     const r = ch[0]!.length;
     // Per head, a 0/1 selector [H, D, r] picks the label channels (one batched matmul).
     const sel = new Float32Array(H * D * r);
     ch.forEach((cs, h) => cs.forEach((c, t) => (sel[(h * D + c) * r + t] = 1)));
-    const imp = take(tf.tidy(() => {
-      const S = tf.tensor3d(sel, [H, D, r]);
-      const qa = tf.matMul(x.q, S), ka = tf.matMul(x.k, S); // [H, L, r]
-      const bias = new Float32Array(L * L);
-      for (let i = 0; i < L; i++) bias.fill(NEG, i * L + i + 1, (i + 1) * L);
-      // Scores on r of D channels: rescaled by D / r so their softmax has the full scores' temperature.
-      let p = tf.softmax(tf.add(tf.mul(tf.matMul(qa, ka, false, true), ctx.scale * (D / r)), tf.tensor2d(bias, [L, L])));
-      if (pad) p = tf.pad(p, [[0, 0], [0, pad], [0, 0]]);
-      return tf.sum(tf.reshape(p, [H, nQ, B, L]), 2); // [H, nQ, L]
-    }));
+    // Key importance per query block [H, nQ, L], in chunks of query blocks (the scores are L^2).
+    const imp = new Float32Array(H * nQ * L);
+    const S = tf.tensor3d(sel, [H, D, r]);
+    const [qa, ka] = tf.tidy(() => [tf.matMul(x.q, S), tf.matMul(x.k, S)]); // [H, L, r]
+    const chunk = Math.max(1, Math.floor((32 << 20) / (H * B * L)));
+    for (let i0 = 0; i0 < nQ; i0 += chunk) {
+      const c = Math.min(chunk, nQ - i0), r0 = i0 * B, rows = Math.min(c * B, L - r0);
+      const part = take(tf.tidy(() => {
+        const bias = new Float32Array(rows * L).fill(NEG);
+        for (let t = 0; t < rows; t++) bias.fill(0, t * L, t * L + r0 + t + 1);
+        // Scores on r of D channels, rescaled by D / r so their softmax has the full scores' temperature.
+        let p = tf.softmax(tf.add(tf.mul(tf.matMul(tf.slice(qa!, [0, r0, 0], [H, rows, r]), ka!, false, true), ctx.scale * (D / r)), tf.tensor2d(bias, [rows, L])));
+        if (rows < c * B) p = tf.pad(p, [[0, 0], [0, c * B - rows], [0, 0]]);
+        return tf.sum(tf.reshape(p, [H, c, B, L]), 2); // [H, c, L]
+      }));
+      for (let h = 0; h < H; h++) imp.set(part.subarray(h * c * L, (h + 1) * c * L), (h * nQ + i0) * L);
+    }
+    tf.dispose([S, qa!, ka!]);
     return {
       layout: causalSelection(L, B, H, (h, i) => {
         const off = (h * nQ + i) * L;
