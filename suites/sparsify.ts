@@ -27,7 +27,7 @@ import { meanDensities, newDensityStats, selectorMixer, attendSelected } from '.
 import type { CalibrationState, HeadInputs, Selector, SelectorContext } from '../kernels/selectors/types.js';
 import { checkBudget } from '../kernels/selectors/select.js';
 import { blockSparseAttention } from '../kernels/block-sparse.js';
-import { causalLayout } from '../kernels/layout.js';
+import { LAYOUT_DEFAULTS, layoutFor } from '../kernels/attention.js';
 import { PRECISIONS, type Precision } from '../kernels/precision.js';
 import type { Job } from './orchestrator.js';
 import { SCHEMA_VERSION, type Fingerprint, type RunRecord, type SparsifyMetrics, type Timing } from '../reports/schema.js';
@@ -169,10 +169,9 @@ function captureQK(model: Transformer, ids: Int32Array, L: number, precision?: P
   return got;
 }
 
+/** The model's own dense causal attention (the cached layout models use), at the suite's precision. */
 function denseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, precision?: Precision): tf.Tensor4D {
-  const L = q.shape[2];
-  const B = Math.min(64, L);
-  return blockSparseAttention(q, k, v, causalLayout({ Lq: L, Lk: L, Bq: B, Bk: B }), precision ? { precision } : {}).out;
+  return blockSparseAttention(q, k, v, layoutFor(LAYOUT_DEFAULTS, q.shape[2]), precision ? { precision } : {}).out;
 }
 
 const calibrations = new Map<string, { state: CalibrationState | undefined; seconds: number }>();

@@ -2,8 +2,8 @@
  * Layout selectors (kernels/selectors): each estimate against a plain loop over the same inputs
  * (pooling, pooled probabilities, last-query attention and line scores, true block mass: within 1e-4
  * absolute + 1e-4 relative, float32 with other summation orders), selection helpers exactly, every
- * method's layout valid and causal, the oracle's mass the highest of any layout with as many blocks
- * per row (brute force on a small case, and against random, static and gate-selected layouts), and attention through a
+ * method's layout valid and causal, the oracle's mass the highest of any layout with the diagonal and as many
+ * blocks per row (brute force on a small case, and against random, static and gate-selected layouts), and attention through a
  * selection (PBS-Attn's permuted keys included) equal to masked softmax attention in the original key
  * order (2e-4 absolute + 2e-4 relative).
  */
@@ -177,7 +177,7 @@ describe('every method', () => {
       for (const m of keptMass(x.q, x.k, sel.layout, scale, sel.keyOrder)) expect(m).toBeCloseTo(1, 4);
     }
   });
-  it('the oracle keeps the most mass of any layout with as many blocks per row', () => {
+  it('the oracle keeps the most mass of any layout with the diagonal and as many blocks per row', () => {
     const x = mk(5);
     const nQ = nBlocks(L, B);
     for (const budget of [0.1, 0.3]) {
@@ -187,12 +187,12 @@ describe('every method', () => {
       const rng = new Rng(Math.round(budget * 100));
       for (let trial = 0; trial < 20; trial++) {
         const pick = (_h: number, i: number) => {
-          const c = Array.from({ length: i + 1 }, (_, j) => j);
+          const c = Array.from({ length: i }, (_, j) => j);
           for (let t = c.length - 1; t > 0; t--) {
             const u = rng.int(0, t + 1);
             [c[t], c[u]] = [c[u]!, c[t]!];
           }
-          return { cols: c.slice(0, n) };
+          return { cols: [i, ...c.slice(0, n - 1)] };
         };
         keptMass(x.q, x.k, causalSelection(L, B, H, pick), scale).forEach((m, h) => expect(om[h]!).toBeGreaterThanOrEqual(m - 1e-6));
       }
@@ -203,7 +203,7 @@ describe('every method', () => {
       }
     }
   });
-  it('the oracle equals the brute-force best layout with n blocks per row on a small case', () => {
+  it('the oracle equals the brute-force best layout with the diagonal and n blocks per row on a small case', () => {
     const h = 1, l = 64, b = 16, d = 4, nQ = 4;
     const y = inputs(h, l, d, 9, 3);
     const q = tf.tensor3d(y.q, [h, l, d]), k = tf.tensor3d(y.k, [h, l, d]);
@@ -215,7 +215,7 @@ describe('every method', () => {
         const out: number[][] = [];
         for (let m = 0; m < 1 << (i + 1); m++) {
           const s = Array.from({ length: i + 1 }, (_, j) => j).filter((j) => m & (1 << j));
-          if (s.length === Math.min(n, i + 1)) out.push(s);
+          if (s.length === Math.min(n, i + 1) && s.includes(i)) out.push(s);
         }
         return out;
       };
