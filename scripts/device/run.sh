@@ -12,7 +12,7 @@ export TABRECALL_GIT_SHA=$(node -e "console.log(require('./$B/package.json').git
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu --format=csv | tee -a "$OUT/build.log"
 for s in ${STEPS:-test}; do
   case $s in
-    test) timeout ${T_TEST:-300} node $B/bin/test-gpu.mjs > "$OUT/test-gpu.log" 2>&1; echo "test-gpu exit $?"; tail -4 "$OUT/test-gpu.log";;
+    test|test:*) a=${s#test}; a=${a#:}; timeout ${T_TEST:-300} node $B/bin/test-gpu.mjs ${a//,/ } > "$OUT/test-gpu.log" 2>&1; echo "test-gpu exit $?"; tail -4 "$OUT/test-gpu.log";;
     kernels) timeout ${T_KERNELS:-400} node $B/bin/bench.mjs --suite kernels-gpu --backend cuda --out /tmp/res/kernels-gpu ${KFILTER:+--filter "$KFILTER"} > "$OUT/kernels.log" 2>&1; echo "kernels exit $?"; tail -25 "$OUT/kernels.log"; cp /tmp/res/kernels-gpu/report.json "$OUT/kernels-gpu.json" 2>/dev/null;;
     check|check:*) a=${s#check}; a=${a#:}; OUT=/tmp timeout ${T_CHECK:-240} bash kernels/cuda/check/run.sh $a > "$OUT/check$a.log" 2>&1; echo "check $a exit $?"; grep -E "FAIL|checks|registers|spill| ok$" "$OUT/check$a.log" | tail -40; sed -n '/^layout/,$p' "$OUT/check$a.log";;
     anchors) PYTHONUNBUFFERED=1 timeout ${T_ANCHORS:-300} python3 scripts/device/anchors.py ${ALENGTHS:-1024,4096,16384} "$OUT/anchors.json" > "$OUT/anchors.log" 2>&1; echo "anchors exit $?"; tail -12 "$OUT/anchors.log";;

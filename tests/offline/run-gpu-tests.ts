@@ -10,16 +10,33 @@ process.env.TABRECALL_TEST_BACKEND ??= 'cuda';
 process.env.TABRECALL_TF32 ??= '0';
 
 const shim = { beginFile, runAll };
-shim.beginFile('native-kernels');
-await import('../native-kernels.test.js');
-shim.beginFile('block-sparse');
-await import('../block-sparse.test.js');
-shim.beginFile('combiner');
-await import('../combiner.test.js');
-shim.beginFile('seqboat');
-await import('../seqboat.test.js');
-shim.beginFile('training-step');
-await import('../training-step.test.js');
+// `node test-gpu.mjs [FILE...]`: only the named test files (default: all of them).
+const only = process.argv.slice(2);
+const want = (f: string) => only.length === 0 || only.includes(f);
+if (want('native-kernels')) {
+  shim.beginFile('native-kernels');
+  await import('../native-kernels.test.js');
+}
+if (want('block-sparse')) {
+  shim.beginFile('block-sparse');
+  await import('../block-sparse.test.js');
+}
+if (want('combiner')) {
+  shim.beginFile('combiner');
+  await import('../combiner.test.js');
+}
+if (want('seqboat')) {
+  shim.beginFile('seqboat');
+  await import('../seqboat.test.js');
+}
+if (want('training-step')) {
+  shim.beginFile('training-step');
+  await import('../training-step.test.js');
+}
+if (want('selectors')) {
+  shim.beginFile('selectors');
+  await import('../selectors.test.js');
+}
 const t0 = performance.now();
 const r = await shim.runAll();
 console.log(`\n${r.passed} passed, ${r.failed.length} failed (${((performance.now() - t0) / 1000).toFixed(1)} s) on ${process.env.TABRECALL_TEST_BACKEND}`);

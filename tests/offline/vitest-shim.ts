@@ -1,6 +1,6 @@
 /**
  * The part of vitest's API our kernel/operator/model tests use (describe, it, it.each, beforeAll,
- * expect with toBe, toEqual, toBeCloseTo, toBeGreaterThan, toBeLessThan(OrEqual), toContain, toThrow,
+ * expect with toBe, toEqual, toBeCloseTo, toBeGreaterThan(OrEqual), toBeLessThan(OrEqual), toContain, toThrow,
  * .not). The offline bundle aliases 'vitest' to this file, so the same test files run on a GPU host
  * that has a bare `node` and no npm. Tests run in order, one file-level suite per test file.
  */
@@ -60,6 +60,7 @@ function matchers(actual: unknown, negate: boolean, msg?: string) {
     toBeGreaterThan: (e: number) => check((actual as number) > e, `to be > ${e}`),
     toBeLessThan: (e: number) => check((actual as number) < e, `to be < ${e}`),
     toBeLessThanOrEqual: (e: number) => check((actual as number) <= e, `to be <= ${e}`),
+    toBeGreaterThanOrEqual: (e: number) => check((actual as number) >= e, `to be >= ${e}`),
     toContain: (e: unknown) => check((actual as { includes(x: unknown): boolean }).includes(e), `to contain ${inspect(e)}`),
     toThrow: (e?: string | RegExp) => {
       let thrown: unknown;
