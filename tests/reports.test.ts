@@ -135,3 +135,27 @@ describe('reports', () => {
     expect(html).toContain('id="tabular-aggregate-tabular-holdout"');
   });
 });
+
+describe('leaderboard: sparsity section', () => {
+  const timing = (ms: number) => ({ medianMs: ms, p10Ms: ms * 0.9, p90Ms: ms * 1.1, samples: 3 });
+  const sp = (method: string, budget: number, acc: number, density: number, ms: number): RunRecord => {
+    const base = fakeRecord({ runId: `${method}-${budget}`, suite: 'sparsify-quick', label: `niah-L1024 | ${method} budget ${budget}`, task: { name: 'niah', params: { family: 'multikey', seqLen: 1024, numNeedles: 4 } } }, acc);
+    base.metrics.sparsify = {
+      checkpoint: 'niah-L1024', checkpointSha256: 'ab', method, budget, budgetMeaning: 'x', block: 64, length: 1024, blockDensity: density, pairDensity: density * 0.8,
+      perHead: { blocks: [[density, density], [density, density]], pairs: [[density, density], [density, density]] }, selector: method === 'dense' ? null : timing(1),
+      attention: timing(ms), prefill: timing(ms * 2), costs: [{ length: 1024, selector: method === 'dense' ? null : timing(1), attention: timing(ms), prefill: timing(ms * 2) }],
+      calibrationSeconds: 0, denseAccuracy: 0.98, accuracyRatio: acc / 0.98, prefillSpeedup: 1.5, attentionSpeedup: 2, selectorShare: 0.1,
+    };
+    return base;
+  };
+  it('draws accuracy against block density per method, the per-head densities and prefill time, and lists every case', () => {
+    const recs = [sp('dense', 1, 0.98, 1, 10), sp('oracle', 0.1, 0.97, 0.12, 3), sp('oracle', 0.2, 0.98, 0.21, 4), sp('a-shape', 0.1, 0.2, 0.12, 2), sp('a-shape', 0.2, 0.3, 0.21, 3)];
+    const html = renderLeaderboard([{ path: 's.json', report: { ...report(recs), suite: 'sparsify-quick' } }]);
+    expect(html).toContain('<section id="sparsity">');
+    expect(html).toContain('href="#sparsity"');
+    for (const id of ['sparsity-pareto-0', 'sparsity-heads-0', 'sparsity-prefill-0']) expect(html).toContain(id);
+    expect((html.match(/<tr /g) ?? []).length).toBeGreaterThanOrEqual(5 + 4); // the cases table and the cost rows of the 4 non-dense cases
+    // Sparsify records are not trained models: they stay out of the recall section.
+    expect(html).not.toContain('<section id="recall">');
+  });
+});

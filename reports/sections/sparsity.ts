@@ -49,10 +49,11 @@ export function sparsitySection(page: Page, records: RunRecord[]): string {
     charts.push(chooseChart({
       id: `sparsity-prefill-${di}`, subject: 'Prefill time (selection included)', context: `batch 1, budget nearest 0.1, ${dev}`,
       x: { title: 'sequence length', kind: 'count', log: true }, y: { title: 'median ms', kind: 'ms', log: true }, seriesTitle: 'method',
-      points: on.filter((r) => sp(r).budget === nearest.get(sp(r).method)).map((r) => ({
-        series: `${sp(r).method}${sp(r).method === 'dense' ? '' : ` @${sp(r).budget}`} (${sp(r).checkpoint})`, x: sp(r).length, y: sp(r).prefill.medianMs,
-        lo: sp(r).prefill.p10Ms, hi: sp(r).prefill.p90Ms,
-      })),
+      points: on.filter((r) => sp(r).budget === nearest.get(sp(r).method)).flatMap((r) => (sp(r).costs ?? []).map((c) => ({
+        series: `${sp(r).method}${sp(r).method === 'dense' ? '' : ` @${sp(r).budget}`} (${sp(r).checkpoint})`, x: c.length, y: c.prefill.medianMs,
+        lo: c.prefill.p10Ms, hi: c.prefill.p90Ms,
+        details: { 'selector ms': c.selector ? c.selector.medianMs.toFixed(3) : '-', 'attention ms': c.attention.medianMs.toFixed(3) },
+      }))),
     }));
   });
   const rows = [...rs].sort((a, b) => deviceOf(a).localeCompare(deviceOf(b)) || sp(a).checkpoint.localeCompare(sp(b).checkpoint) || sp(a).method.localeCompare(sp(b).method) || sp(a).budget - sp(b).budget);
@@ -70,6 +71,29 @@ ${table('sparsity-table', [
     const s = sp(r);
     return { cells: [s.checkpoint, taskTitle(r), deviceOf(r), s.method, s.budget, r.metrics.accuracy, s.accuracyRatio, s.blockDensity, s.pairDensity, s.selector?.medianMs ?? null, s.attention.medianMs, s.prefill.medianMs, s.prefillSpeedup, s.selectorShare] };
   }))}
+${costTable(rs)}
 <p class="note">${esc('Budget meanings differ by method (FlexPrefill: cumulative attention share gamma; stripe methods: keys per query block); the achieved densities are what to compare.')}</p>
 </section>`;
+}
+
+/** Costs per timing length against the same checkpoint's dense case: the selector's share of dense attention, and speedups. */
+function costTable(rs: RunRecord[]): string {
+  const rows: { cells: (string | number | null)[] }[] = [];
+  for (const r of rs) {
+    const s = sp(r);
+    if (s.method === 'dense') continue;
+    const dense = rs.find((d) => sp(d).method === 'dense' && sp(d).checkpointSha256 === s.checkpointSha256 && deviceOf(d) === deviceOf(r));
+    for (const c of s.costs ?? []) {
+      const dc = dense && (sp(dense).costs ?? []).find((x) => x.length === c.length);
+      rows.push({ cells: [s.checkpoint, deviceOf(r), s.method, s.budget, c.length, c.selector?.medianMs ?? null, c.attention.medianMs, dc?.attention.medianMs ?? null,
+        dc && c.selector ? c.selector.medianMs / dc.attention.medianMs : null, dc ? dc.attention.medianMs / c.attention.medianMs : null,
+        dc ? dc.prefill.medianMs / c.prefill.medianMs : null] });
+    }
+  }
+  if (!rows.length) return '';
+  return `<h3>Costs by length</h3>${table('sparsity-costs', [
+    { header: 'checkpoint' }, { header: 'device' }, { header: 'method' }, { header: 'budget', kind: 'density' }, { header: 'length', kind: 'count' },
+    { header: 'selector ms', kind: 'ms' }, { header: 'attention ms', kind: 'ms' }, { header: 'dense attention ms', kind: 'ms' }, { header: 'selector / dense attention', kind: 'ratio' },
+    { header: 'attention speedup', kind: 'ratio' }, { header: 'prefill speedup (selection included)', kind: 'ratio' },
+  ], rows)}`;
 }
