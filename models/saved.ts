@@ -36,6 +36,8 @@ export interface SavedModelMeta {
     trainSeconds: number;
     testAccuracy: number | null;
     createdAt: string;
+    /** The saved model the run started from (a suite entry's init), with that model's own provenance. */
+    initFrom?: { path: string; sha256: string; provenance: SavedModelMeta['provenance'] };
   };
   weights: { file: string; sha256: string; tensors: { name: string; shape: number[] }[] };
 }

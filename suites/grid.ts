@@ -21,7 +21,7 @@ export const LATENCY_DEFAULTS: LatencyConfig = { batches: [1, 8], lengths: [64],
 
 /** The settings a suite may give, with their ranges: one table for every suite kind's common parts. */
 export const SUITE_FIELDS: Record<string, FieldSpec> = { name: { str: true }, description: { str: true }, kind: { oneOf: ['train', 'kernels', 'tabular', 'sparsify'] }, seeds: { ints: [0] }, entries: { list: true }, kernels: { object: true }, tabular: { object: true }, sparsify: { object: true } };
-export const ENTRY_FIELDS: Record<string, FieldSpec> = { task: { str: true }, taskParams: { object: true }, models: { list: true }, train: { object: true }, optimizer: { object: true }, latency: { object: true }, sweep: { object: true } };
+export const ENTRY_FIELDS: Record<string, FieldSpec> = { init: { str: true }, task: { str: true }, taskParams: { object: true }, models: { list: true }, train: { object: true }, optimizer: { object: true }, latency: { object: true }, sweep: { object: true } };
 export const MODEL_ENTRY_FIELDS: Record<string, FieldSpec> = { name: { str: true }, size: { str: true }, params: { object: true } };
 export const TRAIN_FIELDS: Record<keyof TrainBudget, FieldSpec> = {
   maxSteps: { int: [1, 1e9] }, batchSize: { int: [1, 1 << 16] }, evalEvery: { int: [1, 1e9] }, patience: { int: [1, 1e6] }, minDelta: { num: [0, 1] }, validExamples: { int: [1, 1e7] },
@@ -135,6 +135,8 @@ export function expandSuite(s: SuiteFile, seeds: number[], backend: string): Run
             latency,
             seed,
             backend,
+            // Only when set, so runs without it keep their ids.
+            ...(e.init !== undefined ? { init: e.init } : {}),
           });
         }
       }

@@ -5,6 +5,9 @@
 import type { SuiteFile } from './types.js';
 import { buildTask, checkTask } from '../datasets/registry.js';
 import { readEvalFile } from '../datasets/eval-file.js';
+import { readModelMeta } from '../models/saved.js';
+import { canonical } from '../core/canonical.js';
+import { ParamError } from '../core/params.js';
 import type { Job } from './orchestrator.js';
 import { expandSuite, runId, runLabel } from './grid.js';
 import { trainJobs } from './runner.js';
@@ -45,6 +48,15 @@ export interface SuitePlan {
   emitEveryMs?: number;
   /** "runs" or "cases", for messages. */
   unit: string;
+}
+
+/** A run's init model must exist and have the run's model name, parameters and vocabulary. */
+function checkInit(c: ReturnType<typeof expandSuite>[number]): void {
+  const { meta } = readModelMeta(c.init!);
+  const vocab = buildTask(c.task.name, c.task.params, c.seed).vocabSize;
+  if (meta.model.name !== c.model.name || canonical(meta.model.params) !== canonical(c.model.params) || meta.vocabSize !== vocab) {
+    throw new ParamError('suite.entries.init', `${c.init} is ${meta.model.name} ${canonical(meta.model.params)} with vocabulary ${meta.vocabSize}; the entry builds ${c.model.name} ${canonical(c.model.params)} with vocabulary ${vocab}`);
+  }
 }
 
 /** --eval-file is read and checked against every run's task before anything runs (a bad file writes nothing). */
@@ -130,6 +142,7 @@ export async function planSuite(suite: SuiteFile, o: PlanOptions): Promise<Suite
   const all = expandSuite(suite, o.seeds, backend);
   const runs = all.filter((c) => pass(runLabel(c)));
   if (o.evalFile) checkEvalFile(o.evalFile, runs);
+  for (const c of runs) if (c.init) checkInit(c); // a missing or mismatched init model stops the plan, before anything is written
   const fp = o.listOnly ? undefined : fingerprint(backend, backendInfo());
   return {
     kind: 'train', unit: 'runs', backend, fingerprint: fp,

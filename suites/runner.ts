@@ -20,7 +20,9 @@ import type { TokenBatch } from '../datasets/types.js';
 import { parameterCount } from '../models/transformer.js';
 import { SCHEMA_VERSION, type Fingerprint, type Metrics, type RunFailure, type RunRecord } from '../reports/schema.js';
 import { fallbackCounts, resetFallbackCounts } from '../kernels/backend.js';
-import { saveModel } from '../models/saved.js';
+import { loadModel, readModelMeta, saveModel, type SavedModelMeta } from '../models/saved.js';
+import { canonical } from '../core/canonical.js';
+import { ParamError } from '../core/params.js';
 import { readEvalFile } from '../datasets/eval-file.js';
 
 export interface RunOptions {
@@ -38,6 +40,7 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
   const maxLen = task instanceof NiahTask ? Math.max(task.seqLen, ...task.p.evalLengths) : task.seqLen;
   const model = buildModel(c.model.name, c.model.params, { vocabSize: task.vocabSize, maxLen, seed: c.seed });
   try {
+    if (c.init) initFrom(model, c.init, c, task.vocabSize);
     const tr = train(model, task, c.train, c.optimizer, onProgress);
     if (tr.stoppedBy === 'nonFinite') return failedRecord(c, fp, model, tr, startedAt, t0);
     const peakMemoryBytes = await peakBytesOfStep(model, task, c.train.batchSize);
@@ -71,6 +74,7 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
         provenance: {
           runId: runId(c), label: runLabel(c), gitSha: fp.gitSha, backend: c.backend, device: fp.gpu ?? fp.cpu,
           trainSteps: tr.steps, trainSeconds: tr.trainSeconds, testAccuracy: m.accuracy, createdAt: new Date().toISOString(),
+          ...(c.init ? { initFrom: initProvenance(c.init) } : {}),
         },
       });
     }
@@ -85,6 +89,24 @@ export function scoreEvalFile(model: SequenceModel, path: string, vocabSize: num
   const f = readEvalFile(path, { vocabSize, maxLen });
   const ev = evaluate(model, f.batch, batch);
   return { path: f.path, sha256: f.sha256, accuracy: ev.accuracy, labelled: ev.total, exactMatch: ev.exactMatch, examples: ev.examples, seqLen: f.batch.seqLen };
+}
+
+function initProvenance(path: string): NonNullable<SavedModelMeta['provenance']['initFrom']> {
+  const { meta } = readModelMeta(path);
+  return { path, sha256: meta.weights.sha256, provenance: meta.provenance };
+}
+
+/** Copy a saved model's weights into a fresh model of the same name, parameters and vocabulary (fine-tuning, e.g. to longer lengths). */
+function initFrom(model: SequenceModel, path: string, c: RunConfig, vocabSize: number): void {
+  const { model: src, meta } = loadModel(path);
+  try {
+    if (meta.model.name !== c.model.name || canonical(meta.model.params) !== canonical(c.model.params) || meta.vocabSize !== vocabSize) {
+      throw new ParamError('suite.entries.init', `${path} is ${meta.model.name} ${canonical(meta.model.params)} with vocabulary ${meta.vocabSize}; the run builds ${c.model.name} ${canonical(c.model.params)} with ${vocabSize}`);
+    }
+    model.variables().forEach((v, i) => v.assign(src.variables()[i]!));
+  } finally {
+    src.dispose();
+  }
 }
 
 const b64 = (a: Uint16Array): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');

@@ -198,13 +198,17 @@ function timing(samples: number[]): Timing {
   return { medianMs: quantile(s, 0.5), p10Ms: quantile(s, 0.1), p90Ms: quantile(s, 0.9), samples: s.length };
 }
 
-/** Wall time of fn in ms, after reading one value of its result (so queued device work is included). */
+/**
+ * Wall time of fn in ms, until one value of its result is on the host: queued device work is
+ * included, but not copying the whole result back (8 MB at L = 16384, more than the attention itself).
+ */
 function timed(fn: () => tf.Tensor): number {
   const t0 = performance.now();
   const r = fn();
-  r.dataSync();
+  const one = tf.slice(tf.reshape(r, [-1]), [0], [1]);
+  one.dataSync();
   const ms = performance.now() - t0;
-  r.dispose();
+  tf.dispose([r, one]);
   return ms;
 }
 

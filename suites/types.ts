@@ -10,6 +10,8 @@ export interface SuiteEntry {
   train: Partial<TrainBudget>;
   optimizer: Partial<OptimizerConfig>;
   latency: Partial<LatencyConfig>;
+  /** Start every model of the entry from a saved model's weights (bench --save-models output; same model config). */
+  init?: string;
   /** Cartesian sweep: keys "task.X", "model.X" or "optimizer.X" -> list of values. */
   sweep?: Record<string, unknown[]>;
 }
@@ -38,4 +40,6 @@ export interface RunConfig {
   latency: LatencyConfig;
   seed: number;
   backend: string;
+  /** Saved model whose weights the run starts from (the entry's init). */
+  init?: string;
 }

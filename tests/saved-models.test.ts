@@ -123,3 +123,29 @@ describe('bench --save-models and --eval-file', () => {
     expect(m.task).toEqual(rec.task);
   });
 });
+
+describe('suite entries starting from a saved model (init)', () => {
+  it('copies the weights and records where they came from; a mismatched init is a one-line error before anything is written', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tr-init-'));
+    const suite = tinySuite(dir, { seeds: [0], train: { maxSteps: 10, evalEvery: 10 } });
+    const r = cli('bench.ts', ['--suite', suite, '--out', join(dir, 'a'), '--jobs', '1', '--backend', 'native', '--save-models', join(dir, 'm')]);
+    expect(r.code, r.err).toBe(0);
+    const src = join(dir, 'm', readdirSync(join(dir, 'm'))[0]!);
+    const s = JSON.parse(readFileSync(suite, 'utf8'));
+    s.name = 'tiny2';
+    s.entries[0].init = src;
+    writeFileSync(join(dir, 'tiny2.json'), JSON.stringify(s));
+    const r2 = cli('bench.ts', ['--suite', join(dir, 'tiny2.json'), '--out', join(dir, 'b'), '--jobs', '1', '--backend', 'native', '--save-models', join(dir, 'm2')]);
+    expect(r2.code, r2.err).toBe(0);
+    const saved = loadModel(join(dir, 'm2', readdirSync(join(dir, 'm2'))[0]!)).meta;
+    expect(saved.provenance.initFrom?.path).toBe(src);
+    expect(saved.provenance.initFrom?.provenance.runId).toBe(readdirSync(join(dir, 'm'))[0]);
+    s.entries[0].models[0].params.dModel = 32;
+    writeFileSync(join(dir, 'tiny3.json'), JSON.stringify(s));
+    const r3 = cli('bench.ts', ['--suite', join(dir, 'tiny3.json'), '--out', join(dir, 'c'), '--jobs', '1', '--backend', 'native']);
+    expect(r3.code).toBe(2);
+    expect(r3.err.trim().split('\n').length).toBe(1);
+    expect(r3.err).toMatch(/suite\.entries\.init: .* the entry builds dense .*"dModel":32/);
+    expect(existsSync(join(dir, 'c'))).toBe(false);
+  });
+});

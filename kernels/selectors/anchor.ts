@@ -32,7 +32,7 @@ export const anchor: Selector = {
       const ownMax = tf.max(tf.add(own, tf.tensor2d(tri, [B, B])), 3); // [H, nQ, B]
       const first = tf.max(tf.matMul(qb, tf.reshape(tf.slice(kp, [0, 0, 0], [H, B, D]), [H, 1, B, D]), false, true), 3);
       const rowAnchor = tf.mul(tf.maximum(ownMax, first), ctx.scale);
-      // The block's mean anchor (real rows only; padded rows are zero queries, anchor 0, ignored below).
+      // The block's mean anchor (a padded last block's zero queries pull its mean toward 0: more stripes kept there).
       const a = tf.mean(rowAnchor, 2); // [H, nQ]
       const e = tf.mul(tf.matMul(poolBlocks(q, B), k, false, true), ctx.scale); // [H, nQ, L]
       return [a, e];
