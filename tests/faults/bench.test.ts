@@ -135,7 +135,7 @@ describe('bad settings: one line naming the field and the allowed values, exit 2
     const base = JSON.parse(readFileSync(tinySuite(dir, { name: 'base' }), 'utf8'));
     const variants: [unknown, RegExp][] = [
       [{ ...base, seed: [0] }, /suite\.seed: unknown parameter; allowed: name, description, kind, seeds/],
-      [{ ...base, entries: [{ ...base.entries[0], trian: {} }] }, /suite\.entries\[0\]\.trian: unknown parameter; allowed: task, taskParams/],
+      [{ ...base, entries: [{ ...base.entries[0], trian: {} }] }, /suite\.entries\[0\]\.trian: unknown parameter; allowed: init, task, taskParams/],
       [{ ...base, entries: [{ ...base.entries[0], sweep: { 'train.maxSteps': [-5] } }] }, /suite\.entries\[0\]\.train\.maxSteps: must be an integer in \[1, /],
       [{ name: 'k', seeds: [0], kind: 'kernels', kernels: { lenghts: [512] } }, /suite\.kernels\.lenghts: unknown parameter; allowed: backends, B, H/],
       [{ name: 'k', seeds: [0], kind: 'kernels', kernels: { impls: ['fast'] } }, /suite\.kernels\.impls\.0: must be one of fused, generic/],
