@@ -15,6 +15,7 @@ import { hasKernel } from './backend.js';
 import { type BlockLayout, nBlocks, pairAllowed, tokenMask } from './layout.js';
 import { ParamError } from '../core/params.js';
 import { planPrecision, type Precision, type PrecisionPlan, type TensorCoreCaps } from './precision.js';
+import { type AnyLayout, readLayout } from './device-layout.js';
 
 export type AttentionImpl = 'auto' | 'fused' | 'generic' | 'reference';
 
@@ -47,7 +48,7 @@ export interface BlockSparseResult {
 export const FUSED_KERNEL = 'BlockSparseAttention';
 export const FUSED_GRAD_KERNEL = 'BlockSparseAttentionGrad';
 
-function check(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, l: BlockLayout, kb?: tf.Tensor3D): void {
+function check(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, l: Pick<BlockLayout, 'Lq' | 'Lk' | 'H'>, kb?: tf.Tensor3D): void {
   const [B, H, Lq] = q.shape;
   if (k.shape[0] !== B || v.shape[0] !== B || k.shape[1] !== H || v.shape[1] !== H) throw new ParamError('blockSparseAttention.k', `q, k, v must share B and H; got ${q.shape}, ${k.shape}, ${v.shape}`);
   if (k.shape[3] !== q.shape[3]) throw new ParamError('blockSparseAttention.k', `head dim of k (${k.shape[3]}) must equal q's (${q.shape[3]})`);
@@ -117,7 +118,7 @@ export function packBf16(x: tf.Tensor4D): tf.Tensor4D {
 }
 
 /** The arithmetic of one call (kernels/precision.ts), from what the current backend can do for its shape. */
-function planFor(D: number, Dv: number, layout: BlockLayout, requested: Precision | undefined, where: string, path: string): PrecisionPlan {
+function planFor(D: number, Dv: number, layout: Pick<BlockLayout, 'Bq' | 'Bk'>, requested: Precision | undefined, where: string, path: string): PrecisionPlan {
   const caps = path === 'fused'
     ? (tf.backend() as unknown as { tensorCoreCaps?: (D: number, Dv: number, Bq: number, Bk: number) => TensorCoreCaps | undefined }).tensorCoreCaps?.(D, Dv, layout.Bq, layout.Bk)
     : undefined;
@@ -129,10 +130,15 @@ function checkScale(scale: number | undefined, where: string): void {
   if (scale !== undefined && !(Number.isFinite(scale) && scale > 0)) throw new ParamError(`${where}.scale`, `must be a finite number > 0, got ${scale}`);
 }
 
-export function blockSparseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layout: BlockLayout, o: BlockSparseOptions = {}): BlockSparseResult {
-  check(q, k, v, layout, o.keyBias);
+/**
+ * The layout may be a device layout (kernels/device-layout.ts, written by a selector kernel): the fused
+ * forward reads it where it lies; the generic and reference paths read it back first.
+ */
+export function blockSparseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, anyLayout: AnyLayout, o: BlockSparseOptions = {}): BlockSparseResult {
+  check(q, k, v, anyLayout, o.keyBias);
   checkScale(o.scale, 'blockSparseAttention');
-  if (o.bf16Inputs) return bf16Attention(q, k, v, layout, o);
+  if (o.bf16Inputs) return bf16Attention(q, k, v, anyLayout, o);
+  const layout = anyLayout;
   const scale = o.scale ?? 1 / Math.sqrt(q.shape[3]);
   const impl = o.impl ?? 'auto';
   // auto: the fused kernel where the backend has one that takes these tile sizes, else generic.
@@ -148,10 +154,11 @@ export function blockSparseAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tenso
     return { out: out as tf.Tensor4D, lse: lse as tf.Tensor3D };
   }
   planFor(q.shape[3], v.shape[3], layout, o.precision, 'blockSparseAttention.precision', impl);
-  return impl === 'reference' ? referenceAttention(q, k, v, layout, scale, o.keyBias) : genericAttention(q, k, v, layout, scale, o.keyBias);
+  const host = readLayout(layout);
+  return impl === 'reference' ? referenceAttention(q, k, v, host, scale, o.keyBias) : genericAttention(q, k, v, host, scale, o.keyBias);
 }
 
-function bf16Attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layout: BlockLayout, o: BlockSparseOptions): BlockSparseResult {
+function bf16Attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layout: AnyLayout, o: BlockSparseOptions): BlockSparseResult {
   if (o.precision !== 'bf16') throw new ParamError('blockSparseAttention.precision', `must be "bf16" with bf16Inputs, got ${JSON.stringify(o.precision)}`);
   if (!hasKernel(FUSED_KERNEL) || tf.getBackend() !== 'cuda') throw new ParamError('blockSparseAttention.bf16Inputs', `needs the cuda backend; this is ${tf.getBackend()}`);
   planFor(q.shape[3] * 2, v.shape[3] * 2, layout, 'bf16', 'blockSparseAttention.precision', 'fused');

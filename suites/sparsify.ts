@@ -24,6 +24,7 @@ import { evaluate } from './evaluate.js';
 import { quantile } from './latency.js';
 import { getSelector, SELECTOR_NAMES, type SelectorName } from '../kernels/selectors/index.js';
 import { meanDensities, newDensityStats, selectorMixer, attendSelected } from '../kernels/selectors/attend.js';
+import { disposeLayout, layoutReady } from '../kernels/device-layout.js';
 import type { CalibrationState, HeadInputs, Selector, SelectorContext } from '../kernels/selectors/types.js';
 import { checkBudget } from '../kernels/selectors/select.js';
 import { blockSparseAttention } from '../kernels/block-sparse.js';
@@ -293,9 +294,11 @@ function measureCosts(model: Transformer, selector: Selector | undefined, budget
         const q4 = tf.expandDims(x.q, 0) as tf.Tensor4D, k4 = tf.expandDims(x.k, 0) as tf.Tensor4D, v4 = tf.expandDims(v[l]!, 0) as tf.Tensor4D;
         if (selector) {
           const s0 = performance.now();
-          const selection = selector.select(x, budget, ctx, state); // reads its estimates back: synchronous
+          const selection = selector.select(x, budget, ctx, state);
+          layoutReady(selection.layout); // a device layout: until the selector kernels have written it
           sel += performance.now() - s0;
           att += timed(() => attendSelected(q4, k4, v4, selection, ctx));
+          disposeLayout(selection.layout);
         } else {
           att += timed(() => denseAttention(q4, k4, v4, precision));
         }

@@ -18,6 +18,9 @@ import { getSelector, SELECTOR_NAMES } from '../kernels/selectors/index.js';
 import { attendSelected } from '../kernels/selectors/attend.js';
 import { pairAllowed, rowBlocks, validateLayout, nBlocks, type BlockLayout } from '../kernels/layout.js';
 import type { CalibrationState, HeadInputs } from '../kernels/selectors/types.js';
+import { disposeLayout, isDeviceLayout, readLayout, type AnyLayout } from '../kernels/device-layout.js';
+import { hostSelectBlocks, selectBlocks, SELECT_KERNEL, type BlockRule } from '../kernels/selectors/select-blocks.js';
+import { hasKernel } from '../kernels/backend.js';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-4) => {
   expect(a.length).toBe(b.length);
@@ -157,12 +160,15 @@ describe('every method', () => {
       const dens: number[] = [];
       for (const budget of [0.15, 0.5, 1]) {
         const sel = s.select(x, budget, ctx, states.get(name));
-        validateLayout(sel.layout);
-        expect(sel.layout.H).toBe(H);
+        const host = readLayout(sel.layout); // device layouts (selector kernels) come back for checking
+        validateLayout(host);
+        expect(host.H).toBe(H);
         // Causality in the original order, for every allowed pair (permuted keys mapped back).
-        checkCausal(sel.layout, sel.keyOrder);
-        dens.push(causalDensities(sel.layout).blocks.reduce((a, b) => a + b, 0) / H);
+        checkCausal(host, sel.keyOrder);
+        dens.push(causalDensities(host).blocks.reduce((a, b) => a + b, 0) / H);
+        // Attention through the layout as the selector returned it (on the device where it was written).
         if (budget === 0.5) compareAttention(x, sel.layout, sel.keyOrder);
+        disposeLayout(sel.layout);
       }
       expect(dens[0]!).toBeLessThanOrEqual(dens[2]! + 1e-9);
       expect(dens[0]!).toBeGreaterThan(0);
@@ -172,14 +178,14 @@ describe('every method', () => {
     const x = mk(4);
     for (const name of ['oracle', 'a-shape', 'window', 'seer', 'pbs'] as const) {
       const sel = getSelector(name).select(x, 1, ctx, states.get(name));
-      for (const m of keptMass(x.q, x.k, sel.layout, scale, sel.keyOrder)) expect(m).toBeCloseTo(1, 4);
+      for (const m of keptMass(x.q, x.k, readLayout(sel.layout), scale, sel.keyOrder)) expect(m).toBeCloseTo(1, 4);
     }
   });
   it('the oracle keeps the most mass of any layout with the diagonal and as many blocks per row', () => {
     const x = mk(5);
     const nQ = nBlocks(L, B);
     for (const budget of [0.1, 0.3]) {
-      const o = getSelector('oracle').select(x, budget, ctx).layout;
+      const o = readLayout(getSelector('oracle').select(x, budget, ctx).layout);
       const om = keptMass(x.q, x.k, o, scale);
       const n = blocksPerRow(nQ, budget);
       const rng = new Rng(Math.round(budget * 100));
@@ -196,7 +202,7 @@ describe('every method', () => {
       }
       // The per-row block selectors at the same budget spend the same count per row.
       for (const other of ['a-shape', 'window', 'seer']) {
-        const l = getSelector(other).select(x, budget, ctx, states.get(other)).layout;
+        const l = readLayout(getSelector(other).select(x, budget, ctx, states.get(other)).layout);
         keptMass(x.q, x.k, l, scale).forEach((m, h) => expect(om[h]!).toBeGreaterThanOrEqual(m - 1e-6));
       }
     }
@@ -226,7 +232,7 @@ describe('every method', () => {
         }
         best += rowBest;
       }
-      const o = getSelector('oracle').select({ q, k, layer: 0 }, budget, { block: b, scale: sc }).layout;
+      const o = readLayout(getSelector('oracle').select({ q, k, layer: 0 }, budget, { block: b, scale: sc }).layout);
       expect(keptMass(q, k, o, sc)[0]!).toBeCloseTo(best, 6);
     }
   });
@@ -252,11 +258,12 @@ function checkCausal(l: BlockLayout, keyOrder?: Int32Array): void {
 }
 
 /** attendSelected against a plain masked softmax over the original key order. */
-function compareAttention(x: HeadInputs, l: BlockLayout, keyOrder?: Int32Array): void {
+function compareAttention(x: HeadInputs, given: AnyLayout, keyOrder?: Int32Array): void {
   const [H, L, D] = x.q.shape;
   const scale = 1 / Math.sqrt(D);
   const v = tf.randomNormal([H, L, D], 0, 1, 'float32', 7) as tf.Tensor3D;
-  const out = attendSelected(tf.expandDims(x.q, 0) as tf.Tensor4D, tf.expandDims(x.k, 0) as tf.Tensor4D, tf.expandDims(v, 0) as tf.Tensor4D, { layout: l, keyOrder }, { scale }).dataSync();
+  const out = attendSelected(tf.expandDims(x.q, 0) as tf.Tensor4D, tf.expandDims(x.k, 0) as tf.Tensor4D, tf.expandDims(v, 0) as tf.Tensor4D, { layout: given, keyOrder }, { scale }).dataSync();
+  const l = readLayout(given);
   const qa = x.q.dataSync(), ka = x.k.dataSync(), va = v.dataSync();
   const allowed = new Uint8Array(H * L * L);
   const nQ = nBlocks(L, l.Bq);
@@ -285,3 +292,45 @@ function compareAttention(x: HeadInputs, l: BlockLayout, keyOrder?: Int32Array):
   }
   close(out, want, 2e-4);
 }
+
+// The selector kernels (TrSelectBlocks on native and cuda) against the host reference: identical
+// layouts (integers: exact), on random scores, on scores with many ties, on rows with negative and zero
+// scores, and at lengths that are not a multiple of the block.
+describe('block selection on the device equals the host reference', () => {
+  const cases: { H: number; L: number; B: number; rule: BlockRule; ties: boolean }[] = [
+    { H: 2, L: 1000, B: 64, rule: { perRow: 3 }, ties: false },
+    { H: 3, L: 512, B: 16, rule: { perRow: 7 }, ties: true },
+    { H: 2, L: 1000, B: 64, rule: { share: 0.9 }, ties: false },
+    { H: 2, L: 700, B: 32, rule: { share: 0.5 }, ties: true },
+    { H: 1, L: 64, B: 64, rule: { share: 0.3 }, ties: false },
+    { H: 4, L: 4096, B: 64, rule: { perRow: 1 }, ties: false },
+  ];
+  for (const c of cases) {
+    it(`${JSON.stringify(c.rule)} H=${c.H} L=${c.L} B=${c.B}${c.ties ? ' with ties' : ''}`, () => {
+      const nQ = nBlocks(c.L, c.B);
+      const r = new Rng(c.L + c.B);
+      // Softmax-like rows (share) or raw gate logits with negatives (perRow); ties from coarse rounding.
+      const s = Float32Array.from({ length: c.H * nQ * nQ }, () => {
+        const u = 'share' in c.rule ? Math.exp(r.normal() * 2) - 0.05 : r.normal();
+        return c.ties ? Math.round(u * 2) / 2 : u;
+      });
+      const want = hostSelectBlocks(s, c.H, c.L, c.B, c.rule);
+      const scores = tf.tensor3d(s, [c.H, nQ, nQ]);
+      const got = selectBlocks(scores, c.L, c.B, c.rule);
+      expect(isDeviceLayout(got)).toBe(hasKernel(SELECT_KERNEL));
+      const host = readLayout(got);
+      expect(Array.from(host.rowPtr)).toEqual(Array.from(want.rowPtr));
+      expect(Array.from(host.colIdx)).toEqual(Array.from(want.colIdx));
+      expect(Array.from(host.full)).toEqual(Array.from(want.full));
+      disposeLayout(got);
+      scores.dispose();
+    });
+  }
+  it('bad rules name the field', () => {
+    const t = tf.zeros([1, 2, 2]) as tf.Tensor3D;
+    expect(() => selectBlocks(t, 128, 64, { perRow: 0 })).toThrow(/selectBlocks.perRow: must be an integer >= 1/);
+    expect(() => selectBlocks(t, 128, 64, { share: 1.5 })).toThrow(/selectBlocks.share: must be in \(0, 1\]/);
+    expect(() => selectBlocks(t, 300, 64, { share: 0.5 })).toThrow(/selectBlocks.scores: must be \[H, nQ, nQ\] with nQ = ceil\(300\/64\) = 5/);
+    t.dispose();
+  });
+});

@@ -3,14 +3,15 @@ import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeBackend } from './backend.js';
 import type { NativeKernelFn } from './kernels.js';
 import { size } from './kernel-util.js';
-import { transposeLayout, type BlockLayout } from '../layout.js';
+import { nBlocks, transposeLayout, type BlockLayout } from '../layout.js';
+import { isDeviceLayout, type AnyLayout } from '../device-layout.js';
 import type { CudaLib } from './lib.js';
 import { ParamError } from '../../core/params.js';
 import { backwardMode, type Precision } from '../precision.js';
 
 /** Arguments shared by the fused block-sparse forward and backward calls, in the C functions' order. */
 function bsaArgs(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, kb: TensorInfo | undefined, a: Record<string, unknown>) {
-  const l = a.layout as BlockLayout;
+  const al = a.layout as AnyLayout;
   // bf16Inputs: q/k/v are packBf16 outputs, two bf16 values per float32 slot of the last dim
   const per = a.bf16Inputs ? 2 : 1;
   const [B, H, Lq] = q.shape as [number, number, number, number];
@@ -20,10 +21,20 @@ function bsaArgs(b: NativeBackend, q: TensorInfo, k: TensorInfo, v: TensorInfo, 
   const kbB = kb ? kb.shape[0]! : 1;
   const kbH = kb ? kb.shape[1]! : 1;
   const strides = [kbB === 1 ? 0 : kbH * Lk, kbH === 1 ? 0 : Lk] as const;
-  const shape = [B, H, Lq, Lk, D, Dv, l.Bq, l.Bk, l.H] as const;
-  const layout = [b.constant(l.rowPtr), b.constant(l.colIdx), b.constant(l.full), l.mask ? b.constant(l.mask) : null, l.causal ? 1 : 0,
-    Number.isFinite(l.window) ? l.window : -1, Number(a.scale)] as const;
-  return { B, H, Lq, Lk, D, Dv, shape, layout, strides, l };
+  const shape = [B, H, Lq, Lk, D, Dv, al.Bq, al.Bk, al.H] as const;
+  // A device layout's arrays are already where the kernel reads them; its listed count is a bound.
+  const arrays = isDeviceLayout(al)
+    ? [b.buf(al.device.rowPtr), b.buf(al.device.colIdx), b.buf(al.device.full), null] as const
+    : [b.constant(al.rowPtr), b.constant(al.colIdx), b.constant(al.full), al.mask ? b.constant(al.mask) : null] as const;
+  const layout = [...arrays, al.causal ? 1 : 0, Number.isFinite(al.window) ? al.window : -1, Number(a.scale)] as const;
+  const listed = isDeviceLayout(al) ? al.device.colIdx.shape[0] : al.colIdx.length;
+  return { B, H, Lq, Lk, D, Dv, shape, layout, strides, listed, host: isDeviceLayout(al) ? undefined : al };
+}
+
+/** The host layout of a backward call: device layouts are forward-only (selection is an inference step). */
+function hostLayout(x: ReturnType<typeof bsaArgs>): BlockLayout {
+  if (!x.host) throw new ParamError('blockSparseAttention.layout', 'a device layout (written by a selector kernel) is forward-only: no gradient');
+  return x.host;
 }
 
 /** The precision kernels/precision.ts planned (the op passes it as an attribute); fp32 off cuda. */
@@ -47,7 +58,7 @@ function tensorCoreForward(b: NativeBackend, precision: 'tf32' | 'bf16', bf16Inp
     return;
   }
   if (bf16Inputs) {
-    lib.tr_bsa_fwd_bf16(b.buf(q), b.buf(k), b.buf(v), kbp, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides, x.l.colIdx.length);
+    lib.tr_bsa_fwd_bf16(b.buf(q), b.buf(k), b.buf(v), kbp, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides, x.listed);
     return;
   }
   const half = [q, k, v].map((t) => {
@@ -56,7 +67,7 @@ function tensorCoreForward(b: NativeBackend, precision: 'tf32' | 'bf16', bf16Inp
     lib.tr_to_bf16(b.buf(t), b.buf(h), n);
     return h;
   });
-  lib.tr_bsa_fwd_bf16(b.buf(half[0]!), b.buf(half[1]!), b.buf(half[2]!), kbp, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides, x.l.colIdx.length);
+  lib.tr_bsa_fwd_bf16(b.buf(half[0]!), b.buf(half[1]!), b.buf(half[2]!), kbp, b.buf(out), b.buf(lse), ...x.shape, ...x.layout, ...x.strides, x.listed);
   for (const h of half) b.disposeData(h.dataId);
 }
 
@@ -106,6 +117,7 @@ export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
     const [dOut, q, k, v, out, lse, kb] = inputs;
     if (a.bf16Inputs) throw new ParamError('blockSparseAttention.bf16Inputs', 'bf16 inputs are forward-only: no gradient');
     const x = bsaArgs(b, q!, k!, v!, kb, a);
+    hostLayout(x);
     const dq = b.makeOutput(q!.shape, 'float32');
     const dk = b.makeOutput(k!.shape, 'float32');
     const dv = b.makeOutput(v!.shape, 'float32');
@@ -116,12 +128,29 @@ export const FUSED_KERNELS: Record<string, NativeKernelFn> = {
     if (b.lib.kind === 'cuda') {
       // The GPU backward runs over key blocks too, so it also takes the layout's CSC form.
       const lib = b.lib as CudaLib;
-      const t = transposeLayout(x.l);
+      const t = transposeLayout(hostLayout(x));
       lib.tr_bsa_bwd_t(...args, b.constant(t.colPtr), b.constant(t.rowIdx), b.constant(t.srcIdx), backwardMode(p));
     } else {
       b.lib.tr_bsa_bwd(...args);
     }
     return [dq, dk, dv, dkb];
+  },
+  // Causal block selection from scores [H, nQ, nQ] (kernels/selectors/select-blocks.ts): writes the
+  // layout's rowPtr, colIdx (capacity from the caller) and full flags where the scores are.
+  TrSelectBlocks: ([scores], a, b) => {
+    const [H, nQ] = scores!.shape as [number, number, number];
+    const L = Number(a.length), B = Number(a.block), capacity = Number(a.capacity);
+    if (nBlocks(L, B) !== nQ || scores!.shape[2] !== nQ) throw new ParamError('selectBlocks.scores', `must be [H, nQ, nQ] with nQ = ceil(${L}/${B}) = ${nBlocks(L, B)}, got [${scores!.shape}]`);
+    const rowPtr = b.makeOutput([H * (nQ + 1)], 'int32');
+    const colIdx = b.makeOutput([capacity], 'int32');
+    const full = b.makeOutput([capacity], 'bool');
+    const flags = b.makeOutput([H * nQ * nQ], 'bool');
+    const counts = b.makeOutput([H * nQ], 'int32');
+    b.lib.tr_select_blocks(b.buf(scores!), H, nQ, L, B, a.mode === 'share' ? 1 : 0, Number(a.perRow ?? 0), Number(a.share ?? 0),
+      b.buf(rowPtr), b.buf(colIdx), b.buf(full), b.buf(flags), b.buf(counts));
+    b.disposeData(flags.dataId);
+    b.disposeData(counts.dataId);
+    return [rowPtr, colIdx, full];
   },
   TrGelu: ([x], _a, b) => {
     const y = b.makeOutput(x!.shape, 'float32');

@@ -38,6 +38,7 @@ const SIGNATURES = {
   tr_bsa_fwd: ['void', [P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
   tr_bsa_bwd: ['void', [P, P, P, P, P, P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
   tr_cumsum: ['void', ['int', P, P, 'int64_t', 'int64_t', 'int64_t', 'int', 'int']],
+  tr_select_blocks: ['void', [P, 'int', 'int', 'int', 'int', 'int', 'int', 'double', P, P, P, P, P]],
 } as const;
 
 /** Functions only the cuda library has: device memory, errors, the transposed backward, bf16, timers. */

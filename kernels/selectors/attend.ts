@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { blockSparseAttention } from '../block-sparse.js';
 import { permuteKeys } from './pbs.js';
 import { causalDensities } from './select.js';
+import { disposeLayout, readLayout } from '../device-layout.js';
 import type { CalibrationState, Selection, Selector, SelectorContext } from './types.js';
 
 export interface DensityStats {
@@ -22,7 +23,7 @@ export function newDensityStats(): DensityStats {
 }
 
 function addDensities(s: DensityStats, layer: number, sel: Selection): void {
-  const d = causalDensities(sel.layout);
+  const d = causalDensities(readLayout(sel.layout)); // a device layout comes back for counting: outside the timed path
   s.blocks[layer] ??= new Array<number>(d.blocks.length).fill(0);
   s.pairs[layer] ??= new Array<number>(d.pairs.length).fill(0);
   s.inputs[layer] = (s.inputs[layer] ?? 0) + 1;
@@ -62,6 +63,7 @@ export function selectorMixer(selector: Selector, budget: number, ctx: SelectorC
       const sel = selector.select({ q: q3, k: k3, layer }, budget, ctx, state);
       if (stats) addDensities(stats, layer, sel);
       outs.push(attendSelected(qb, kb, vb, sel, ctx));
+      disposeLayout(sel.layout);
       tf.dispose([qb, kb, vb, q3, k3]);
     }
     return (B === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor4D;

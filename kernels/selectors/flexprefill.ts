@@ -11,6 +11,7 @@ import type { Selector } from './types.js';
 import { causalSelection, cumulativeSelect, type RowPick } from './select.js';
 import { lastQueryProbs, lineScores, poolBlocks, pooledBlockProbs, take } from './primitives.js';
 import { lineRow } from './minference.js';
+import { selectBlocks, selectRow } from './select-blocks.js';
 import { nBlocks } from '../layout.js';
 
 export const FLEX_TAU = 0.1;
@@ -32,20 +33,30 @@ export const flexPrefill: Selector = {
     const [H, L] = q.shape;
     const B = ctx.block, nQ = nBlocks(L, B);
     const m = Math.min(B, L - (nQ - 1) * B); // the last query block's rows
-    const p = take(lastQueryProbs(q, k, m, ctx.scale)); // [H, m, L]
-    const pooled = take(tf.tidy(() => pooledBlockProbs(poolBlocks(q, B), poolBlocks(k, B), ctx.scale))); // [H, nQ, nQ]
+    const pt = lastQueryProbs(q, k, m, ctx.scale); // [H, m, L]
+    const pooledT = tf.tidy(() => pooledBlockProbs(poolBlocks(q, B), poolBlocks(k, B), ctx.scale)); // [H, nQ, nQ]
+    // The pattern decision reads two [H, nQ] rows: the true estimate (the last block's mean attention
+    // per key block) and the pooled estimate of the same row.
+    const est = take(tf.tidy(() => {
+      const padded = nQ * B > L ? tf.pad(pt, [[0, 0], [0, 0], [0, nQ * B - L]]) : pt;
+      return tf.mean(tf.sum(tf.reshape(padded, [H, m, nQ, B]), 3), 1);
+    }));
+    const last = take(tf.tidy(() => tf.slice(pooledT, [0, nQ - 1, 0], [H, 1, nQ])));
+    const queryAware = Array.from({ length: H }, (_, h) => jensenShannon(est, last, h * nQ, nQ) < FLEX_TAU);
+    if (queryAware.every(Boolean)) {
+      // Every head query-aware: the cumulative selection runs where the pooled scores are.
+      pt.dispose();
+      const layout = selectBlocks(pooledT, L, B, { share: budget });
+      pooledT.dispose();
+      return { layout };
+    }
+    const p = take(pt);
+    const pooled = take(pooledT);
     const lines = lineScores(p, H, m, L);
     const rows: ((i: number) => RowPick)[] = [];
     for (let h = 0; h < H; h++) {
-      const est = new Float32Array(nQ);
-      for (let r = 0; r < m; r++) for (let j = 0; j < L; j++) est[Math.floor(j / B)] += p[(h * m + r) * L + j]! / m;
-      const js = jensenShannon(est, pooled.subarray((h * nQ + nQ - 1) * nQ), 0, nQ);
-      if (js < FLEX_TAU) {
-        rows.push((i) => {
-          const off = (h * nQ + i) * nQ;
-          const cols = cumulativeSelect(pooled, off, i + 1, budget);
-          return { cols: cols.includes(i) ? cols : [...cols, i] };
-        });
+      if (queryAware[h]) {
+        rows.push((i) => ({ cols: selectRow(pooled, (h * nQ + i) * nQ, i, { share: budget }) }));
       } else {
         const v = cumulativeSelect(lines.vertical, h * L, L, budget);
         const s = cumulativeSelect(lines.slash, h * L, L, budget);

@@ -12,9 +12,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CalibrationState, HeadInputs, Selector, SelectorContext } from './types.js';
 import { aShape } from './static.js';
-import { blocksPerRow, causalSelection, topK, type RowPick } from './select.js';
+import { blocksPerRow, causalSelection, type RowPick } from './select.js';
+import { selectBlocks, selectRow } from './select-blocks.js';
 import { keptMass, lastQueryProbs, lineScores, poolBlocks, pooledBlockProbs, take } from './primitives.js';
 import { nBlocks } from '../layout.js';
+import { readLayout } from '../device-layout.js';
 
 export const MINFERENCE_PATTERNS = ['a-shape', 'vertical-slash', 'block-sparse'] as const;
 export type MInferencePattern = (typeof MINFERENCE_PATTERNS)[number];
@@ -74,18 +76,13 @@ function blockSparseRows(q: tf.Tensor3D, k: tf.Tensor3D, budget: number, ctx: Se
   const L = q.shape[1], B = ctx.block, nQ = nBlocks(L, B);
   const probs = take(tf.tidy(() => pooledBlockProbs(poolBlocks(q, B), poolBlocks(k, B), ctx.scale)));
   const n = blocksPerRow(nQ, budget);
-  return (h, i) => {
-    const off = (h * nQ + i) * nQ;
-    const row = Float32Array.from(probs.subarray(off, off + i + 1));
-    row[i] = Infinity; // the diagonal block always (local context)
-    return { cols: topK(row, 0, i + 1, n) };
-  };
+  return (h, i) => ({ cols: selectRow(probs, (h * nQ + i) * nQ, i, { perRow: n }) }); // the diagonal block always (local context)
 }
 
 function patternRows(p: MInferencePattern, x: HeadInputs, budget: number, ctx: SelectorContext): (h: number, i: number) => RowPick {
   if (p === 'vertical-slash') return verticalSlashRows(x.q, x.k, budget, ctx);
   if (p === 'block-sparse') return blockSparseRows(x.q, x.k, budget, ctx);
-  const l = aShape.select(x, budget, ctx).layout;
+  const l = readLayout(aShape.select(x, budget, ctx).layout); // static: a host layout already
   const nQ = nBlocks(l.Lq, l.Bq);
   return (_h, i) => ({ cols: Array.from(l.colIdx.subarray(l.rowPtr[i]!, l.rowPtr[i + 1]!)) });
 }
@@ -112,6 +109,13 @@ export const minference: Selector = {
   select(x, budget, ctx, state) {
     const [H, L] = x.q.shape;
     const pats = (state?.patterns as MInferencePattern[][] | undefined)?.[x.layer] ?? new Array<MInferencePattern>(H).fill('block-sparse');
+    if (pats.every((p) => p === 'block-sparse')) {
+      // Every head block-sparse: pooled scores to layout on the device (no host round trip on cuda).
+      const probs = tf.tidy(() => pooledBlockProbs(poolBlocks(x.q, ctx.block), poolBlocks(x.k, ctx.block), ctx.scale));
+      const layout = selectBlocks(probs, L, ctx.block, { perRow: blocksPerRow(nBlocks(L, ctx.block), budget) });
+      probs.dispose();
+      return { layout };
+    }
     const byPattern = new Map<MInferencePattern, (h: number, i: number) => RowPick>();
     for (const p of new Set(pats)) byPattern.set(p, patternRows(p, x, budget, ctx));
     return { layout: causalSelection(L, ctx.block, H, (h, i) => byPattern.get(pats[h]!)!(h, i)) };

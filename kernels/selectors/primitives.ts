@@ -26,11 +26,21 @@ export function poolBlocks(x: tf.Tensor3D, B: number, how: 'mean' | 'max' | 'min
   });
 }
 
-/** Causal bias [nQ, nK] for block scores: 0 where key block j <= query block i, NEG after. */
-function blockCausalBias(nQ: number, nK: number): tf.Tensor2D {
-  const b = new Float32Array(nQ * nK);
-  for (let i = 0; i < nQ; i++) for (let j = i + 1; j < nK; j++) b[i * nK + j] = NEG;
-  return tf.tensor2d(b, [nQ, nK]);
+/**
+ * Causal bias [nQ, nK] for block scores: 0 where key block j <= query block i, NEG after. Kept per
+ * backend and shape (an upload per selection would count in every selector's time).
+ */
+const biasCache = new Map<string, tf.Tensor2D>();
+export function blockCausalBias(nQ: number, nK: number): tf.Tensor2D {
+  const key = `${tf.getBackend()}:${nQ}x${nK}`;
+  let t = biasCache.get(key);
+  if (!t || t.isDisposed) {
+    const b = new Float32Array(nQ * nK);
+    for (let i = 0; i < nQ; i++) for (let j = i + 1; j < nK; j++) b[i * nK + j] = NEG;
+    t = tf.keep(tf.tensor2d(b, [nQ, nK]));
+    biasCache.set(key, t);
+  }
+  return t;
 }
 
 /** Softmax over causal key blocks of pooled scores qp [H, nQ, d] . kp [H, nK, d]^T * scale -> [H, nQ, nK]. */

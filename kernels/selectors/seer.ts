@@ -9,8 +9,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CalibrationState, HeadInputs, Selector, SelectorContext } from './types.js';
-import { blocksPerRow, causalSelection, topK } from './select.js';
-import { poolBlocks, take } from './primitives.js';
+import { blocksPerRow } from './select.js';
+import { selectBlocks } from './select-blocks.js';
+import { blockCausalBias, poolBlocks } from './primitives.js';
 import { nBlocks } from '../layout.js';
 import { Rng } from '../../core/rng.js';
 
@@ -29,10 +30,8 @@ function gateLogProbs(g: Gate, q: tf.Tensor3D, k: tf.Tensor3D, B: number): tf.Te
     const gq = tf.matMul(poolBlocks(q, B), g.wq);
     const kp = tf.concat([poolBlocks(k, B), poolBlocks(k, B, 'max'), poolBlocks(k, B, 'min')], 2);
     const gk = tf.matMul(kp, g.wk);
-    const nQ = gq.shape[1]!, nK = gk.shape[1]!;
-    const bias = new Float32Array(nQ * nK);
-    for (let i = 0; i < nQ; i++) for (let j = i + 1; j < nK; j++) bias[i * nK + j] = NEG;
-    return tf.logSoftmax(tf.add(tf.div(tf.matMul(gq, gk, false, true), Math.sqrt(g.wq.shape[2])), tf.tensor2d(bias, [nQ, nK]))) as tf.Tensor3D;
+    const bias = blockCausalBias(gq.shape[1]!, gk.shape[1]!);
+    return tf.logSoftmax(tf.add(tf.div(tf.matMul(gq, gk, false, true), Math.sqrt(g.wq.shape[2])), bias)) as tf.Tensor3D;
   });
 }
 
@@ -98,15 +97,11 @@ export const seer: Selector = {
     const [H, L] = x.q.shape;
     const B = ctx.block, nQ = nBlocks(L, B);
     const g = gateFrom(state, x.layer);
-    const lp = take(gateLogProbs(g, x.q, x.k, B));
+    const lp = gateLogProbs(g, x.q, x.k, B);
     tf.dispose([g.wq, g.wk]);
-    const n = blocksPerRow(nQ, budget);
-    return {
-      layout: causalSelection(L, B, H, (h, i) => {
-        const row = Float32Array.from(lp.subarray((h * nQ + i) * nQ, (h * nQ + i) * nQ + i + 1));
-        row[i] = Infinity;
-        return { cols: topK(row, 0, i + 1, n) };
-      }),
-    };
+    // The gate's ranking of key blocks, selected where the scores are (no host round trip on cuda).
+    const layout = selectBlocks(lp, L, B, { perRow: blocksPerRow(nQ, budget) });
+    lp.dispose();
+    return { layout };
   },
 };

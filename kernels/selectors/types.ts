@@ -4,7 +4,7 @@
  * attends itself: it returns a layout (and, for permuting methods, a key order) for the one operator.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import type { BlockLayout } from '../layout.js';
+import type { AnyLayout } from '../device-layout.js';
 import type { Precision } from '../precision.js';
 
 export const SELECTOR_NAMES = [
@@ -29,7 +29,8 @@ export interface SelectorContext {
 }
 
 export interface Selection {
-  layout: BlockLayout;
+  /** A host layout, or a device layout a selector kernel wrote (the caller disposes it after use). */
+  layout: AnyLayout;
   /**
    * Permuting methods (PBS-Attn): per head, the original index of the key at each position [H * L];
    * the caller gathers k and v in this order before the operator. Queries keep their order, so the

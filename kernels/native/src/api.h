@@ -45,3 +45,11 @@ TR_API void tr_bsa_bwd(const float* q, const float* k, const float* v, const flo
                        const float* dout, float* dq, float* dk, float* dv, float* dkb, int B, int H, int Lq, int Lk, int D,
                        int Dv, int Bq, int Bk, int LH, const int32_t* row_ptr, const int32_t* col_idx, const uint8_t* full,
                        const uint8_t* mask, int causal, int window, float scale, int64_t kb_sb, int64_t kb_sh);
+// Block selection from per-(head, query block) scores [H, nQ, nQ] (causal: row i scores key blocks 0..i)
+// into a causal BSR layout, on the device that holds the scores. mode 0: the diagonal block, then the
+// top blocks by score, n per row; mode 1: the fewest top blocks whose non-negative scores reach gamma
+// of the row's total (at least one), then the diagonal if missing. Ties go to the lower index; each
+// row's blocks ascend. full[p] = 1 for complete blocks below the diagonal. flags (H*nQ*nQ bytes) and
+// counts (H*nQ) are scratch.
+TR_API void tr_select_blocks(const float* scores, int H, int nQ, int L, int B, int mode, int n, double gamma, int32_t* row_ptr,
+                             int32_t* col_idx, uint8_t* full, uint8_t* flags, int32_t* counts);
