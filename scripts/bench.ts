@@ -145,11 +145,12 @@ function finish(suite: string, plan: Awaited<ReturnType<typeof planSuite>>, outD
 /**
  * --jobs auto: one worker process per core for training and tabular suites on the CPU (a d64 model
  * gains ~5% from a second thread, so two single-thread runs side by side nearly double throughput);
- * one for kernels suites (latency is what they measure) and for cuda (one GPU).
+ * one for kernels and sparsify suites (their latencies are measured: a second process on the same
+ * cores would be timed with them) and for cuda (one GPU).
  */
 function jobCount(jobs: string, kind: string, backend: string, n: number): number {
   if (jobs !== 'auto') return Math.min(Number(jobs), Math.max(1, n));
-  if (kind === 'kernels' || backend === 'cuda') return 1;
+  if (kind === 'kernels' || kind === 'sparsify' || backend === 'cuda') return 1;
   return Math.max(1, Math.min(cpus().length, n));
 }
 
