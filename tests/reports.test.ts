@@ -158,4 +158,10 @@ describe('leaderboard: sparsity section', () => {
     // Sparsify records are not trained models: they stay out of the recall section.
     expect(html).not.toContain('<section id="recall">');
   });
+  it('budgets at the density floor (the same layout) become one point listing their budgets', () => {
+    const recs = [sp('dense', 1, 0.98, 1, 10), sp('seer', 0.05, 0.1, 0.118, 3), sp('seer', 0.1, 0.1, 0.118, 3), sp('seer', 0.2, 0.4, 0.23, 4)];
+    const html = renderLeaderboard([{ path: 's.json', report: { ...report(recs), suite: 'sparsify-quick' } }]);
+    expect(html).toContain('sparsity-pareto-0');
+    expect(html).toContain('0.05, 0.1');
+  });
 });

@@ -5,7 +5,22 @@
  */
 import type { Selector } from './types.js';
 import { blocksPerRow, causalSelection } from './select.js';
-import { nBlocks } from '../layout.js';
+import { nBlocks, type BlockLayout } from '../layout.js';
+
+/**
+ * Static layouts depend only on shape and budget: built once and kept (the same object each call, so
+ * the backend uploads it once too); a static selector's time is then a lookup, as in the papers.
+ */
+const cache = new Map<string, BlockLayout>();
+function staticLayout(L: number, B: number, H: number, budget: number, sink: boolean): BlockLayout {
+  const key = `${L}:${B}:${H}:${budget}:${sink}`;
+  let l = cache.get(key);
+  if (!l) {
+    const n = blocksPerRow(nBlocks(L, B), budget);
+    cache.set(key, (l = causalSelection(L, B, H, (_h, i) => ({ cols: recent(i, n, sink) }))));
+  }
+  return l;
+}
 
 function recent(i: number, n: number, sink: boolean): number[] {
   const cols = sink && n > 1 && i > 0 ? [0] : [];
@@ -18,8 +33,7 @@ export const aShape: Selector = {
   budgetMeaning: 'fraction of causal blocks: sink block + most recent blocks, the same count per row',
   select({ q }, budget, ctx) {
     const [H, L] = q.shape;
-    const n = blocksPerRow(nBlocks(L, ctx.block), budget);
-    return { layout: causalSelection(L, ctx.block, H, (_h, i) => ({ cols: recent(i, n, true) })) };
+    return { layout: staticLayout(L, ctx.block, H, budget, true) };
   },
 };
 
@@ -28,7 +42,6 @@ export const windowSelector: Selector = {
   budgetMeaning: 'fraction of causal blocks: the most recent blocks, the same count per row',
   select({ q }, budget, ctx) {
     const [H, L] = q.shape;
-    const n = blocksPerRow(nBlocks(L, ctx.block), budget);
-    return { layout: causalSelection(L, ctx.block, H, (_h, i) => ({ cols: recent(i, n, false) })) };
+    return { layout: staticLayout(L, ctx.block, H, budget, false) };
   },
 };

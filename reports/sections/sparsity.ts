@@ -10,6 +10,23 @@ import { deviceOf, taskTitle } from './rows.js';
 
 const sp = (r: RunRecord) => r.metrics.sparsify!;
 
+/**
+ * One point per method and block density: budgets below the floor (every row's diagonal block) give
+ * the same layout, so one point stands for them all, listing their budgets; the best accuracy among
+ * them is shown (equal layouts score equally unless the method's choice varies within the density).
+ */
+function atDistinctDensities(on: RunRecord[]): { r: RunRecord; budgets: number[] }[] {
+  const groups = new Map<string, RunRecord[]>();
+  for (const r of on) {
+    const key = `${sp(r).method}\u0000${sp(r).blockDensity.toPrecision(12)}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => ({
+    r: g.reduce((a, b) => ((b.metrics.accuracy ?? -1) > (a.metrics.accuracy ?? -1) ? b : a)),
+    budgets: g.map((r) => sp(r).budget).sort((a, b) => a - b),
+  }));
+}
+
 export function sparsitySection(page: Page, records: RunRecord[]): string {
   const rs = records.filter((r) => r.metrics.sparsify && !r.failure);
   if (!rs.length) return '';
@@ -22,9 +39,9 @@ export function sparsitySection(page: Page, records: RunRecord[]): string {
     charts.push(chooseChart({
       id: `sparsity-pareto-${gi}`, subject: `${ck} accuracy`, context: `${task}, L=${sp(on[0]!).length}, ${dev}`,
       x: { title: 'block density (fraction of causal blocks computed)', kind: 'density' }, y: { title: 'accuracy', kind: 'accuracy', domain: [0, 1] }, seriesTitle: 'method',
-      points: on.map((r) => ({
+      points: atDistinctDensities(on).map(({ r, budgets }) => ({
         series: sp(r).method, x: sp(r).blockDensity, y: r.metrics.accuracy ?? NaN,
-        details: { budget: String(sp(r).budget), 'pair density': sp(r).pairDensity.toFixed(3), 'vs dense': sp(r).accuracyRatio === null ? '-' : sp(r).accuracyRatio!.toFixed(3) },
+        details: { budget: budgets.join(', '), 'pair density': sp(r).pairDensity.toFixed(3), 'vs dense': sp(r).accuracyRatio === null ? '-' : sp(r).accuracyRatio!.toFixed(3) },
       })),
     }));
     // Per-head block density at the lowest budget: rows = methods, columns = layer.head.
