@@ -68,10 +68,13 @@ export async function runJobs(jobs: Job[], o: OrchestratorOptions, ev: Orchestra
   // Workers take the costliest jobs first (longest-processing-time order balances them best).
   const order = jobs.map((_, i) => i);
   if (o.claim) order.sort((a, b) => (jobs[b]!.cost ?? 1) - (jobs[a]!.cost ?? 1) || a - b);
+  // Resumed = on disk when this invocation began: a record another worker of the same invocation
+  // writes meanwhile is that worker's (its claim keeps this one off it), not a resumed run.
+  const before = new Set(o.resume ? jobs.filter((j) => existsSync(recordPath(o.outDir, j.id))).map((j) => j.id) : []);
   for (const i of order) {
     const job = jobs[i]!;
     const path = recordPath(o.outDir, job.id);
-    const saved = o.resume && existsSync(path) ? loadRecord(path) : undefined;
+    const saved = before.has(job.id) ? loadRecord(path) : undefined;
     const stale = saved ? job.staleReason?.(saved) : undefined;
     if (stale) ev.note?.(i, jobs.length, `${job.label}: ${stale}; running it again`);
     if (saved && !stale) {
