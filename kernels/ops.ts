@@ -37,7 +37,8 @@ const ropeCache = new Map<string, [tf.Tensor2D, tf.Tensor2D]>();
  * relative positions let previous-token and induction heads form quickly, and work past the
  * training length (NIAH's extrapolation axis).
  */
-export function rope(x: tf.Tensor4D, base = 10000): tf.Tensor4D {
+export function rope(x: tf.Tensor4D, base = 10000, offset = 0): tf.Tensor4D {
+  if (offset > 0) return ropeAt(x, offset, base);
   const [, , L, D] = x.shape;
   const key = `${tf.getBackend()}:${L}x${D}:${base}`;
   let cs = ropeCache.get(key);
@@ -62,6 +63,24 @@ export function rope(x: tf.Tensor4D, base = 10000): tf.Tensor4D {
     // swapped = [x2, x1]; sin already carries the sign of rotate_half = [-x2, x1].
     const swapped = tf.concat([tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]), tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, half])], 3);
     return tf.add(tf.mul(x, cos), tf.mul(swapped, sin)) as tf.Tensor4D;
+  });
+}
+
+/**
+ * RoPE for tokens at positions offset.. (a KV-cached decode step): the rows [offset, offset + L) of
+ * a table built once per power-of-two length, so the angles are the prefill's to the last bit.
+ */
+function ropeAt(x: tf.Tensor4D, offset: number, base: number): tf.Tensor4D {
+  const [, , L, D] = x.shape;
+  const n = 1 << Math.ceil(Math.log2(offset + L));
+  return tf.tidy(() => {
+    const probe = tf.zeros([1, 1, n, D]) as tf.Tensor4D;
+    rope(probe, base); // builds and caches the n-row table
+    const [cos, sin] = ropeCache.get(`${tf.getBackend()}:${n}x${D}:${base}`)!;
+    const c = tf.slice(cos, [offset, 0], [L, D]), s = tf.slice(sin, [offset, 0], [L, D]);
+    const half = D / 2;
+    const swapped = tf.concat([tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]), tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, half])], 3);
+    return tf.add(tf.mul(x, c), tf.mul(swapped, s)) as tf.Tensor4D;
   });
 }
 

@@ -114,16 +114,31 @@ export class Transformer implements SequenceModel {
   }
 
   hidden(ids: tf.Tensor2D): tf.Tensor3D {
+    if (ids.shape[1] > this.maxLen) throw new Error(`model ${this.name}: sequence length ${ids.shape[1]} exceeds maxLen ${this.maxLen}`);
+    return this.forwardFrom(ids, 0, this.mix);
+  }
+
+  /** The model's own attention pattern (undefined: dense), for decoders that must reproduce it. */
+  get layoutSpec(): LayoutSpec | undefined {
+    return this.layout;
+  }
+
+  /**
+   * Final hidden states of n tokens at positions pos.. (ids [B, n]), attending through `mix` (which
+   * sees q and k already rotated to their positions): the shared body of the full forward (pos 0) and
+   * of KV-cached decoding (kernels/decode), which also passes the short convolutions' state (the last
+   * k-1 inputs of every block, updated here).
+   */
+  forwardFrom(ids: tf.Tensor2D, pos: number, mix: MixerFn, conv?: ConvState): tf.Tensor3D {
     return tf.tidy(() => {
       const [B, L] = ids.shape;
-      if (L > this.maxLen) throw new Error(`model ${this.name}: sequence length ${L} exceeds maxLen ${this.maxLen}`);
       const d = this.c.dModel;
       let x = gatherRows(this.tokEmb as tf.Tensor2D, ids) as tf.Tensor3D;
-      if (this.posEmb) x = tf.add(x, tf.slice(this.posEmb, [0, 0], [L, d])) as tf.Tensor3D;
+      if (this.posEmb) x = tf.add(x, tf.slice(this.posEmb, [pos, 0], [L, d])) as tf.Tensor3D;
       for (const [layer, b] of this.blocks.entries()) {
         let h = layerNorm(x, b.ln1g as tf.Tensor1D, b.ln1b as tf.Tensor1D) as tf.Tensor3D;
-        if (b.convW) h = causalDepthwiseConv(h, b.convW as tf.Tensor2D, b.convB as tf.Tensor1D);
-        x = tf.add(x, this.selfAttention(h, b, B, L, layer)) as tf.Tensor3D;
+        if (b.convW) h = conv ? convWithState(h, b.convW as tf.Tensor2D, b.convB as tf.Tensor1D, conv, layer) : causalDepthwiseConv(h, b.convW as tf.Tensor2D, b.convB as tf.Tensor1D);
+        x = tf.add(x, this.selfAttention(h, b, B, L, layer, pos, mix)) as tf.Tensor3D;
         const h2 = layerNorm(x, b.ln2g as tf.Tensor1D, b.ln2b as tf.Tensor1D) as tf.Tensor3D;
         x = tf.add(x, this.mlp(h2, b)) as tf.Tensor3D;
       }
@@ -135,7 +150,7 @@ export class Transformer implements SequenceModel {
     return tf.tidy(() => (this.wout ? tf.matMul(h, this.wout as tf.Tensor2D) : tf.matMul(h, this.tokEmb as tf.Tensor2D, false, true)));
   }
 
-  private selfAttention(h: tf.Tensor3D, b: Block, B: number, L: number, layer: number): tf.Tensor3D {
+  private selfAttention(h: tf.Tensor3D, b: Block, B: number, L: number, layer: number, pos: number, mix: MixerFn): tf.Tensor3D {
     const d = this.c.dModel;
     const H = this.c.nHeads;
     const Dh = d / H;
@@ -144,7 +159,7 @@ export class Transformer implements SequenceModel {
     const t = tf.transpose(tf.reshape(qkv, [B, L, 3, H, Dh]), [2, 0, 3, 1, 4]);
     const [q, k, v] = tf.unstack(t, 0) as tf.Tensor4D[];
     const rot = this.c.positions === 'rope';
-    const o = this.mix(rot ? rope(q!) : q!, rot ? rope(k!) : k!, v!, layer); // [B, H, L, Dh]
+    const o = mix(rot ? rope(q!, 10000, pos) : q!, rot ? rope(k!, 10000, pos) : k!, v!, layer); // [B, H, L, Dh]
     const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * L, d]);
     return tf.reshape(tf.add(tf.matMul(merged as tf.Tensor2D, b.wo as tf.Tensor2D), b.bo), [B, L, d]);
   }
@@ -158,6 +173,24 @@ export class Transformer implements SequenceModel {
   dispose(): void {
     for (const v of this.all) v.dispose();
   }
+}
+
+/** Per block, the last k-1 (normalised) inputs of its short convolution: a decoder's conv cache. */
+export type ConvState = (tf.Tensor3D | undefined)[];
+
+/** The causal convolution of new rows h [B, n, d] continuing the rows in state (zeros before the first). */
+function convWithState(h: tf.Tensor3D, w: tf.Tensor2D, b: tf.Tensor1D, state: ConvState, layer: number): tf.Tensor3D {
+  const k = w.shape[0], n = h.shape[1];
+  const prev = state[layer];
+  const x = prev ? tf.concat([prev, h], 1) as tf.Tensor3D : h;
+  const y = tf.slice(causalDepthwiseConv(x, w, b), [0, x.shape[1] - n, 0], [-1, n, -1]) as tf.Tensor3D;
+  if (k > 1) {
+    const keepRows = Math.min(k - 1, x.shape[1]);
+    const next = tf.keep(tf.slice(x, [0, x.shape[1] - keepRows, 0], [-1, keepRows, -1]) as tf.Tensor3D);
+    prev?.dispose();
+    state[layer] = next;
+  }
+  return y;
 }
 
 export function parameterCount(model: SequenceModel): number {

@@ -39,6 +39,16 @@ const SIGNATURES = {
   tr_bsa_bwd: ['void', [P, P, P, P, P, P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', P, P, P, P, 'int', 'int', 'float', 'int64_t', 'int64_t']],
   tr_cumsum: ['void', ['int', P, P, 'int64_t', 'int64_t', 'int64_t', 'int', 'int']],
   tr_select_blocks: ['void', [P, 'int', 'int', 'int', 'int', 'int', 'int', 'double', P, P, P, P, P]],
+  tr_kv_write: ['void', ['int', P, P, 'int', 'int', 'int', 'int', 'int', 'int']],
+  tr_decode_attn: ['void', [P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'float', P, P, P, 'int', 'int', 'int64_t']],
+  tr_topk_rows: ['void', [P, 'int', 'int', 'int', P, P]],
+  tr_page_minmax: ['void', [P, 'int', P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'int']],
+  tr_quest_scores: ['void', [P, P, P, P, 'int', 'int', 'int', 'int', 'int', P, 'int']],
+  tr_label_write: ['void', [P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int']],
+  tr_label_scores: ['void', [P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int']],
+  tr_mustafar_compress: ['void', [P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int']],
+  tr_decode_attn_mustafar: ['void', [P, P, P, P, P, P, 'int', 'int', 'int', 'int', 'int', 'int', 'int', 'float']],
+  tr_copy_bandwidth: ['double', ['int64_t', 'int']],
 } as const;
 
 /** Functions only the cuda library has: device memory, errors, the transposed backward, bf16, timers. */

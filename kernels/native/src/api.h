@@ -53,3 +53,33 @@ TR_API void tr_bsa_bwd(const float* q, const float* k, const float* v, const flo
 // counts (H*nQ) are scratch.
 TR_API void tr_select_blocks(const float* scores, int H, int nQ, int L, int B, int mode, int n, double gamma, int32_t* row_ptr,
                              int32_t* col_idx, uint8_t* full, uint8_t* flags, int32_t* counts);
+// Decoding (kernels/decode): one query per (batch, head) row over a KV cache [B, H, cap, D] (fmt 0 fp32;
+// fmt 1 bf16, cuda only, two values per float32 slot). tr_kv_write copies n new rows [B, H, n, D] (fp32)
+// to cache positions pos.. . tr_decode_attn: q [B, H, D] -> out [B, H, D]; with pages null a row reads
+// tokens [0, len); else the tokens of its counts[r] pages pages[r * maxp ..] (page tokens each) below
+// tail_from[h], plus every token in [tail_from[h], len). vmax bounds any row's token count (the cuda
+// split grid). tr_topk_rows: per row the k largest scores (ties to the lower index; -inf and NaN never),
+// ascending indices in idx [rows, k] (-1 padded) and how many in counts. tr_page_minmax: per-page
+// per-channel key min/max of pages [p0, p1) into [B, H, cap_pages, D]. tr_quest_scores: the bound
+// sum_c max(q_c kmin_c, q_c kmax_c) per page (-inf from tail_page on); a head with head_sink[h] >= 0 is a
+// streaming head: +inf for its first head_sink[h] pages, -inf after. tr_label_write / tr_label_scores:
+// Double Sparsity's label cache [B, H, cap, r] of channels [H, r] and q's scores on it (-inf from
+// tail_from on). tr_mustafar_compress: per-token magnitude pruning to `keep` of D channels into a bitmap
+// [.., D/32] uint32 + values [.., keep]; tr_decode_attn_mustafar attends on those rows directly.
+// tr_copy_bandwidth: GB/s (read + write) of a bytes-sized copy, best of reps.
+TR_API void tr_kv_write(int fmt, const float* src, void* dst, int B, int H, int n, int D, int cap, int pos);
+TR_API void tr_decode_attn(const float* q, const void* k, const void* v, float* out, int B, int H, int D, int cap, int len, int fmt,
+                           float scale, const int32_t* pages, const int32_t* counts, const int32_t* tail_from, int maxp, int page,
+                           int64_t vmax);
+TR_API void tr_topk_rows(const float* scores, int rows, int n, int k, int32_t* idx, int32_t* counts);
+TR_API void tr_page_minmax(const void* k, int fmt, float* kmin, float* kmax, int B, int H, int D, int cap, int page, int cap_pages,
+                           int p0, int p1, int len);
+TR_API void tr_quest_scores(const float* q, const float* kmin, const float* kmax, float* scores, int B, int H, int D, int cap_pages,
+                            int n_pages, const int32_t* head_sink, int tail_page);
+TR_API void tr_label_write(const float* src, float* label, const int32_t* channels, int B, int H, int n, int D, int r, int cap, int pos);
+TR_API void tr_label_scores(const float* q, const float* label, const int32_t* channels, float* scores, int B, int H, int D, int r,
+                            int cap, int len, int tail_from);
+TR_API void tr_mustafar_compress(const float* src, uint32_t* bits, float* vals, int B, int H, int n, int D, int cap, int pos, int keep);
+TR_API void tr_decode_attn_mustafar(const float* q, const uint32_t* kbits, const float* kvals, const uint32_t* vbits, const float* vvals,
+                                    float* out, int B, int H, int D, int cap, int len, int keep_k, int keep_v, float scale);
+TR_API double tr_copy_bandwidth(int64_t bytes, int reps);

@@ -1,0 +1,103 @@
+/**
+ * KV-cached incremental decoding of a transformer: prefill writes every layer's keys and values
+ * (RoPE applied) into a LayerCache, then each step runs one token per sequence through the same
+ * blocks (Transformer.forwardFrom) with attention from kernels/decode: the decode method's selection
+ * over the cache, through the split-KV kernel. With the dense method (or the model's own window /
+ * BigBird layout) a step computes what the full forward computes at that position.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { attention } from '../kernels/attention.js';
+import { LayerCache } from '../kernels/decode/kv-cache.js';
+import { layoutMethod, type DecodeMethod } from '../kernels/decode/methods.js';
+import type { KvFormat } from '../kernels/decode/types.js';
+import { ParamError } from '../core/params.js';
+import { Transformer, type ConvState } from './transformer.js';
+import type { SequenceModel } from './types.js';
+
+export interface DecoderOptions {
+  batch: number;
+  /** Tokens the cache holds (prompt + generated). */
+  cap: number;
+  format?: KvFormat;
+  /** Default: the model's own layout (dense, window or BigBird). */
+  method?: DecodeMethod;
+}
+
+export class Decoder {
+  readonly caches: LayerCache[];
+  private readonly conv: ConvState = [];
+  private readonly method: DecodeMethod;
+  private readonly ownMethod: boolean;
+  private steps = 0;
+  private readonly H: number;
+  private readonly D: number;
+
+  constructor(readonly model: Transformer, readonly o: DecoderOptions) {
+    if (o.cap > model.maxLen && model.c.positions === 'learned') throw new ParamError('decode.cap', `${o.cap} exceeds the model's learned positions (${model.maxLen})`);
+    this.H = model.c.nHeads;
+    this.D = model.c.dModel / model.c.nHeads;
+    this.ownMethod = !o.method;
+    this.method = o.method ?? layoutMethod(model.layoutSpec ?? { kind: 'dense' } as never, o.cap);
+    this.caches = Array.from({ length: model.c.nLayers }, (_, l) => new LayerCache({ B: o.batch, H: this.H, D: this.D, cap: o.cap, format: o.format ?? 'fp32' }, this.method.extras(l, this.H)));
+  }
+
+  get len(): number {
+    return this.caches[0]!.len;
+  }
+
+  /** ids [B * L] (row-major) -> logits of the last position [B, vocab]; fills the cache. */
+  prefill(ids: Int32Array, L: number): tf.Tensor2D {
+    const B = this.o.batch;
+    if (ids.length !== B * L) throw new ParamError('decode.prefill', `ids must hold batch x L = ${B * L} tokens, got ${ids.length}`);
+    if (this.len !== 0) throw new ParamError('decode.prefill', 'the cache is not empty (one prefill per decoder)');
+    return tf.tidy(() => {
+      const h = this.model.forwardFrom(tf.tensor2d(ids, [B, L], 'int32'), 0, (q, k, v, layer) => {
+        this.caches[layer]!.append(k, v);
+        return attention(q, k, v, this.model.layoutSpec);
+      }, this.conv);
+      return this.model.head(tf.reshape(tf.slice(h, [0, L - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D);
+    });
+  }
+
+  /** One token per sequence [B] at the next position -> logits [B, vocab]. */
+  step(tokens: Int32Array): tf.Tensor2D {
+    const B = this.o.batch, H = this.H, D = this.D;
+    if (tokens.length !== B) throw new ParamError('decode.step', `one token per sequence (${B}), got ${tokens.length}`);
+    const pos = this.len, step = this.steps++;
+    const scale = 1 / Math.sqrt(D);
+    return tf.tidy(() => {
+      const h = this.model.forwardFrom(tf.tensor2d(tokens, [B, 1], 'int32'), pos, (q, k, v, layer) => {
+        const c = this.caches[layer]!;
+        c.append(k, v);
+        const o = this.method.attend(tf.reshape(q, [B, H, D]) as tf.Tensor3D, c, { layer, len: c.len, step }, scale);
+        return tf.reshape(o, [B, H, 1, D]) as tf.Tensor4D;
+      }, this.conv);
+      return this.model.head(tf.reshape(h, [B, -1]) as tf.Tensor2D);
+    });
+  }
+
+  /** Bytes the caches hold now (all layers). */
+  bytes(): number {
+    return this.caches.reduce((s, c) => s + c.bytes(), 0);
+  }
+
+  dispose(): void {
+    for (const c of this.caches) c.dispose();
+    tf.dispose(this.conv.filter((x): x is tf.Tensor3D => !!x));
+    if (this.ownMethod) this.method.dispose();
+  }
+}
+
+/** The decoder of a model, or a clear error for models without a KV-cached step. */
+export function decoderFor(model: SequenceModel, o: DecoderOptions): Decoder {
+  if (!(model instanceof Transformer)) throw new ParamError('decode.model', `${model.name} has no KV-cached decoding (its mixer is not a softmax over a token cache); decoding runs transformers: dense, window, bigbird`);
+  return new Decoder(model, o);
+}
+
+/** Row-wise argmax of logits [B, V] on the host. */
+export function argmaxRows(logits: tf.Tensor2D): Int32Array {
+  const a = tf.argMax(logits, 1);
+  const out = a.dataSync() as Int32Array;
+  a.dispose();
+  return Int32Array.from(out);
+}
