@@ -76,6 +76,31 @@ export class Decoder {
     });
   }
 
+  /**
+   * Fill every layer's cache with `len` tokens of seeded random keys and values, without a prefill:
+   * what latency measurements at long contexts use (a step's cost does not depend on the values). One
+   * random chunk of up to 1024 tokens is appended repeatedly.
+   */
+  fillRandom(len: number, seed: number): void {
+    if (this.len !== 0) throw new ParamError('decode.fillRandom', 'the cache is not empty');
+    const B = this.o.batch, H = this.H, D = this.D;
+    const chunk = Math.min(1024, len);
+    const k = tf.randomNormal([B, H, chunk, D], 0, 1, 'float32', seed) as tf.Tensor4D;
+    const v = tf.randomNormal([B, H, chunk, D], 0, 1, 'float32', seed + 1) as tf.Tensor4D;
+    try {
+      for (let done = 0; done < len; done += chunk) {
+        const n = Math.min(chunk, len - done);
+        tf.tidy(() => {
+          const kk = n === chunk ? k : (tf.slice(k, [0, 0, 0, 0], [-1, -1, n, -1]) as tf.Tensor4D);
+          const vv = n === chunk ? v : (tf.slice(v, [0, 0, 0, 0], [-1, -1, n, -1]) as tf.Tensor4D);
+          for (const c of this.caches) c.append(kk, vv);
+        });
+      }
+    } finally {
+      tf.dispose([k, v]);
+    }
+  }
+
   /** Bytes the caches hold now (all layers). */
   bytes(): number {
     return this.caches.reduce((s, c) => s + c.bytes(), 0);

@@ -115,6 +115,7 @@ export interface Metrics {
   evalFile?: { path: string; sha256: string; accuracy: number; labelled: number; exactMatch: number; examples: number; seqLen: number };
   kernel?: KernelMetrics;
   sparsify?: SparsifyMetrics;
+  decode?: DecodeMetrics;
   tabular?: TabularMetrics;
   width?: WidthMetrics;
 }
@@ -160,6 +161,45 @@ export interface SparsifyMetrics {
   attentionSpeedup: number | null;
   /** Selector time / the dense attention time it replaces. */
   selectorShare: number | null;
+}
+
+/**
+ * A decode case (suites/decode.ts): a checkpoint decoding through a decode-time method at a budget
+ * ('method'), or the decode attention kernel alone over a synthetic cache ('bandwidth').
+ */
+export interface DecodeMetrics {
+  case: 'method' | 'bandwidth';
+  checkpoint?: string;
+  checkpointSha256?: string;
+  /** A decode method (kernels/decode/methods.ts), or the kernel of a bandwidth case. */
+  method: string;
+  /** Tokens read per head per step; mustafar: the pruned fraction; 0 for dense. */
+  budget: number;
+  budgetMeaning: string;
+  format: string;
+  /** Test length (method) or context length (bandwidth). */
+  length: number;
+  /** NIAH answers generated token by token (fed back) / teacher-forced through the same cache; null for bandwidth cases. */
+  generatedExactMatch: number | null;
+  teacherExactMatch: number | null;
+  examples: number;
+  answerTokens: number;
+  /** Cache bytes at the test length, batch 1, all layers (what the method must hold; bandwidth: bytes read). */
+  kvBytes: number;
+  kvBytesDense: number;
+  /** Bytes one step reads / the dense cache's bytes at the test length (selection statistics included). */
+  bytesReadFraction: number | null;
+  /** Prefill of the first test prompt + its first token, batch 1. */
+  ttft: Timing | null;
+  /** Per context length and batch: one decode step (next token on the host). */
+  latency: { length: number; batch: number; step: Timing; tokensPerSec: number; kvBytes: number }[];
+  calibrationSeconds: number;
+  streamingHeads?: boolean[][];
+  labelChannels?: number[][][];
+  /** Filled from the checkpoint's dense case when the report is written. */
+  denseExactMatch: number | null;
+  accuracyRatio: number | null;
+  bandwidth?: { batch: number; heads: number; headDim: number; bytesRead: number; time: Timing; gbPerSec: number; copyGbPerSec: number; fractionOfCopy: number; splitKv: boolean };
 }
 
 /** Why a run produced no result. A failed run is a record (so it is reported, compared, resumed), never a number. */

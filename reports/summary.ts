@@ -3,7 +3,7 @@ import type { RunRecord } from './schema.js';
 import { fmt, formatTable } from './table.js';
 import { tabularSummary, widthSummary } from './tabular.js';
 
-export type SuiteKind = 'train' | 'kernels' | 'tabular' | 'sparsify';
+export type SuiteKind = 'train' | 'kernels' | 'tabular' | 'sparsify' | 'decode';
 
 function trainTable(records: RunRecord[]): string {
   return formatTable(
@@ -31,6 +31,27 @@ function sparsifyTable(records: RunRecord[]): string {
   }));
 }
 
+function decodeTables(records: RunRecord[]): string {
+  const out: string[] = [];
+  const methods = records.filter((r) => r.metrics.decode?.case === 'method');
+  if (methods.length) {
+    const lat = [...new Map(methods.flatMap((r) => r.metrics.decode!.latency.map((l) => [`${l.length}/${l.batch}`, l] as const))).values()];
+    out.push(formatTable(['case', 'generated', 'teacher', 'vs dense', 'KV MB', 'read frac', 'TTFT ms', ...lat.map((l) => `step ms L${l.length} b${l.batch}`)], methods.map((r) => {
+      const d = r.metrics.decode!;
+      return [r.label, fmt(d.generatedExactMatch, 3), fmt(d.teacherExactMatch, 3), d.accuracyRatio === null ? '-' : fmt(d.accuracyRatio, 3), fmt(d.kvBytes / 1e6, 2), fmt(d.bytesReadFraction, 3), fmt(d.ttft?.medianMs, 1),
+        ...lat.map((l) => fmt(d.latency.find((x) => x.length === l.length && x.batch === l.batch)?.step.medianMs, 2))];
+    })));
+  }
+  const bw = records.filter((r) => r.metrics.decode?.case === 'bandwidth');
+  if (bw.length) {
+    out.push(formatTable(['kernel case', 'median ms', 'GB read', 'GB/s', 'copy GB/s', 'of copy'], bw.map((r) => {
+      const b = r.metrics.decode!.bandwidth!;
+      return [r.label, fmt(b.time.medianMs, 3), fmt(b.bytesRead / 1e9, 3), fmt(b.gbPerSec, 1), fmt(b.copyGbPerSec, 1), `${fmt(100 * b.fractionOfCopy, 1)}%`];
+    })));
+  }
+  return out.join('\n\n');
+}
+
 function tabularTables(records: RunRecord[]): string {
   const out: string[] = [];
   const s = tabularSummary(records);
@@ -50,6 +71,7 @@ function tabularTables(records: RunRecord[]): string {
 
 export function summaryTable(kind: SuiteKind, records: RunRecord[]): string {
   if (kind === 'sparsify') return sparsifyTable(records);
+  if (kind === 'decode') return decodeTables(records);
   return kind === 'kernels' ? kernelsTable(records) : kind === 'tabular' ? tabularTables(records) : trainTable(records);
 }
 
@@ -62,6 +84,8 @@ export function failureLines(records: RunRecord[]): string[] {
 export function runEndLine(r: RunRecord): string {
   if (r.failure) return `FAILED: ${r.failure.message}`;
   if (r.metrics.sparsify) return `accuracy ${fmt(r.metrics.accuracy, 4)}, block density ${fmt(r.metrics.sparsify.blockDensity, 3)}, prefill ${fmt(r.metrics.sparsify.prefill.medianMs, 2)} ms`;
+  if (r.metrics.decode?.bandwidth) return `${fmt(r.metrics.decode.bandwidth.gbPerSec, 1)} GB/s (${fmt(100 * r.metrics.decode.bandwidth.fractionOfCopy, 1)}% of copy)`;
+  if (r.metrics.decode) return `generated ${fmt(r.metrics.decode.generatedExactMatch, 3)}, teacher ${fmt(r.metrics.decode.teacherExactMatch, 3)}, step ${fmt(r.metrics.decode.latency[0]?.step.medianMs, 2)} ms`;
   if (r.metrics.kernel) return `${fmt(r.metrics.latency[0]?.medianMs, 2)} ms, ${fmt(r.metrics.kernel.gflops, 1)} GFLOP/s`;
   if (r.metrics.width) return `${fmt(r.metrics.latency[0]!.medianMs, 2)} ms`;
   if (r.metrics.tabular) return `acc ${fmt(r.metrics.accuracy, 4)} auc ${fmt(r.metrics.tabular.rocAuc, 4)}`;

@@ -13,6 +13,7 @@ import { expandSuite, runId, runLabel } from './grid.js';
 import { trainJobs } from './runner.js';
 import { addSparsifyRatios, checkCheckpoints, sparsifyCaseId, sparsifyCases, sparsifyJobs, sparsifyLabel } from './sparsify.js';
 import { addSpeedups, kernelCaseId, kernelCaseLabel, kernelCases, kernelJobs, KERNELS_DEFAULTS } from './kernels.js';
+import { addDecodeRatios, checkDecodeCheckpoints, decodeCaseId, decodeCases, decodeJobs, decodeLabel } from './decode.js';
 import { tabularCaseId, tabularCases, tabularJobs, tabularLabel, widthCaseId, widthCases } from './tabular.js';
 import { backendInfo, hasKernel, useBackend } from '../kernels/backend.js';
 import { FUSED_KERNEL } from '../kernels/block-sparse.js';
@@ -116,6 +117,20 @@ export async function planSuite(suite: SuiteFile, o: PlanOptions): Promise<Suite
       listed: cases.map((k) => ({ id: sparsifyCaseId(suite.name, c, k, backend), label: sparsifyLabel(k) })),
       order: all.map((k) => sparsifyCaseId(suite.name, c, k, backend)),
       jobs: fp ? sparsifyJobs(suite.name, c, cases, backend, fp) : [],
+    };
+  }
+  if (suite.kind === 'decode') {
+    const c = suite.decode!;
+    const metas = checkDecodeCheckpoints(c);
+    const backend = o.listOnly ? o.backend : await useBackend(o.backend);
+    const all = decodeCases(c, metas);
+    const cases = all.filter((k) => pass(decodeLabel(k)));
+    const fp = o.listOnly ? undefined : fingerprint(backend, backendInfo());
+    return {
+      kind: 'decode', unit: 'cases', backend, fingerprint: fp, finalize: addDecodeRatios,
+      listed: cases.map((k) => ({ id: decodeCaseId(suite.name, c, k, backend), label: decodeLabel(k) })),
+      order: all.map((k) => decodeCaseId(suite.name, c, k, backend)),
+      jobs: fp ? decodeJobs(suite.name, c, cases, backend, fp) : [],
     };
   }
   if (suite.kind === 'tabular') {

@@ -20,7 +20,7 @@ export interface SuiteFile {
   name: string;
   description: string;
   /** 'train' (default): task x model runs; 'kernels': operator latency (see suites/kernels.ts). */
-  kind?: 'train' | 'kernels' | 'tabular' | 'sparsify';
+  kind?: 'train' | 'kernels' | 'tabular' | 'sparsify' | 'decode';
   seeds: number[];
   entries: SuiteEntry[];
   kernels?: import('./kernels.js').KernelsConfig;
@@ -28,6 +28,7 @@ export interface SuiteFile {
   source?: string;
   tabular?: import('./tabular.js').TabularConfig;
   sparsify?: import('./sparsify.js').SparsifyConfig;
+  decode?: import('./decode.js').DecodeConfig;
 }
 
 /** A fully expanded run: everything that determines its result (its hash is the run id). */

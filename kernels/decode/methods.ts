@@ -56,8 +56,11 @@ export interface DecodeMethod {
   readonly budgetMeaning: string;
   extras(layer: number, H: number): CacheExtras;
   attend(q: tf.Tensor3D, cache: LayerCache, ctx: StepContext, scale: number): tf.Tensor3D;
-  /** Key/value rows a step reads per head at context len (the memory traffic a report states). */
-  tokensRead(len: number): number;
+  /**
+   * Bytes one step reads per (batch, head) row at context len (elem: bytes per cached K/V value):
+   * the memory traffic a report states, selection statistics included.
+   */
+  bytesRead(len: number, D: number, elem: number): number;
   dispose(): void;
 }
 
@@ -96,7 +99,7 @@ const noExtras = (): CacheExtras => ({});
 
 function dense(): DecodeMethod {
   return {
-    name: 'dense', budgetMeaning: 'every cached token', extras: noExtras, tokensRead: (len) => len, dispose: () => {},
+    name: 'dense', budgetMeaning: 'every cached token', extras: noExtras, bytesRead: (len, D, e) => len * 2 * D * e, dispose: () => {},
     attend: (q, cache, ctx, scale) => attendSelection(q, cache, ctx.len, scale, null),
   };
 }
@@ -107,7 +110,7 @@ export function layoutMethod(spec: LayoutSpec, cap: number): DecodeMethod {
   const l = layoutFor(spec, cap);
   return {
     name: `layout:${spec.kind}`, budgetMeaning: 'the model layout', extras: noExtras, dispose: () => {},
-    tokensRead: (len) => (spec.kind === 'window' ? Math.min(len, spec.window + 1) : len),
+    bytesRead: (len, D, e) => (spec.kind === 'window' ? Math.min(len, spec.window + 1) : len) * 2 * D * e,
     attend: (q, cache, ctx, scale) => {
       const [B, H] = q.shape;
       const t = ctx.len - 1;
@@ -134,7 +137,7 @@ function streaming(o: DecodeMethodOptions): DecodeMethod {
   const local = Math.max(1, o.budget - o.sink);
   return {
     name: 'streaming', budgetMeaning: `tokens read per head (${o.sink} sink + local window)`, extras: noExtras, dispose: () => {},
-    tokensRead: (len) => Math.min(len, o.budget),
+    bytesRead: (len, D, e) => Math.min(len, o.budget) * 2 * D * e,
     attend: (q, cache, ctx, scale) => {
       const [B, H] = q.shape;
       const sel = hostSelection(B, H, o.sink, [0], Math.max(0, ctx.len - local));
@@ -163,7 +166,8 @@ function pageSelector(o: DecodeMethodOptions, name: 'quest' | 'lserve', streamin
     name,
     budgetMeaning: name === 'quest' ? `tokens read per head (pages of ${o.page}, the current page included)` : `tokens read per head (half the heads streaming: ${o.sink} sink + local; the rest pages of ${o.page}, selection reused ${o.reuse} steps)`,
     extras: () => ({ pageStats: o.page }),
-    tokensRead: (len) => Math.min(len, o.budget),
+    // the selected tokens, and the page bounds (min and max, fp32) each time a selection is made
+    bytesRead: (len, D, e) => Math.min(len, o.budget) * 2 * D * e + (Math.ceil(len / o.page) * 2 * D * 4) / (name === 'lserve' ? 2 * reuse : 1),
     attend: (q, cache, ctx, scale) => {
       const [B, H] = q.shape;
       const p = cache.pages!;
@@ -201,7 +205,7 @@ function doubleSparsity(o: DecodeMethodOptions, cal: DecodeCalibration | undefin
   return {
     name: 'double-sparsity', budgetMeaning: `tokens read per head (top-k by ${channels[0]![0]!.length} label channels, + the newest)`,
     extras: (layer) => ({ labelChannels: tensors[layer]! }),
-    tokensRead: (len) => Math.min(len, o.budget),
+    bytesRead: (len, D, e) => Math.min(len, o.budget) * 2 * D * e + len * channels[0]![0]!.length * 4,
     attend: (q, cache, ctx, scale) => {
       const [, H] = q.shape;
       const lab = cache.label!;
@@ -225,7 +229,7 @@ function mustafar(o: DecodeMethodOptions, D: number): DecodeMethod {
   return {
     name: 'mustafar', budgetMeaning: 'pruned fraction of every K and V row (per-token magnitude)',
     extras: () => ({ mustafar: { keepK: keep, keepV: keep } }),
-    tokensRead: (len) => len,
+    bytesRead: (len, D) => len * (2 * (D / 32) * 4 + 2 * keep * 4),
     attend: (q, cache, ctx, scale) => mustafarAttn(q, cache.mustafar!, cache.shape.cap, ctx.len, scale),
     dispose: () => {},
   };

@@ -1,0 +1,361 @@
+/**
+ * Decode suites: what decode-time sparsity keeps of a trained model, and what it costs.
+ *   method cases (checkpoint x method x budget): NIAH answers generated token by token through the
+ *     KV cache and, next to it, teacher-forced through the same decoder; KV memory and bytes read per
+ *     step at the test length; time to first token (prefill + first token, batch 1); per-token decode
+ *     latency and tokens/s at every latency length and batch (the cache filled with random keys and
+ *     values: a step's cost does not depend on them).
+ *   bandwidth cases (kernel x format x batch x length): the decode attention kernel alone over a
+ *     cache of `heads` x `headDim`, its achieved bandwidth (K and V bytes read / time) against the
+ *     device's measured copy bandwidth (read + write bytes / time of one large copy).
+ * Calibration (LServe's streaming heads, Double Sparsity's channels) uses validation prompts only.
+ */
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs-core';
+import { ParamError, checkFields } from '../core/params.js';
+import { canonical } from '../core/canonical.js';
+import { loadModel, readModelMeta, type SavedModelMeta } from '../models/saved.js';
+import { Transformer } from '../models/transformer.js';
+import { Decoder, argmaxRows } from '../models/decoder.js';
+import { buildTask } from '../datasets/registry.js';
+import { MqarTask } from '../datasets/mqar.js';
+import { NiahTask } from '../datasets/niah.js';
+import { IGNORE_INDEX, type TokenBatch } from '../datasets/types.js';
+import { scoreByDecoding } from './generate.js';
+import { quantile } from './latency.js';
+import { DECODE_METHOD_DEFAULTS, DECODE_METHODS, makeDecodeMethod, type DecodeCalibration, type DecodeMethodName } from '../kernels/decode/methods.js';
+import { calibrateDecode } from '../kernels/decode/calibrate.js';
+import { LayerCache } from '../kernels/decode/kv-cache.js';
+import { copyBandwidth, decodeAttn, mustafarAttn, sync } from '../kernels/decode/ops.js';
+import { KV_FORMATS, type KvFormat } from '../kernels/decode/types.js';
+import type { Job } from './orchestrator.js';
+import { SCHEMA_VERSION, type DecodeMetrics, type Fingerprint, type RunRecord, type Timing } from '../reports/schema.js';
+
+export interface DecodeCheckpoint {
+  path: string;
+  task: string;
+  name?: string;
+}
+
+export interface DecodeConfig {
+  checkpoints: DecodeCheckpoint[];
+  methods: DecodeMethodName[];
+  /** Tokens read per head per step (streaming, quest, lserve, double-sparsity). */
+  budgets: number[];
+  /** Mustafar's pruned fraction of every K and V row. */
+  sparsities: number[];
+  page: number;
+  sink: number;
+  reuse: number;
+  labelChannels: number;
+  /** Test examples scored per case (spread over the depths at the checkpoint's longest trained length). */
+  examples: number;
+  batch: number;
+  calibrationExamples: number;
+  /** Prompt tokens before the first answer decoded through the method (suites/generate.ts). */
+  queryTokens: number;
+  /** The cache format of method cases (mustafar keeps its own fp32 compressed rows). */
+  format: KvFormat;
+  latency: { lengths: number[]; batches: number[]; steps: number; reps: number; ttftReps: number };
+  /** mustafarMaxLength: Mustafar kernel cases run up to this length (compressing the synthetic cache is O(D^2) per row). */
+  bandwidth?: { kernels: string[]; formats: KvFormat[]; batches: number[]; heads: number; headDim: number; lengths: number[]; mustafarMaxLength?: number; reps: number; copyBytes: number };
+}
+
+const LATENCY_DEFAULTS: DecodeConfig['latency'] = { lengths: [1024], batches: [1], steps: 8, reps: 2, ttftReps: 2 };
+export const DECODE_DEFAULTS: Omit<DecodeConfig, 'checkpoints'> = {
+  methods: [...DECODE_METHODS], budgets: [64, 128, 256], sparsities: [0.5, 0.7], ...DECODE_METHOD_DEFAULTS,
+  examples: 44, batch: 4, calibrationExamples: 4, queryTokens: 2, format: 'fp32', latency: LATENCY_DEFAULTS,
+};
+export const BANDWIDTH_KERNELS = ['dense', 'mustafar-0.5', 'mustafar-0.7'] as const;
+
+export function validateDecode(raw: Record<string, unknown>): DecodeConfig {
+  const w = 'suite.decode';
+  checkFields(w, raw, {
+    checkpoints: { list: true }, methods: { each: DECODE_METHODS }, budgets: { ints: [2, 1 << 20] }, sparsities: { list: true }, page: { int: [1, 4096] },
+    sink: { int: [1, 1 << 16] }, reuse: { int: [1, 1024] }, labelChannels: { int: [1, 1024] }, examples: { int: [1, 1 << 20] }, batch: { int: [1, 4096] },
+    calibrationExamples: { int: [1, 1024] }, queryTokens: { int: [1, 1 << 16] }, format: { oneOf: KV_FORMATS }, latency: { object: true }, bandwidth: { object: true },
+  });
+  const c = { ...DECODE_DEFAULTS, ...raw } as DecodeConfig;
+  if (!Array.isArray(c.checkpoints) || c.checkpoints.length === 0) throw new ParamError(`${w}.checkpoints`, 'must be a non-empty list of { "path": ..., "task": ... }');
+  c.checkpoints.forEach((k, i) => checkFields(`${w}.checkpoints[${i}]`, k, { path: { str: true }, task: { oneOf: ['niah', 'mqar'] }, name: { str: true } }));
+  c.sparsities.forEach((s, i) => {
+    if (typeof s !== 'number' || !(s >= 0 && s < 1)) throw new ParamError(`${w}.sparsities[${i}]`, `must be a fraction in [0, 1), got ${JSON.stringify(s)}`);
+  });
+  checkFields(`${w}.latency`, c.latency, { lengths: { ints: [16, 1 << 24] }, batches: { ints: [1, 4096] }, steps: { int: [1, 10000] }, reps: { int: [1, 1000] }, ttftReps: { int: [1, 1000] } });
+  c.latency = { ...LATENCY_DEFAULTS, ...c.latency };
+  for (const b of c.budgets) if (b % c.page !== 0 && (c.methods.includes('quest') || c.methods.includes('lserve'))) throw new ParamError(`${w}.budgets`, `page methods read whole pages: every budget must be a multiple of page (${c.page}), got ${b}`);
+  if (c.bandwidth) {
+    checkFields(`${w}.bandwidth`, c.bandwidth, { kernels: { each: BANDWIDTH_KERNELS }, formats: { each: KV_FORMATS }, batches: { ints: [1, 4096] }, heads: { int: [1, 1024] }, headDim: { int: [32, 256] }, lengths: { ints: [16, 1 << 24] }, mustafarMaxLength: { int: [16, 1 << 24] }, reps: { int: [1, 1000] }, copyBytes: { int: [1 << 20, 2 ** 34] } });
+    const given: Partial<NonNullable<DecodeConfig['bandwidth']>> = c.bandwidth;
+    c.bandwidth = { kernels: ['dense'], formats: ['fp32'], batches: [16], heads: 8, headDim: 128, lengths: [4096], reps: 10, copyBytes: 1 << 28, ...given };
+  }
+  return c;
+}
+
+export function checkDecodeCheckpoints(c: DecodeConfig): SavedModelMeta[] {
+  return c.checkpoints.map((k, i) => {
+    const { meta } = readModelMeta(k.path);
+    if (meta.task.name !== k.task) throw new ParamError(`suite.decode.checkpoints[${i}].task`, `the checkpoint at ${k.path} was trained on ${JSON.stringify(meta.task.name)}, not ${JSON.stringify(k.task)}; allowed: ${JSON.stringify(meta.task.name)}`);
+    if (meta.model.name !== 'dense') throw new ParamError(`suite.decode.checkpoints[${i}].path`, `${k.path} is a ${JSON.stringify(meta.model.name)} model; decode methods replace a dense transformer's cache reads (allowed: dense)`);
+    return meta;
+  });
+}
+
+export type DecodeCase =
+  | { kind: 'method'; checkpoint: DecodeCheckpoint; meta: SavedModelMeta; method: DecodeMethodName; budget: number }
+  | { kind: 'bandwidth'; kernel: string; format: KvFormat; batch: number; length: number };
+
+export function decodeCases(c: DecodeConfig, metas: SavedModelMeta[]): DecodeCase[] {
+  const out: DecodeCase[] = [];
+  c.checkpoints.forEach((checkpoint, i) => {
+    for (const method of c.methods) {
+      const budgets = method === 'dense' ? [0] : method === 'mustafar' ? c.sparsities : c.budgets;
+      for (const budget of budgets) out.push({ kind: 'method', checkpoint, meta: metas[i]!, method, budget });
+    }
+  });
+  const bw = c.bandwidth;
+  if (bw) {
+    for (const kernel of bw.kernels) for (const format of kernel === 'dense' ? bw.formats : (['fp32'] as KvFormat[])) {
+      for (const batch of bw.batches) for (const length of bw.lengths) {
+        if (kernel !== 'dense' && length > (bw.mustafarMaxLength ?? Infinity)) continue;
+        out.push({ kind: 'bandwidth', kernel, format, batch, length });
+      }
+    }
+  }
+  return out;
+}
+
+const ckName = (k: DecodeCheckpoint) => k.name ?? k.path.replace(/\/+$/, '').split('/').pop()!;
+
+export function decodeLabel(k: DecodeCase): string {
+  if (k.kind === 'bandwidth') return `decode kernel ${k.kernel} | ${k.format} | batch ${k.batch} | L ${k.length}`;
+  const b = k.method === 'dense' ? '' : k.method === 'mustafar' ? ` sparsity ${k.budget}` : ` budget ${k.budget}`;
+  return `${ckName(k.checkpoint)} | ${k.method}${b}`;
+}
+
+export function decodeCaseId(suite: string, c: DecodeConfig, k: DecodeCase, backend: string): string {
+  const base = k.kind === 'bandwidth'
+    ? { suite, ...k, heads: c.bandwidth!.heads, headDim: c.bandwidth!.headDim, reps: c.bandwidth!.reps }
+    : { suite, weights: k.meta.weights.sha256, method: k.method, budget: k.budget, page: c.page, sink: c.sink, reuse: c.reuse, labelChannels: c.labelChannels, examples: c.examples, calibrationExamples: c.calibrationExamples, queryTokens: c.queryTokens, format: c.format, latency: c.latency };
+  return createHash('sha256').update(canonical({ ...base, backend })).digest('hex').slice(0, 16);
+}
+
+function timing(samples: number[]): Timing {
+  const s = [...samples].sort((a, b) => a - b);
+  return { medianMs: quantile(s, 0.5), p10Ms: quantile(s, 0.1), p90Ms: quantile(s, 0.9), samples: s.length };
+}
+
+function sliceRows(b: TokenBatch, start: number, n: number): TokenBatch {
+  const m = Math.min(n, b.n - start);
+  return { inputs: b.inputs.slice(start * b.seqLen, (start + m) * b.seqLen), labels: b.labels.slice(start * b.seqLen, (start + m) * b.seqLen), n: m, seqLen: b.seqLen };
+}
+
+/** The scored test examples: NIAH spread over the depths at the longest trained length; MQAR the first n. */
+function testBatch(meta: SavedModelMeta, n: number): TokenBatch {
+  const task = buildTask(meta.task.name, meta.task.params, meta.seed);
+  if (task instanceof MqarTask) return sliceRows(task.testSet(), 0, n);
+  const niah = task as NiahTask;
+  const L = Math.max(...niah.p.evalLengths.filter((x) => x <= niah.seqLen));
+  const cells = niah.grid().filter((g) => g.length === L);
+  const per = Math.max(1, Math.ceil(n / cells.length));
+  const parts = cells.map((g) => sliceRows(g.batch, 0, per));
+  const total = parts.reduce((s, b) => s + b.n, 0);
+  const inputs = new Int32Array(total * L), labels = new Int32Array(total * L);
+  let o = 0;
+  for (const b of parts) {
+    inputs.set(b.inputs, o);
+    labels.set(b.labels, o);
+    o += b.inputs.length;
+  }
+  return sliceRows({ inputs, labels, n: total, seqLen: L }, 0, n);
+}
+
+const calibrations = new Map<string, { cal: DecodeCalibration; seconds: number }>();
+
+function calibration(model: Transformer, meta: SavedModelMeta, c: DecodeConfig, method: DecodeMethodName, budget: number): { cal: DecodeCalibration; seconds: number } {
+  if (method !== 'lserve' && method !== 'double-sparsity') return { cal: {}, seconds: 0 };
+  const key = `${meta.weights.sha256}/${method}/${method === 'lserve' ? budget : ''}/${c.calibrationExamples}/${c.sink}/${c.labelChannels}`;
+  const hit = calibrations.get(key);
+  if (hit) return hit;
+  const t0 = performance.now();
+  const task = buildTask(meta.task.name, meta.task.params, meta.seed) as MqarTask | NiahTask;
+  const v = task.validSet(c.calibrationExamples);
+  const prompts = Array.from({ length: v.n }, (_, i) => {
+    const row = v.labels.subarray(i * v.seqLen, (i + 1) * v.seqLen);
+    const first = row.findIndex((x) => x !== IGNORE_INDEX);
+    return v.inputs.slice(i * v.seqLen, i * v.seqLen + (first < 0 ? v.seqLen : first + 1));
+  });
+  const cal = calibrateDecode(model, prompts, { sink: c.sink, local: Math.max(1, budget - c.sink), labelChannels: c.labelChannels });
+  const out = { cal, seconds: (performance.now() - t0) / 1000 };
+  calibrations.set(key, out);
+  return out;
+}
+
+const isCuda = () => tf.getBackend() === 'cuda';
+
+export async function measureDecodeMethod(suite: string, c: DecodeConfig, k: Extract<DecodeCase, { kind: 'method' }>, backend: string, fp: Fingerprint): Promise<RunRecord> {
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const maxCtx = Math.max(...c.latency.lengths) + c.latency.steps + 4;
+  const { model, meta } = loadModel(k.checkpoint.path, { maxLen: maxCtx });
+  try {
+    if (!(model instanceof Transformer)) throw new ParamError('suite.decode.checkpoints.path', `${k.checkpoint.path}: not a transformer`);
+    const H = model.c.nHeads, D = model.c.dModel / H;
+    const format: KvFormat = k.method === 'mustafar' ? 'fp32' : c.format;
+    const elem = format === 'bf16' ? 2 : 4;
+    const { cal, seconds } = calibration(model, meta, c, k.method, k.budget);
+    const opts = { budget: k.budget, page: c.page, sink: c.sink, reuse: c.reuse, labelChannels: c.labelChannels };
+    const method = () => makeDecodeMethod(k.method, opts, D, cal);
+    const test = testBatch(meta, c.examples);
+    const score = scoreByDecoding(model, test, { batch: c.batch, format, method, queryTokens: c.queryTokens });
+    const L = test.seqLen;
+    const probe = method();
+    const bytesRead = probe.bytesRead(L, D, elem), bytesDense = L * 2 * D * elem, budgetMeaning = probe.budgetMeaning;
+    probe.dispose();
+    // Time to first token: the first test prompt (up to its first answer), batch 1.
+    const row = test.labels.subarray(0, L);
+    const first = row.findIndex((x) => x !== IGNORE_INDEX);
+    const prompt = test.inputs.slice(0, first + 1);
+    const ttft: number[] = [];
+    let kvBytes = 0;
+    for (let rep = 0; rep <= c.latency.ttftReps; rep++) {
+      const m = method();
+      const s0 = performance.now();
+      const dec = new Decoder(model, { batch: 1, cap: first + 2, format, method: m });
+      argmaxRows(dec.prefill(prompt, first + 1));
+      const ms = performance.now() - s0;
+      kvBytes = dec.bytes() / (first + 1) * L;
+      dec.dispose();
+      m.dispose();
+      if (rep > 0) ttft.push(ms);
+    }
+    const latency: DecodeMetrics['latency'] = [];
+    for (const len of c.latency.lengths) {
+      for (const batch of c.latency.batches) {
+        const m = method();
+        const dec = new Decoder(model, { batch, cap: len + c.latency.steps * (c.latency.reps + 1) + 2, format, method: m });
+        try {
+          dec.fillRandom(len, 7);
+          const tokens = Int32Array.from({ length: batch }, (_, b) => 2 + (b % Math.max(1, meta.vocabSize - 2)));
+          const samples: number[] = [];
+          for (let rep = 0; rep <= c.latency.reps; rep++) {
+            for (let s = 0; s < c.latency.steps; s++) {
+              const s0 = performance.now();
+              argmaxRows(dec.step(tokens)); // the next token on the host: what greedy decoding waits for
+              if (rep > 0) samples.push(performance.now() - s0);
+            }
+          }
+          const step = timing(samples);
+          latency.push({ length: len, batch, step, tokensPerSec: batch / (step.medianMs / 1000), kvBytes: dec.bytes() / dec.len * len });
+        } finally {
+          dec.dispose();
+          m.dispose();
+        }
+      }
+    }
+    const decode: DecodeMetrics = {
+      case: 'method', checkpoint: ckName(k.checkpoint), checkpointSha256: meta.weights.sha256, method: k.method, budget: k.budget, budgetMeaning, format, length: L,
+      generatedExactMatch: score.generatedExactMatch, teacherExactMatch: score.teacherExactMatch, examples: score.examples, answerTokens: score.answerTokens,
+      kvBytes, kvBytesDense: L * 2 * D * (format === 'bf16' ? 2 : 4) * H * model.c.nLayers, bytesReadFraction: bytesRead / bytesDense,
+      ttft: timing(ttft), latency, calibrationSeconds: seconds, ...(cal.streamingHeads ? { streamingHeads: cal.streamingHeads } : {}),
+      ...(cal.labelChannels ? { labelChannels: cal.labelChannels } : {}), denseExactMatch: null, accuracyRatio: null,
+    };
+    return record(suite, c, k, backend, fp, t0, startedAt, { accuracy: score.generatedExactMatch, examples: score.examples, decode, meta, parameterCount: model.variables().reduce((s, x) => s + x.size, 0) });
+  } finally {
+    model.dispose();
+  }
+}
+
+let copyGbs: number | undefined;
+
+export async function measureDecodeBandwidth(suite: string, c: DecodeConfig, k: Extract<DecodeCase, { kind: 'bandwidth' }>, backend: string, fp: Fingerprint): Promise<RunRecord> {
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const bw = c.bandwidth!;
+  const { heads: H, headDim: D } = bw;
+  const B = k.batch, L = k.length;
+  copyGbs ??= copyBandwidth(bw.copyBytes, 10);
+  const sparsity = k.kernel.startsWith('mustafar-') ? Number(k.kernel.slice('mustafar-'.length)) : undefined;
+  const keep = sparsity === undefined ? 0 : Math.max(1, Math.round((1 - sparsity) * D));
+  const cache = new LayerCache({ B, H, D, cap: L, format: k.format }, sparsity === undefined ? {} : { mustafar: { keepK: keep, keepV: keep } });
+  const q = tf.randomNormal([B, H, D], 0, 1, 'float32', 3) as tf.Tensor3D;
+  try {
+    const chunk = Math.min(L, 2048);
+    const kc = tf.randomNormal([B, H, chunk, D], 0, 1, 'float32', 1) as tf.Tensor4D, vc = tf.randomNormal([B, H, chunk, D], 0, 1, 'float32', 2) as tf.Tensor4D;
+    for (let done = 0; done < L; done += chunk) {
+      const n = Math.min(chunk, L - done);
+      tf.tidy(() => cache.append(n === chunk ? kc : (tf.slice(kc, [0, 0, 0, 0], [-1, -1, n, -1]) as tf.Tensor4D), n === chunk ? vc : (tf.slice(vc, [0, 0, 0, 0], [-1, -1, n, -1]) as tf.Tensor4D)));
+    }
+    tf.dispose([kc, vc]);
+    const scale = 1 / Math.sqrt(D);
+    const call = () => (sparsity === undefined
+      ? decodeAttn({ q, k: cache.k!, v: cache.v!, fmt: k.format, cap: L, len: L, D, scale })
+      : mustafarAttn(q, cache.mustafar!, L, L, scale));
+    const timeN = (n: number) => {
+      const outs: tf.Tensor[] = [];
+      sync();
+      const s0 = performance.now();
+      for (let i = 0; i < n; i++) outs.push(call());
+      sync();
+      const ms = (performance.now() - s0) / n;
+      tf.dispose(outs);
+      return ms;
+    };
+    const first = timeN(1);
+    const n = Math.max(1, Math.min(200, Math.ceil(20 / Math.max(first, 1e-3))));
+    const samples = Array.from({ length: bw.reps }, () => timeN(n));
+    const t = timing(samples);
+    const bytesRead = sparsity === undefined ? B * H * L * 2 * D * (k.format === 'bf16' ? 2 : 4) : B * H * L * (2 * (D / 32) * 4 + 2 * keep * 4);
+    const gbPerSec = bytesRead / (t.medianMs / 1000) / 1e9;
+    const decode: DecodeMetrics = {
+      case: 'bandwidth', method: k.kernel, budget: sparsity ?? 0, budgetMeaning: sparsity === undefined ? 'every cached token' : 'pruned fraction of every K and V row', format: k.format, length: L,
+      generatedExactMatch: null, teacherExactMatch: null, examples: 0, answerTokens: 0, kvBytes: bytesRead, kvBytesDense: B * H * L * 2 * D * (k.format === 'bf16' ? 2 : 4), bytesReadFraction: null,
+      ttft: null, latency: [], calibrationSeconds: 0, denseExactMatch: null, accuracyRatio: null,
+      bandwidth: { batch: B, heads: H, headDim: D, bytesRead, time: t, gbPerSec, copyGbPerSec: copyGbs, fractionOfCopy: gbPerSec / copyGbs, splitKv: isCuda() },
+    };
+    return record(suite, c, k, backend, fp, t0, startedAt, { accuracy: null, examples: 0, decode, parameterCount: 0 });
+  } finally {
+    cache.dispose();
+    q.dispose();
+  }
+}
+
+function record(suite: string, c: DecodeConfig, k: DecodeCase, backend: string, fp: Fingerprint, t0: number, startedAt: string,
+  x: { accuracy: number | null; examples: number; decode: DecodeMetrics; meta?: SavedModelMeta; parameterCount: number }): RunRecord {
+  const lat = x.decode.latency[0];
+  return {
+    schemaVersion: SCHEMA_VERSION, runId: decodeCaseId(suite, c, k, backend), suite, label: decodeLabel(k),
+    task: x.meta ? x.meta.task : { name: 'decode-kernel', params: {} },
+    model: x.meta ? { ...x.meta.model, parameterCount: x.parameterCount } : { name: `decode-${k.kind === 'bandwidth' ? k.kernel : ''}`, size: '', params: {}, parameterCount: 0 },
+    train: {}, optimizer: {}, latencyConfig: { ...c.latency }, seed: x.meta?.seed ?? 0, backend, fingerprint: fp, gitSha: fp.gitSha,
+    metrics: {
+      accuracy: x.accuracy, accuracyDenominator: x.examples, exactMatch: x.accuracy ?? undefined, examples: x.examples,
+      finalTrainLoss: NaN, bestValidAccuracy: NaN, trainSteps: x.meta?.provenance.trainSteps ?? 0, stoppedBy: 'n/a', trainSeconds: x.meta?.provenance.trainSeconds ?? 0, trainTokensPerSec: 0,
+      peakMemoryBytes: 0, lossCurve: [], validCurve: [],
+      latency: lat ? [{ batch: lat.batch, length: lat.length, medianMs: lat.step.medianMs, p10Ms: lat.step.p10Ms, p90Ms: lat.step.p90Ms, samples: lat.step.samples, tokensPerSec: lat.tokensPerSec }] : [],
+      decode: x.decode,
+    },
+    diagnostics: {}, fallbackKernels: { total: 0, byKernel: {} },
+    wallTimeSeconds: (performance.now() - t0) / 1000, startedAt, finishedAt: new Date().toISOString(),
+  } as RunRecord;
+}
+
+/** Accuracy ratios to each checkpoint's dense case. */
+export function addDecodeRatios(records: RunRecord[]): void {
+  for (const r of records) {
+    const d = r.metrics.decode;
+    if (!d || d.case !== 'method' || d.method === 'dense') continue;
+    const ref = records.find((x) => x.metrics.decode?.case === 'method' && x.metrics.decode.method === 'dense' && x.metrics.decode.checkpointSha256 === d.checkpointSha256 && x.backend === r.backend);
+    const dm = ref?.metrics.decode;
+    if (!dm || dm.generatedExactMatch === null) continue;
+    d.denseExactMatch = dm.generatedExactMatch;
+    d.accuracyRatio = dm.generatedExactMatch ? (d.generatedExactMatch ?? 0) / dm.generatedExactMatch : null;
+  }
+}
+
+export function decodeJobs(suite: string, c: DecodeConfig, cases: DecodeCase[], backend: string, fp: Fingerprint): Job[] {
+  return cases.map((k) => ({
+    id: decodeCaseId(suite, c, k, backend), label: decodeLabel(k),
+    run: () => (k.kind === 'method' ? measureDecodeMethod(suite, c, k, backend, fp) : measureDecodeBandwidth(suite, c, k, backend, fp)),
+  }));
+}
