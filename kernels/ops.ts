@@ -38,27 +38,10 @@ const ropeCache = new Map<string, [tf.Tensor2D, tf.Tensor2D]>();
  * training length (NIAH's extrapolation axis).
  */
 export function rope(x: tf.Tensor4D, base = 10000, offset = 0): tf.Tensor4D {
-  if (offset > 0) return ropeAt(x, offset, base);
   const [, , L, D] = x.shape;
-  const key = `${tf.getBackend()}:${L}x${D}:${base}`;
-  let cs = ropeCache.get(key);
-  if (!cs || cs[0].isDisposed) {
-    const half = D / 2;
-    const cos = new Float32Array(L * D);
-    const sin = new Float32Array(L * D);
-    for (let t = 0; t < L; t++) {
-      for (let i = 0; i < half; i++) {
-        const a = t / Math.pow(base, (2 * i) / D);
-        cos[t * D + i] = cos[t * D + i + half] = Math.cos(a);
-        sin[t * D + i] = -Math.sin(a);
-        sin[t * D + i + half] = Math.sin(a);
-      }
-    }
-    cs = [tf.keep(tf.tensor2d(cos, [L, D])), tf.keep(tf.tensor2d(sin, [L, D]))];
-    ropeCache.set(key, cs);
-  }
-  const [cos, sin] = cs;
   return tf.tidy(() => {
+    // A decode step (offset > 0) builds its few rows afresh: the same formula, so the same float32 angles.
+    const [cos, sin] = offset > 0 ? ropeRows(offset, L, D, base) : ropeTable(L, D, base);
     const half = D / 2;
     // swapped = [x2, x1]; sin already carries the sign of rotate_half = [-x2, x1].
     const swapped = tf.concat([tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]), tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, half])], 3);
@@ -66,22 +49,32 @@ export function rope(x: tf.Tensor4D, base = 10000, offset = 0): tf.Tensor4D {
   });
 }
 
-/**
- * RoPE for tokens at positions offset.. (a KV-cached decode step): the rows [offset, offset + L) of
- * a table built once per power-of-two length, so the angles are the prefill's to the last bit.
- */
-function ropeAt(x: tf.Tensor4D, offset: number, base: number): tf.Tensor4D {
-  const [, , L, D] = x.shape;
-  const n = 1 << Math.ceil(Math.log2(offset + L));
-  return tf.tidy(() => {
-    const probe = tf.zeros([1, 1, n, D]) as tf.Tensor4D;
-    rope(probe, base); // builds and caches the n-row table
-    const [cos, sin] = ropeCache.get(`${tf.getBackend()}:${n}x${D}:${base}`)!;
-    const c = tf.slice(cos, [offset, 0], [L, D]), s = tf.slice(sin, [offset, 0], [L, D]);
-    const half = D / 2;
-    const swapped = tf.concat([tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]), tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, half])], 3);
-    return tf.add(tf.mul(x, c), tf.mul(swapped, s)) as tf.Tensor4D;
-  });
+/** cos and sin [n, D] for positions from, .., from + n - 1. */
+function ropeRows(from: number, n: number, D: number, base: number): [tf.Tensor2D, tf.Tensor2D] {
+  const half = D / 2;
+  const cos = new Float32Array(n * D);
+  const sin = new Float32Array(n * D);
+  for (let r = 0; r < n; r++) {
+    const t = from + r;
+    for (let i = 0; i < half; i++) {
+      const a = t / Math.pow(base, (2 * i) / D);
+      cos[r * D + i] = cos[r * D + i + half] = Math.cos(a);
+      sin[r * D + i] = -Math.sin(a);
+      sin[r * D + i + half] = Math.sin(a);
+    }
+  }
+  return [tf.tensor2d(cos, [n, D]), tf.tensor2d(sin, [n, D])];
+}
+
+/** The tables of positions 0..L-1, built once per backend and shape. */
+function ropeTable(L: number, D: number, base: number): [tf.Tensor2D, tf.Tensor2D] {
+  const key = `${tf.getBackend()}:${L}x${D}:${base}`;
+  let cs = ropeCache.get(key);
+  if (!cs || cs[0].isDisposed) {
+    cs = ropeRows(0, L, D, base).map((t) => tf.keep(t)) as [tf.Tensor2D, tf.Tensor2D];
+    ropeCache.set(key, cs);
+  }
+  return cs;
 }
 
 /**

@@ -37,6 +37,10 @@ if (want('selectors')) {
   shim.beginFile('selectors');
   await import('../selectors.test.js');
 }
+if (want('decode')) {
+  shim.beginFile('decode');
+  await import('../decode.test.js');
+}
 const t0 = performance.now();
 const r = await shim.runAll();
 console.log(`\n${r.passed} passed, ${r.failed.length} failed (${((performance.now() - t0) / 1000).toFixed(1)} s) on ${process.env.TABRECALL_TEST_BACKEND}`);

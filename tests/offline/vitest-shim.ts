@@ -30,7 +30,7 @@ function format(name: string, args: unknown[]): string {
   return name.replace(/%[sdijo]/g, () => String(args[i++]));
 }
 
-type It = ((name: string, fn: Fn) => void) & { each: <T extends unknown[]>(rows: T[]) => (name: string, fn: (...a: T) => unknown) => void };
+type It = ((name: string, fn: Fn) => void) & { each: <T extends unknown[]>(rows: T[]) => (name: string, fn: (...a: T) => unknown) => void; runIf: (cond: boolean) => (name: string, fn: Fn) => void };
 export const it: It = Object.assign((name: string, fn: Fn) => void current.items.push({ name, fn }), {
   each:
     <T extends unknown[]>(rows: T[]) =>
@@ -40,6 +40,9 @@ export const it: It = Object.assign((name: string, fn: Fn) => void current.items
         current.items.push({ name: format(name, args), fn: () => fn(...args) });
       }
     },
+  runIf: (cond: boolean) => (name: string, fn: Fn) => {
+    if (cond) current.items.push({ name, fn });
+  },
 });
 export const test = it;
 
