@@ -7,23 +7,25 @@ import { esc, Page } from './page/page.js';
 import { recallSection } from './sections/recall.js';
 import { speedSection } from './sections/speed.js';
 import { sparsitySection } from './sections/sparsity.js';
+import { decodingSection } from './sections/decoding.js';
 import { summarySection } from './sections/summary.js';
 import { TABULAR_TASKS, tabularSection } from './sections/tabular.js';
 import { environmentSection, failedSection } from './sections/environment.js';
 
-const SECTION_TITLES: [string, string][] = [['failed', 'Failed runs'], ['summary', 'Summary'], ['recall', 'Recall'], ['sparsity', 'Sparsity'], ['speed', 'Speed'], ['tabular', 'Tabular ICL'], ['environment', 'Environment']];
+const SECTION_TITLES: [string, string][] = [['failed', 'Failed runs'], ['summary', 'Summary'], ['recall', 'Recall'], ['sparsity', 'Sparsity'], ['decoding', 'Decoding'], ['speed', 'Speed'], ['tabular', 'Tabular ICL'], ['environment', 'Environment']];
 
 /** anchors: PyTorch reference tables (scripts/device/anchors.py), shown beside the kernel numbers. */
 export function renderLeaderboard(reports: { path: string; report: Report }[], anchors: { path: string; table: AnchorTable }[] = []): string {
   const records = reports.flatMap((r) => r.report.records);
   const ok = records.filter((r) => !r.failure);
-  const trained = records.filter((r) => !r.metrics.kernel && !r.metrics.sparsify && r.task.name !== 'attention-op' && !TABULAR_TASKS.includes(r.task.name));
+  const trained = records.filter((r) => !r.metrics.kernel && !r.metrics.sparsify && !r.metrics.decode && r.task.name !== 'attention-op' && !TABULAR_TASKS.includes(r.task.name));
   const page = new Page();
   const sections = [
     failedSection(records),
     summarySection(ok),
     recallSection(page, trained),
     sparsitySection(page, ok),
+    decodingSection(page, ok),
     speedSection(page, ok, anchors),
     tabularSection(page, ok),
     environmentSection(reports),

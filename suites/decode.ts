@@ -26,7 +26,7 @@ import { quantile } from './latency.js';
 import { DECODE_METHOD_DEFAULTS, DECODE_METHODS, makeDecodeMethod, type DecodeCalibration, type DecodeMethodName } from '../kernels/decode/methods.js';
 import { calibrateDecode } from '../kernels/decode/calibrate.js';
 import { LayerCache } from '../kernels/decode/kv-cache.js';
-import { copyBandwidth, decodeAttn, mustafarAttn, sync } from '../kernels/decode/ops.js';
+import { copyBandwidth, sync } from '../kernels/decode/ops.js';
 import { KV_FORMATS, type KvFormat } from '../kernels/decode/types.js';
 import type { Job } from './orchestrator.js';
 import { SCHEMA_VERSION, type DecodeMetrics, type Fingerprint, type RunRecord, type Timing } from '../reports/schema.js';
@@ -66,7 +66,15 @@ export const DECODE_DEFAULTS: Omit<DecodeConfig, 'checkpoints'> = {
   methods: [...DECODE_METHODS], budgets: [64, 128, 256], sparsities: [0.5, 0.7], ...DECODE_METHOD_DEFAULTS,
   examples: 44, batch: 4, calibrationExamples: 4, queryTokens: 2, format: 'fp32', latency: LATENCY_DEFAULTS,
 };
-export const BANDWIDTH_KERNELS = ['dense', 'mustafar-0.5', 'mustafar-0.7'] as const;
+/** Kernel cases: 'dense', 'mustafar-<sparsity>', or '<method>-<tokens>' for a selecting method (selection + attention). */
+const KERNEL_CASE = /^(dense|mustafar-(0(\.\d+)?)|(streaming|quest|lserve|double-sparsity)-(\d+))$/;
+function parseKernel(name: string): { method: DecodeMethodName; budget: number } {
+  const m = KERNEL_CASE.exec(name);
+  if (!m) throw new ParamError('suite.decode.bandwidth.kernels', `unknown kernel case ${JSON.stringify(name)}; allowed: dense, mustafar-<sparsity in [0, 1)>, streaming-<tokens>, quest-<tokens>, lserve-<tokens>, double-sparsity-<tokens>`);
+  if (m[1] === 'dense') return { method: 'dense', budget: 0 };
+  if (m[2]) return { method: 'mustafar', budget: Number(m[2]) };
+  return { method: m[4] as DecodeMethodName, budget: Number(m[5]) };
+}
 
 export function validateDecode(raw: Record<string, unknown>): DecodeConfig {
   const w = 'suite.decode';
@@ -85,9 +93,10 @@ export function validateDecode(raw: Record<string, unknown>): DecodeConfig {
   c.latency = { ...LATENCY_DEFAULTS, ...c.latency };
   for (const b of c.budgets) if (b % c.page !== 0 && (c.methods.includes('quest') || c.methods.includes('lserve'))) throw new ParamError(`${w}.budgets`, `page methods read whole pages: every budget must be a multiple of page (${c.page}), got ${b}`);
   if (c.bandwidth) {
-    checkFields(`${w}.bandwidth`, c.bandwidth, { kernels: { each: BANDWIDTH_KERNELS }, formats: { each: KV_FORMATS }, batches: { ints: [1, 4096] }, heads: { int: [1, 1024] }, headDim: { int: [32, 256] }, lengths: { ints: [16, 1 << 24] }, mustafarMaxLength: { int: [16, 1 << 24] }, reps: { int: [1, 1000] }, copyBytes: { int: [1 << 20, 2 ** 34] } });
+    checkFields(`${w}.bandwidth`, c.bandwidth, { kernels: { list: true }, formats: { each: KV_FORMATS }, batches: { ints: [1, 4096] }, heads: { int: [1, 1024] }, headDim: { int: [32, 256] }, lengths: { ints: [16, 1 << 24] }, mustafarMaxLength: { int: [16, 1 << 24] }, reps: { int: [1, 1000] }, copyBytes: { int: [1 << 20, 2 ** 34] } });
     const given: Partial<NonNullable<DecodeConfig['bandwidth']>> = c.bandwidth;
     c.bandwidth = { kernels: ['dense'], formats: ['fp32'], batches: [16], heads: 8, headDim: 128, lengths: [4096], reps: 10, copyBytes: 1 << 28, ...given };
+    c.bandwidth.kernels.forEach((k) => parseKernel(String(k)));
   }
   return c;
 }
@@ -115,9 +124,9 @@ export function decodeCases(c: DecodeConfig, metas: SavedModelMeta[]): DecodeCas
   });
   const bw = c.bandwidth;
   if (bw) {
-    for (const kernel of bw.kernels) for (const format of kernel === 'dense' ? bw.formats : (['fp32'] as KvFormat[])) {
+    for (const kernel of bw.kernels) for (const format of kernel.startsWith('mustafar') ? (['fp32'] as KvFormat[]) : bw.formats) {
       for (const batch of bw.batches) for (const length of bw.lengths) {
-        if (kernel !== 'dense' && length > (bw.mustafarMaxLength ?? Infinity)) continue;
+        if (kernel.startsWith('mustafar') && length > (bw.mustafarMaxLength ?? Infinity)) continue;
         out.push({ kind: 'bandwidth', kernel, format, batch, length });
       }
     }
@@ -275,9 +284,12 @@ export async function measureDecodeBandwidth(suite: string, c: DecodeConfig, k: 
   const { heads: H, headDim: D } = bw;
   const B = k.batch, L = k.length;
   copyGbs ??= copyBandwidth(bw.copyBytes, 10);
-  const sparsity = k.kernel.startsWith('mustafar-') ? Number(k.kernel.slice('mustafar-'.length)) : undefined;
-  const keep = sparsity === undefined ? 0 : Math.max(1, Math.round((1 - sparsity) * D));
-  const cache = new LayerCache({ B, H, D, cap: L, format: k.format }, sparsity === undefined ? {} : { mustafar: { keepK: keep, keepV: keep } });
+  const { method: name, budget } = parseKernel(k.kernel);
+  // a selecting method's calibration stand-ins: the first half of the heads streaming, channels 0..r-1
+  const r = DECODE_METHOD_DEFAULTS.labelChannels;
+  const cal: DecodeCalibration = { streamingHeads: [Array.from({ length: H }, (_, h) => h < H / 2)], labelChannels: [Array.from({ length: H }, () => Array.from({ length: r }, (_, i) => i))] };
+  const method = makeDecodeMethod(name, { budget }, D, cal);
+  const cache = new LayerCache({ B, H, D, cap: L, format: k.format }, method.extras(0, H));
   const q = tf.randomNormal([B, H, D], 0, 1, 'float32', 3) as tf.Tensor3D;
   try {
     const chunk = Math.min(L, 2048);
@@ -288,9 +300,8 @@ export async function measureDecodeBandwidth(suite: string, c: DecodeConfig, k: 
     }
     tf.dispose([kc, vc]);
     const scale = 1 / Math.sqrt(D);
-    const call = () => (sparsity === undefined
-      ? decodeAttn({ q, k: cache.k!, v: cache.v!, fmt: k.format, cap: L, len: L, D, scale })
-      : mustafarAttn(q, cache.mustafar!, L, L, scale));
+    let step = 0;
+    const call = () => tf.tidy(() => method.attend(q, cache, { layer: 0, len: L, step: step++ }, scale));
     const timeN = (n: number) => {
       const outs: tf.Tensor[] = [];
       sync();
@@ -305,10 +316,10 @@ export async function measureDecodeBandwidth(suite: string, c: DecodeConfig, k: 
     const n = Math.max(1, Math.min(200, Math.ceil(20 / Math.max(first, 1e-3))));
     const samples = Array.from({ length: bw.reps }, () => timeN(n));
     const t = timing(samples);
-    const bytesRead = sparsity === undefined ? B * H * L * 2 * D * (k.format === 'bf16' ? 2 : 4) : B * H * L * (2 * (D / 32) * 4 + 2 * keep * 4);
+    const bytesRead = B * H * method.bytesRead(L, D, k.format === 'bf16' ? 2 : 4);
     const gbPerSec = bytesRead / (t.medianMs / 1000) / 1e9;
     const decode: DecodeMetrics = {
-      case: 'bandwidth', method: k.kernel, budget: sparsity ?? 0, budgetMeaning: sparsity === undefined ? 'every cached token' : 'pruned fraction of every K and V row', format: k.format, length: L,
+      case: 'bandwidth', method: k.kernel, budget, budgetMeaning: method.budgetMeaning, format: k.format, length: L,
       generatedExactMatch: null, teacherExactMatch: null, examples: 0, answerTokens: 0, kvBytes: bytesRead, kvBytesDense: B * H * L * 2 * D * (k.format === 'bf16' ? 2 : 4), bytesReadFraction: null,
       ttft: null, latency: [], calibrationSeconds: 0, denseExactMatch: null, accuracyRatio: null,
       bandwidth: { batch: B, heads: H, headDim: D, bytesRead, time: t, gbPerSec, copyGbPerSec: copyGbs, fractionOfCopy: gbPerSec / copyGbs, splitKv: isCuda() },
@@ -317,6 +328,7 @@ export async function measureDecodeBandwidth(suite: string, c: DecodeConfig, k: 
   } finally {
     cache.dispose();
     q.dispose();
+    method.dispose();
   }
 }
 

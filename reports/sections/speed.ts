@@ -20,7 +20,7 @@ function meanPerKey(items: { key: string; point: ChartPoint }[]): ChartPoint[] {
 
 /** Inference latency of the trained models: per device, task and batch size, median ms vs length (bars when one length). */
 function modelLatencyCharts(records: RunRecord[]): (Chart | null)[] {
-  const rs = records.filter((r) => !r.failure && !r.metrics.kernel && !r.metrics.width && !r.metrics.sparsify && r.metrics.latency.length);
+  const rs = records.filter((r) => !r.failure && !r.metrics.kernel && !r.metrics.width && !r.metrics.sparsify && !r.metrics.decode && r.metrics.latency.length);
   const groups = [...new Set(rs.map((r) => `${deviceOf(r)}\u0000${r.task.name}`))].sort();
   const charts: (Chart | null)[] = [];
   groups.forEach((g, gi) => {

@@ -6,7 +6,7 @@ import { bestRows, deviceOf } from './rows.js';
 import { TABULAR_TASKS } from './tabular.js';
 
 function bestModels(records: RunRecord[]): string {
-  const rows = bestRows(records.filter((r) => !r.metrics.kernel && !r.metrics.sparsify && !TABULAR_TASKS.includes(r.task.name)));
+  const rows = bestRows(records.filter((r) => !r.metrics.kernel && !r.metrics.sparsify && !r.metrics.decode && !TABULAR_TASKS.includes(r.task.name)));
   const tasks = [...new Set(rows.map((b) => b.task))];
   if (!tasks.length) return '';
   return `<h3>Best model per task</h3>${table('summary-models', [

@@ -376,61 +376,93 @@ __global__ void mustafar_compress_k(const float* src, uint32_t* bits, float* val
   }
 }
 
-// Attention on Mustafar's compressed rows: a lane per 32-channel bitmap word, a key group of D/32 lanes
-// per token; each group's accumulator lives in shared memory (its lanes own disjoint channels).
-template <int D>
+// Attention on Mustafar's compressed rows, a warp per token row: lane l owns channels
+// [l*CPL, (l+1)*CPL); it finds where its kept values start in the row from the bitmap (popcount of the
+// bits before its channels), loads its few values (the warp's loads cover the row's packed values
+// contiguously), and keeps its channels' accumulators in registers. U rows per warp in flight.
+template <int D, int U>
 __global__ void __launch_bounds__(kThreads) mustafar_split_k(const float* q, const uint32_t* kbits, const float* kvals, const uint32_t* vbits,
     const float* vvals, float* part, int cap, int len, int keep_k, int keep_v, float scale, int64_t per_split) {
-  constexpr int W = D / 32, KPW = 32 / W, NW = kThreads / 32, G = NW * KPW;
+  constexpr int W = D / 32, CPL = D / 32, NW = kThreads / 32;
   const int r = blockIdx.y, s = blockIdx.x, nsplit = gridDim.x;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, kk = lane / W, word = lane % W, g = warp * KPW + kk;
-  __shared__ float qs[D], acc[G][D], gm[G], gl[G];
-  for (int d = threadIdx.x; d < D; d += blockDim.x) qs[d] = q[(int64_t)r * D + d] * scale;
-  for (int d = 0; d < 32; d++) acc[g][word * 32 + d] = 0;
-  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int c0 = lane * CPL, w0 = c0 / 32, b0 = c0 % 32;
+  const uint32_t mine = CPL == 32 ? 0xffffffffu : ((1u << CPL) - 1u);
+  float qr[CPL], acc[CPL];
+#pragma unroll
+  for (int i = 0; i < CPL; i++) qr[i] = q[(int64_t)r * D + c0 + i] * scale, acc[i] = 0;
   const int64_t v0 = s * per_split, v1 = min((int64_t)len, v0 + per_split);
   float m = -1e30f, l = 0;
-  for (int64_t base = v0 + warp * KPW; base < v1; base += G) {  // warp-uniform trip count: the shuffles need every lane
-    const int64_t t = base + kk;
-    const bool ok = t < v1;
-    float d = 0;
-    if (ok) {
-      const uint32_t* kb = kbits + ((int64_t)r * cap + t) * W;
-      int start = 0;
-      for (int i = 0; i < word; i++) start += __popc(kb[i]);
-      const float* x = kvals + ((int64_t)r * cap + t) * keep_k + start;
-      int i = 0;
-      for (uint32_t bm = kb[word]; bm; bm &= bm - 1) d += qs[word * 32 + __ffs(bm) - 1] * x[i++];
+  // where lane's values start in a row, and which of its channels are kept
+  auto locate = [&](const uint32_t* bits, int& start) -> uint32_t {
+    uint32_t w[W];
+#pragma unroll
+    for (int i = 0; i < W; i++) w[i] = __ldg(bits + i);
+    start = 0;
+#pragma unroll
+    for (int i = 0; i < W; i++) if (i < w0) start += __popc(w[i]);
+    const uint32_t word = w[w0];
+    start += __popc(b0 ? (word & ((1u << b0) - 1u)) : 0u);
+    return (word >> b0) & mine;
+  };
+  for (int64_t base = v0 + warp; base < v1; base += (int64_t)NW * U) {
+    float sc[U];
+    uint32_t vb[U];
+    int vs[U];
+    float mu = -1e30f;
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int64_t t = base + (int64_t)u * NW;
+      float d = 0;
+      vb[u] = 0, vs[u] = 0;
+      if (t < v1) {
+        const int64_t row = (int64_t)r * cap + t;
+        int ks;
+        const uint32_t kb = locate(kbits + row * W, ks);
+        const float* x = kvals + row * keep_k + ks;
+        int j = 0;
+#pragma unroll
+        for (int i = 0; i < CPL; i++) if ((kb >> i) & 1u) d += qr[i] * __ldcs(x + j++);
+        vb[u] = locate(vbits + row * W, vs[u]);
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o /= 2) d += __shfl_xor_sync(0xffffffffu, d, o);
+      sc[u] = t < v1 ? d : -INFINITY;
+      mu = fmaxf(mu, sc[u]);
+    }
+    if (mu > m) {
+      const float c = __expf(m - mu);
+      l *= c;
+#pragma unroll
+      for (int i = 0; i < CPL; i++) acc[i] *= c;
+      m = mu;
     }
 #pragma unroll
-    for (int o = W / 2; o > 0; o /= 2) d += __shfl_xor_sync(0xffffffffu, d, o);
-    if (!ok) continue;
-    if (d > m) {
-      const float c = __expf(m - d);
-      l *= c;
-      for (int i = 0; i < 32; i++) acc[g][word * 32 + i] *= c;
-      m = d;
+    for (int u = 0; u < U; u++) {
+      const int64_t t = base + (int64_t)u * NW;
+      if (t >= v1) continue;
+      const float p = __expf(sc[u] - m);
+      l += p;
+      const float* x = vvals + ((int64_t)r * cap + t) * keep_v + vs[u];
+      int j = 0;
+#pragma unroll
+      for (int i = 0; i < CPL; i++) if ((vb[u] >> i) & 1u) acc[i] += p * __ldcs(x + j++);
     }
-    const float p = __expf(d - m);
-    l += p;
-    const uint32_t* vb = vbits + ((int64_t)r * cap + t) * W;
-    int start = 0;
-    for (int i = 0; i < word; i++) start += __popc(vb[i]);
-    const float* x = vvals + ((int64_t)r * cap + t) * keep_v + start;
-    int i = 0;
-    for (uint32_t bm = vb[word]; bm; bm &= bm - 1) acc[g][word * 32 + __ffs(bm) - 1] += p * x[i++];
   }
-  if (word == 0) gm[g] = m, gl[g] = l;
+  __shared__ float sm[NW], sl[NW], sacc[NW][D];
+#pragma unroll
+  for (int i = 0; i < CPL; i++) sacc[warp][c0 + i] = acc[i];
+  if (lane == 0) sm[warp] = m, sl[warp] = l;
   __syncthreads();
   float* out = part + ((int64_t)r * nsplit + s) * (D + 2);
   for (int d = threadIdx.x; d < D + 2; d += blockDim.x) {
     float M = -1e30f;
-    for (int i = 0; i < G; i++) M = fmaxf(M, gm[i]);
+    for (int w = 0; w < NW; w++) M = fmaxf(M, sm[w]);
     float L = 0, A = 0;
-    for (int i = 0; i < G; i++) {
-      const float c = __expf(gm[i] - M);
-      L += gl[i] * c;
-      if (d < D) A += acc[i][d] * c;
+    for (int w = 0; w < NW; w++) {
+      const float c = __expf(sm[w] - M);
+      L += sl[w] * c;
+      if (d < D) A += sacc[w][d] * c;
     }
     out[d] = d < D ? A : (d == D ? M : L);
   }
@@ -522,9 +554,9 @@ TR_API void tr_decode_attn_mustafar(const float* q, const uint32_t* kbits, const
   float* part = static_cast<float*>(tr_malloc((int64_t)rows * nsplit * (D + 2) * 4));
   if (!part) return;
   const dim3 grid(nsplit, rows);
-  if (D == 64) mustafar_split_k<64><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
-  else if (D == 128) mustafar_split_k<128><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
-  else if (D == 32) mustafar_split_k<32><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
+  if (D == 64) mustafar_split_k<64, 4><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
+  else if (D == 128) mustafar_split_k<128, 4><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
+  else if (D == 32) mustafar_split_k<32, 4><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
   else bad_dim("tr_decode_attn_mustafar", D);
   TR_LAUNCHED("mustafar_split_k");
   decode_combine_k<<<rows, 128, 0, stream()>>>(part, out, nsplit, D);
