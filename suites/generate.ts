@@ -33,14 +33,18 @@ export interface DecodeScoreOptions {
   queryTokens?: number;
 }
 
-function walk(model: Transformer, b: TokenBatch, start: number, n: number, generate: boolean, o: DecodeScoreOptions): Uint8Array {
+/**
+ * The decoder's prediction at every scored position of rows start..start+n ([n * L], -1 elsewhere),
+ * with the answers fed back (generate) or the true tokens (teacher forcing).
+ */
+export function decodePredictions(model: Transformer, b: TokenBatch, start: number, n: number, generate: boolean, o: DecodeScoreOptions): Int32Array {
   const L = b.seqLen;
   const lab = (e: number, t: number) => b.labels[(start + e) * L + t]!;
   const inp = (e: number, t: number) => b.inputs[(start + e) * L + t]!;
   let first = L, last = -1;
   for (let e = 0; e < n; e++) for (let t = 0; t < L; t++) if (lab(e, t) !== IGNORE_INDEX) first = Math.min(first, t), last = Math.max(last, t);
-  const ok = new Uint8Array(n).fill(1);
-  if (last < 0) return ok;
+  const out = new Int32Array(n * L).fill(-1);
+  if (last < 0) return out;
   const method = o.method?.();
   const dec = new Decoder(model, { batch: n, cap: last + 1, format: o.format, ...(method ? { method } : {}) });
   try {
@@ -49,7 +53,7 @@ function walk(model: Transformer, b: TokenBatch, start: number, n: number, gener
     for (let e = 0; e < n; e++) for (let t = 0; t < p; t++) prompt[e * p + t] = inp(e, t);
     let pred = argmaxRows(dec.prefill(prompt, p));
     for (let t = p - 1; ; t++) {
-      for (let e = 0; e < n; e++) if (lab(e, t) !== IGNORE_INDEX && pred[e] !== lab(e, t)) ok[e] = 0;
+      for (let e = 0; e < n; e++) if (lab(e, t) !== IGNORE_INDEX) out[e * L + t] = pred[e]!;
       if (t === last) break;
       const next = Int32Array.from({ length: n }, (_, e) => (generate && lab(e, t) !== IGNORE_INDEX ? pred[e]! : inp(e, t + 1)));
       pred = argmaxRows(dec.step(next));
@@ -58,6 +62,14 @@ function walk(model: Transformer, b: TokenBatch, start: number, n: number, gener
     dec.dispose();
     method?.dispose();
   }
+  return out;
+}
+
+function walk(model: Transformer, b: TokenBatch, start: number, n: number, generate: boolean, o: DecodeScoreOptions): Uint8Array {
+  const L = b.seqLen;
+  const pred = decodePredictions(model, b, start, n, generate, o);
+  const ok = new Uint8Array(n).fill(1);
+  for (let e = 0; e < n; e++) for (let t = 0; t < L; t++) if (b.labels[(start + e) * L + t] !== IGNORE_INDEX && pred[e * L + t] !== b.labels[(start + e) * L + t]) ok[e] = 0;
   return ok;
 }
 
