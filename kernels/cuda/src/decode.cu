@@ -379,7 +379,13 @@ __global__ void mustafar_compress_k(const float* src, uint32_t* bits, float* val
 // Attention on Mustafar's compressed rows, a warp per token row: lane l owns channels
 // [l*CPL, (l+1)*CPL); it finds where its kept values start in the row from the bitmap (popcount of the
 // bits before its channels), loads its few values (the warp's loads cover the row's packed values
-// contiguously), and keeps its channels' accumulators in registers. U rows per warp in flight.
+// contiguously), and keeps its channels' accumulators in registers. U rows per warp in flight, in two
+// rounds of loads: every row's K and V bitmaps, then every row's K and V values.
+template <int W> struct Bits;
+template <> struct Bits<1> { uint32_t w[1]; __device__ void load(const uint32_t* p) { w[0] = __ldcs(p); } };
+template <> struct Bits<2> { uint32_t w[2]; __device__ void load(const uint32_t* p) { const uint2 u = __ldcs(reinterpret_cast<const uint2*>(p)); w[0] = u.x, w[1] = u.y; } };
+template <> struct Bits<4> { uint32_t w[4]; __device__ void load(const uint32_t* p) { const uint4 u = __ldcs(reinterpret_cast<const uint4*>(p)); w[0] = u.x, w[1] = u.y, w[2] = u.z, w[3] = u.w; } };
+
 template <int D, int U>
 __global__ void __launch_bounds__(kThreads) mustafar_split_k(const float* q, const uint32_t* kbits, const float* kvals, const uint32_t* vbits,
     const float* vvals, float* part, int cap, int len, int keep_k, int keep_v, float scale, int64_t per_split) {
@@ -393,41 +399,57 @@ __global__ void __launch_bounds__(kThreads) mustafar_split_k(const float* q, con
   for (int i = 0; i < CPL; i++) qr[i] = q[(int64_t)r * D + c0 + i] * scale, acc[i] = 0;
   const int64_t v0 = s * per_split, v1 = min((int64_t)len, v0 + per_split);
   float m = -1e30f, l = 0;
-  // where lane's values start in a row, and which of its channels are kept
-  auto locate = [&](const uint32_t* bits, int& start) -> uint32_t {
-    uint32_t w[W];
-#pragma unroll
-    for (int i = 0; i < W; i++) w[i] = __ldg(bits + i);
+  // where the lane's values start in a row, and which of its channels are kept
+  auto locate = [&](const Bits<W>& b, int& start) -> uint32_t {
     start = 0;
 #pragma unroll
-    for (int i = 0; i < W; i++) if (i < w0) start += __popc(w[i]);
-    const uint32_t word = w[w0];
+    for (int i = 0; i < W; i++) if (i < w0) start += __popc(b.w[i]);
+    uint32_t word = b.w[0];
+#pragma unroll
+    for (int i = 1; i < W; i++) if (i == w0) word = b.w[i];
     start += __popc(b0 ? (word & ((1u << b0) - 1u)) : 0u);
     return (word >> b0) & mine;
   };
   for (int64_t base = v0 + warp; base < v1; base += (int64_t)NW * U) {
-    float sc[U];
-    uint32_t vb[U];
-    int vs[U];
-    float mu = -1e30f;
+    Bits<W> kb[U], vb[U];
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const int64_t t = base + (int64_t)u * NW;
-      float d = 0;
-      vb[u] = 0, vs[u] = 0;
       if (t < v1) {
         const int64_t row = (int64_t)r * cap + t;
-        int ks;
-        const uint32_t kb = locate(kbits + row * W, ks);
-        const float* x = kvals + row * keep_k + ks;
-        int j = 0;
+        kb[u].load(kbits + row * W);
+        vb[u].load(vbits + row * W);
+      } else {
 #pragma unroll
-        for (int i = 0; i < CPL; i++) if ((kb >> i) & 1u) d += qr[i] * __ldcs(x + j++);
-        vb[u] = locate(vbits + row * W, vs[u]);
+        for (int i = 0; i < W; i++) kb[u].w[i] = vb[u].w[i] = 0;
       }
+    }
+    float kx[U][CPL], vx[U][CPL];
+    uint32_t vm[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int64_t row = (int64_t)r * cap + min(base + (int64_t)u * NW, v1 - 1);
+      int ks, vs;
+      const uint32_t km = locate(kb[u], ks);
+      vm[u] = locate(vb[u], vs);
+      const float* xk = kvals + row * keep_k + ks;
+      const float* xv = vvals + row * keep_v + vs;
+      int jk = 0, jv = 0;
+#pragma unroll
+      for (int i = 0; i < CPL; i++) {
+        kx[u][i] = (km >> i) & 1u ? __ldcs(xk + jk++) : 0.0f;
+        vx[u][i] = (vm[u] >> i) & 1u ? __ldcs(xv + jv++) : 0.0f;
+      }
+    }
+    float sc[U], mu = -1e30f;
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      float d = 0;
+#pragma unroll
+      for (int i = 0; i < CPL; i++) d += qr[i] * kx[u][i];
 #pragma unroll
       for (int o = 16; o > 0; o /= 2) d += __shfl_xor_sync(0xffffffffu, d, o);
-      sc[u] = t < v1 ? d : -INFINITY;
+      sc[u] = base + (int64_t)u * NW < v1 ? d : -INFINITY;
       mu = fmaxf(mu, sc[u]);
     }
     if (mu > m) {
@@ -439,14 +461,10 @@ __global__ void __launch_bounds__(kThreads) mustafar_split_k(const float* q, con
     }
 #pragma unroll
     for (int u = 0; u < U; u++) {
-      const int64_t t = base + (int64_t)u * NW;
-      if (t >= v1) continue;
-      const float p = __expf(sc[u] - m);
+      const float p = __expf(sc[u] - m);  // 0 past the split
       l += p;
-      const float* x = vvals + ((int64_t)r * cap + t) * keep_v + vs[u];
-      int j = 0;
 #pragma unroll
-      for (int i = 0; i < CPL; i++) if ((vb[u] >> i) & 1u) acc[i] += p * __ldcs(x + j++);
+      for (int i = 0; i < CPL; i++) acc[i] += p * vx[u][i];
     }
   }
   __shared__ float sm[NW], sl[NW], sacc[NW][D];
@@ -554,9 +572,9 @@ TR_API void tr_decode_attn_mustafar(const float* q, const uint32_t* kbits, const
   float* part = static_cast<float*>(tr_malloc((int64_t)rows * nsplit * (D + 2) * 4));
   if (!part) return;
   const dim3 grid(nsplit, rows);
-  if (D == 64) mustafar_split_k<64, 4><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
+  if (D == 64) mustafar_split_k<64, 8><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
   else if (D == 128) mustafar_split_k<128, 4><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
-  else if (D == 32) mustafar_split_k<32, 4><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
+  else if (D == 32) mustafar_split_k<32, 8><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
   else bad_dim("tr_decode_attn_mustafar", D);
   TR_LAUNCHED("mustafar_split_k");
   decode_combine_k<<<rows, 128, 0, stream()>>>(part, out, nsplit, D);
