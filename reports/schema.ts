@@ -38,6 +38,8 @@ export interface NiahCellRecord {
   depth: number;
   score: number;
   examples: number;
+  /** Exact match with the answers generated through the KV cache (transformers on native / cuda). */
+  generated?: number;
 }
 
 /** A kernel-suite measurement: one operator call pattern on one backend. */
@@ -105,6 +107,8 @@ export interface Metrics {
   peakMemoryBytes: number;
   latency: LatencyRecord[];
   niahGrid?: NiahCellRecord[];
+  /** NIAH, in-range lengths: exact match with the answers generated token by token through the KV cache (next to exactMatch, teacher-forced). */
+  generatedExactMatch?: number;
   /** NIAH mean over lengths above the training length (null when there are none). */
   extrapolationScore?: number | null;
   lossCurve: [number, number][];

@@ -19,6 +19,11 @@ export function decodeBackend(): NativeBackend {
   return b;
 }
 
+/** Whether the active backend runs the decode kernels. */
+export function canDecode(): boolean {
+  return tf.backend() instanceof NativeBackend;
+}
+
 export const FMT: Record<KvFormat, number> = { fp32: 0, bf16: 1 };
 
 function out(b: NativeBackend, shape: number[], dtype: 'float32' | 'int32'): { info: tf.TensorInfo; tensor: () => tf.Tensor } {

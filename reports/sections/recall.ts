@@ -135,10 +135,10 @@ function bestTable(id: string, rows: BestRow[]): string {
 function runsTable(id: string, rs: RunRecord[]): string {
   return table(id, [
     { header: 'run' }, { header: 'seed', kind: 'count' }, { header: 'backend' }, { header: 'accuracy', kind: 'accuracy' }, { header: 'denominator', kind: 'count' },
-    { header: 'exact match', kind: 'accuracy' }, { header: 'steps', kind: 'count' }, { header: 'train tok/s', kind: 'count' }, { header: 'wall s', kind: 'seconds' }, { header: 'fallbacks', kind: 'count' },
+    { header: 'exact match', kind: 'accuracy' }, { header: 'generated', kind: 'accuracy' }, { header: 'steps', kind: 'count' }, { header: 'train tok/s', kind: 'count' }, { header: 'wall s', kind: 'seconds' }, { header: 'fallbacks', kind: 'count' },
   ], rs.map((r) => ({
     attrs: `data-run-id="${esc(r.runId)}"`,
-    cells: [r.label, r.seed, r.backend, r.failure ? `FAILED: ${r.failure.reason} at step ${r.failure.step}` : r.metrics.accuracy, r.metrics.accuracyDenominator, r.metrics.exactMatch, r.metrics.trainSteps, r.metrics.trainTokensPerSec, r.wallTimeSeconds, r.fallbackKernels.total],
+    cells: [r.label, r.seed, r.backend, r.failure ? `FAILED: ${r.failure.reason} at step ${r.failure.step}` : r.metrics.accuracy, r.metrics.accuracyDenominator, r.metrics.exactMatch, r.metrics.generatedExactMatch ?? null, r.metrics.trainSteps, r.metrics.trainTokensPerSec, r.wallTimeSeconds, r.fallbackKernels.total],
   })));
 }
 
