@@ -1,4 +1,4 @@
-/** `npm run bench -- [--suite quick,tabular-quick,sparsify-quick] [--filter RE] [--backend auto] [--seeds 0,1] [--out DIR] [--resume] [--list]` */
+/** `npm run bench -- [--suite quick,tabular-quick,sparsify-quick,decode-quick] [--filter RE] [--backend auto] [--seeds 0,1] [--out DIR] [--resume] [--list]` */
 import { join, resolve } from 'node:path';
 import { existsSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -21,7 +21,7 @@ interface BenchOptions { saveModels?: string; evalFile?: string; suite?: string;
 
 main(async () => {
   const { values: o } = args({
-    suite: { type: 'string', default: 'quick,tabular-quick,sparsify-quick' },
+    suite: { type: 'string', default: 'quick,tabular-quick,sparsify-quick,decode-quick' },
     filter: { type: 'string' },
     backend: { type: 'string', default: 'auto' },
     seeds: { type: 'string' },
