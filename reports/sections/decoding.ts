@@ -31,9 +31,11 @@ export function decodingSection(page: Page, records: RunRecord[]): string {
       })),
     }));
     for (const batch of [...new Set(on.flatMap((r) => dm(r).latency.map((l) => l.batch)))].sort((a, b) => a - b)) {
+      const ms = on.flatMap((r) => dm(r).latency.filter((l) => l.batch === batch).map((l) => l.step.medianMs));
       charts.push(chooseChart({
         id: `decode-latency-${gi}-b${batch}`, subject: 'Decode step latency', context: `${ck}, batch ${batch}, next token on the host, ${dev}`,
-        x: { title: 'context length', kind: 'count', log: true }, y: { title: 'median ms per step', kind: 'ms', log: true }, seriesTitle: 'method',
+        // a log axis only where the times span a decade (a launch-bound small model's steps do not)
+        x: { title: 'context length', kind: 'count', log: true }, y: { title: 'median ms per step', kind: 'ms', log: Math.max(...ms) >= 10 * Math.min(...ms) }, seriesTitle: 'method',
         points: on.flatMap((r) => dm(r).latency.filter((l) => l.batch === batch).map((l) => ({
           series: `${dm(r).method}${budgetText(r)}`, x: l.length, y: l.step.medianMs, lo: l.step.p10Ms, hi: l.step.p90Ms,
           details: { 'tokens/s': l.tokensPerSec.toFixed(0), 'KV MB': (l.kvBytes / 1e6).toFixed(1) },
