@@ -10,6 +10,7 @@ import { attention } from '../kernels/attention.js';
 import { LayerCache } from '../kernels/decode/kv-cache.js';
 import { layoutMethod, type DecodeMethod } from '../kernels/decode/methods.js';
 import type { KvFormat } from '../kernels/decode/types.js';
+import { canDecode } from '../kernels/decode/ops.js';
 import { ParamError } from '../core/params.js';
 import { Transformer, type ConvState } from './transformer.js';
 import type { SequenceModel } from './types.js';
@@ -23,7 +24,8 @@ export interface DecoderOptions {
   method?: DecodeMethod;
 }
 
-export class Decoder {
+export class Decoder implements SequenceDecoder {
+  readonly cached = true;
   readonly caches: LayerCache[];
   private readonly conv: ConvState = [];
   private readonly method: DecodeMethod;
@@ -33,6 +35,7 @@ export class Decoder {
   private readonly D: number;
 
   constructor(readonly model: Transformer, readonly o: DecoderOptions) {
+    if (model.ownMixer) throw new ParamError('decode.model', `${model.name} attends through its own mixer (not a softmax over cached keys): it has no KV-cached decoder; decoderFor gives it a recomputing one`);
     if (o.cap > model.maxLen && model.c.positions === 'learned') throw new ParamError('decode.cap', `${o.cap} exceeds the model's learned positions (${model.maxLen})`);
     this.H = model.c.nHeads;
     this.D = model.c.dModel / model.c.nHeads;
@@ -113,10 +116,81 @@ export class Decoder {
   }
 }
 
-/** The decoder of a model, or a clear error for models without a KV-cached step. */
-export function decoderFor(model: SequenceModel, o: DecoderOptions): Decoder {
-  if (!(model instanceof Transformer)) throw new ParamError('decode.model', `${model.name} has no KV-cached decoding (its mixer is not a softmax over a token cache); decoding runs transformers: dense, window, bigbird`);
-  return new Decoder(model, o);
+/** What generation needs of a decoder: a prefill, one-token steps, the bytes it keeps. */
+export interface SequenceDecoder {
+  /** True for a KV cache; false where each step runs the model over the whole prefix again. */
+  readonly cached: boolean;
+  readonly len: number;
+  prefill(ids: Int32Array, L: number): tf.Tensor2D;
+  step(tokens: Int32Array): tf.Tensor2D;
+  bytes(): number;
+  dispose(): void;
+}
+
+/**
+ * Greedy decoding for models without a token cache (Combiner's segment summaries and SeqBoat's EMA +
+ * compacted chunks are not a softmax over cached keys): every step runs the full forward and takes
+ * the prefix's last position, so its logits are the full forward's by construction. The forward runs
+ * at the capacity with the positions after the prefix holding token 0: a causal model's outputs at
+ * the prefix do not depend on them, and models with length rules (Combiner's segments divide the
+ * length) run at the length they were built for. It keeps the token ids only (no decode speed).
+ */
+export class RecomputeDecoder implements SequenceDecoder {
+  readonly cached = false;
+  private ids: Int32Array[] = [];
+  private n = 0;
+
+  constructor(readonly model: SequenceModel, readonly batch: number, readonly cap: number) {
+    const comb = (model.config as { combiner?: { causal?: boolean } }).combiner;
+    if (comb && comb.causal === false) throw new ParamError('decode.model', `${model.name} is not causal (combiner.causal false): it cannot generate`);
+  }
+
+  get len(): number {
+    return this.n;
+  }
+
+  prefill(ids: Int32Array, L: number): tf.Tensor2D {
+    if (ids.length !== this.batch * L) throw new ParamError('decode.prefill', `ids must hold batch x L = ${this.batch * L} tokens, got ${ids.length}`);
+    this.ids = Array.from({ length: this.batch }, (_, b) => ids.slice(b * L, (b + 1) * L));
+    this.n = L;
+    return this.last();
+  }
+
+  step(tokens: Int32Array): tf.Tensor2D {
+    if (tokens.length !== this.batch) throw new ParamError('decode.step', `one token per sequence (${this.batch}), got ${tokens.length}`);
+    this.ids = this.ids.map((row, b) => Int32Array.from([...row, tokens[b]!]));
+    this.n++;
+    return this.last();
+  }
+
+  private last(): tf.Tensor2D {
+    const B = this.batch, n = this.n, L = Math.max(this.cap, n);
+    const flat = new Int32Array(B * L);
+    this.ids.forEach((row, b) => flat.set(row, b * L));
+    return tf.tidy(() => {
+      const h = this.model.hidden(tf.tensor2d(flat, [B, L], 'int32'));
+      return this.model.head(tf.reshape(tf.slice(h, [0, n - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D);
+    });
+  }
+
+  bytes(): number {
+    return this.batch * this.n * 4;
+  }
+
+  dispose(): void {
+    this.ids = [];
+  }
+}
+
+/**
+ * The decoder of a model: a KV cache for transformers (on native / cuda), else recomputation. A
+ * decode method needs the cache: asking one of a model without it is an error.
+ */
+export function decoderFor(model: SequenceModel, o: DecoderOptions): SequenceDecoder {
+  if (model instanceof Transformer && !model.ownMixer && canDecode()) return new Decoder(model, o);
+  if (o.method) throw new ParamError('decode.method', `${model.name} on ${tf.getBackend()} has no KV cache (decode methods read one: transformers on native or cuda); allowed here: none`);
+  if (o.format === 'bf16') throw new ParamError('decode.format', `${model.name} on ${tf.getBackend()} has no KV cache to store in bf16; allowed here: fp32`);
+  return new RecomputeDecoder(model, o.batch, o.cap);
 }
 
 /** Row-wise argmax of logits [B, V] on the host. */

@@ -65,6 +65,7 @@ export class Transformer implements SequenceModel {
   private readonly all: tf.Variable[];
   private mix: MixerFn;
   private readonly ownMix: MixerFn;
+  private readonly customMixer: boolean;
 
   constructor(
     readonly name: string,
@@ -74,6 +75,7 @@ export class Transformer implements SequenceModel {
     mixer?: { fn: MixerFn; config: Record<string, unknown> },
   ) {
     this.mix = this.ownMix = mixer?.fn ?? ((q, k, v) => attention(q, k, v, layout));
+    this.customMixer = !!mixer;
     this.maxLen = ctx.maxLen;
     this.config = { ...c, ...(layout ? { attention: layout } : {}), ...(mixer ? mixer.config : {}) };
     const f = new ParamFactory(ctx.seed);
@@ -116,6 +118,14 @@ export class Transformer implements SequenceModel {
   hidden(ids: tf.Tensor2D): tf.Tensor3D {
     if (ids.shape[1] > this.maxLen) throw new Error(`model ${this.name}: sequence length ${ids.shape[1]} exceeds maxLen ${this.maxLen}`);
     return this.forwardFrom(ids, 0, this.mix);
+  }
+
+  /**
+   * Whether the model attends through a mixer of its own (Combiner's factorised attention) rather
+   * than a layout: such attention is not a softmax over cached keys, so it has no KV-cached decoder.
+   */
+  get ownMixer(): boolean {
+    return this.customMixer;
   }
 
   /** The model's own attention pattern (undefined: dense), for decoders that must reproduce it. */

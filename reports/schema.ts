@@ -38,7 +38,7 @@ export interface NiahCellRecord {
   depth: number;
   score: number;
   examples: number;
-  /** Exact match with the answers generated through the KV cache (transformers on native / cuda). */
+  /** Exact match with the answers generated token by token (KV cache, or recomputing the prefix: models/decoder.ts). */
   generated?: number;
 }
 
@@ -107,7 +107,7 @@ export interface Metrics {
   peakMemoryBytes: number;
   latency: LatencyRecord[];
   niahGrid?: NiahCellRecord[];
-  /** NIAH, in-range lengths: exact match with the answers generated token by token through the KV cache (next to exactMatch, teacher-forced). */
+  /** NIAH, in-range lengths: exact match with the answers generated token by token (next to exactMatch, teacher-forced). */
   generatedExactMatch?: number;
   /** NIAH mean over lengths above the training length (null when there are none). */
   extrapolationScore?: number | null;

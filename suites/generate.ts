@@ -7,9 +7,11 @@
  * fed back (generation) or the true token (teacher forcing through the same decoder), and inputs
  * between answers (multi-query's next "Q key") are given. An example is right when every answer is.
  * With one answer token per example the two walks are the same computation, so it runs once.
+ * Models without a KV cache (Combiner, SeqBoat; any model off native / cuda) decode by recomputing
+ * the prefix each step (models/decoder.ts RecomputeDecoder): the same scores, no decode speed.
  */
-import type { Transformer } from '../models/transformer.js';
-import { Decoder, argmaxRows } from '../models/decoder.js';
+import type { SequenceModel } from '../models/types.js';
+import { argmaxRows, decoderFor } from '../models/decoder.js';
 import type { DecodeMethod } from '../kernels/decode/methods.js';
 import type { KvFormat } from '../kernels/decode/types.js';
 import { IGNORE_INDEX, type TokenBatch } from '../datasets/types.js';
@@ -37,7 +39,7 @@ export interface DecodeScoreOptions {
  * The decoder's prediction at every scored position of rows start..start+n ([n * L], -1 elsewhere),
  * with the answers fed back (generate) or the true tokens (teacher forcing).
  */
-export function decodePredictions(model: Transformer, b: TokenBatch, start: number, n: number, generate: boolean, o: DecodeScoreOptions): Int32Array {
+export function decodePredictions(model: SequenceModel, b: TokenBatch, start: number, n: number, generate: boolean, o: DecodeScoreOptions): Int32Array {
   const L = b.seqLen;
   const lab = (e: number, t: number) => b.labels[(start + e) * L + t]!;
   const inp = (e: number, t: number) => b.inputs[(start + e) * L + t]!;
@@ -46,7 +48,7 @@ export function decodePredictions(model: Transformer, b: TokenBatch, start: numb
   const out = new Int32Array(n * L).fill(-1);
   if (last < 0) return out;
   const method = o.method?.();
-  const dec = new Decoder(model, { batch: n, cap: last + 1, format: o.format, ...(method ? { method } : {}) });
+  const dec = decoderFor(model, { batch: n, cap: last + 1, format: o.format, ...(method ? { method } : {}) });
   try {
     const p = Math.max(1, first + 1 - (o.queryTokens ?? 2));
     const prompt = new Int32Array(n * p);
@@ -65,7 +67,7 @@ export function decodePredictions(model: Transformer, b: TokenBatch, start: numb
   return out;
 }
 
-function walk(model: Transformer, b: TokenBatch, start: number, n: number, generate: boolean, o: DecodeScoreOptions): Uint8Array {
+function walk(model: SequenceModel, b: TokenBatch, start: number, n: number, generate: boolean, o: DecodeScoreOptions): Uint8Array {
   const L = b.seqLen;
   const pred = decodePredictions(model, b, start, n, generate, o);
   const ok = new Uint8Array(n).fill(1);
@@ -73,7 +75,7 @@ function walk(model: Transformer, b: TokenBatch, start: number, n: number, gener
   return ok;
 }
 
-export function scoreByDecoding(model: Transformer, b: TokenBatch, o: DecodeScoreOptions): DecodeScore {
+export function scoreByDecoding(model: SequenceModel, b: TokenBatch, o: DecodeScoreOptions): DecodeScore {
   let answerTokens = 0;
   for (let e = 0; e < b.n; e++) {
     let c = 0;

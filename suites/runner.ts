@@ -14,9 +14,7 @@ import { measureLatency } from './latency.js';
 import { buildTask } from '../datasets/registry.js';
 import { MqarTask } from '../datasets/mqar.js';
 import { NiahTask } from '../datasets/niah.js';
-import { Transformer } from '../models/transformer.js';
 import { scoreByDecoding } from './generate.js';
-import { canDecode } from '../kernels/decode/ops.js';
 import { buildModel } from '../models/registry.js';
 import type { SequenceModel } from '../models/types.js';
 import type { TokenBatch } from '../datasets/types.js';
@@ -55,13 +53,12 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
       m = { accuracy: ev.accuracy, accuracyDenominator: ev.total, exactMatch: ev.exactMatch, examples: ev.examples, perExample: { correct: b64(ev.perExampleCorrect), total: b64(ev.perExampleTotal) } };
     } else {
       const inRangeHits: number[] = [];
-      // Answers generated through the KV cache too, where the model has a cached decoder (transformers on native / cuda).
-      const decodes = model instanceof Transformer && canDecode();
+      // Answers generated token by token too: through the KV cache (transformers on native / cuda), else by recomputing the prefix.
       const cells = task.grid().map((cell) => {
         const ev = evaluate(model, cell.batch, evalBatch);
         if (cell.length <= task.seqLen) inRangeHits.push(...ev.perExample);
-        const generated = decodes ? scoreByDecoding(model as Transformer, cell.batch, { batch: evalBatch }).generatedExactMatch : undefined;
-        return { length: cell.length, depth: cell.depth, score: ev.exactMatch, examples: ev.examples, ...(generated === undefined ? {} : { generated }) };
+        const generated = scoreByDecoding(model, cell.batch, { batch: evalBatch }).generatedExactMatch;
+        return { length: cell.length, depth: cell.depth, score: ev.exactMatch, examples: ev.examples, generated };
       });
       const inRange = cells.filter((x) => x.length <= task.seqLen);
       const beyond = cells.filter((x) => x.length > task.seqLen);
@@ -69,8 +66,8 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
       const examples = inRange.reduce((s, x) => s + x.examples, 0);
       // NIAH's score is exact match per example: paired data are 0/1 per in-range example.
       const perExample = { correct: b64(Uint16Array.from(inRangeHits)), total: b64(new Uint16Array(inRangeHits.length).fill(1)) };
-      const generated = decodes ? inRange.reduce((s, x) => s + x.generated! * x.examples, 0) / examples : undefined;
-      m = { accuracy: mean(inRange), accuracyDenominator: examples, exactMatch: mean(inRange), examples, niahGrid: cells, extrapolationScore: beyond.length ? mean(beyond) : null, perExample, ...(generated === undefined ? {} : { generatedExactMatch: generated }) };
+      const generatedExactMatch = inRange.reduce((s, x) => s + x.generated * x.examples, 0) / examples;
+      m = { accuracy: mean(inRange), accuracyDenominator: examples, exactMatch: mean(inRange), examples, niahGrid: cells, extrapolationScore: beyond.length ? mean(beyond) : null, perExample, generatedExactMatch };
     }
     const evalFile = o.evalFile ? scoreEvalFile(model, o.evalFile, task.vocabSize, maxLen, evalBatch) : undefined;
     const diagnostics = model.diagnostics?.() ?? {}; // before latency, which feeds random tokens

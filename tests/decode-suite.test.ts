@@ -105,3 +105,31 @@ describe('decode suite', () => {
     expect(r.out).toMatch(/kernel case\s+median ms/);
   });
 });
+
+describe('models without a KV cache', () => {
+  it('combiner and seqboat generate by recomputing the prefix: logits equal the full forward; decode methods are refused', async () => {
+    const { buildModel } = await import('../models/registry.js');
+    const { decoderFor } = await import('../models/decoder.js');
+    const { makeDecodeMethod } = await import('../kernels/decode/methods.js');
+    for (const [name, params] of [['combiner-fixed', { combiner: { segLen: 8 } }], ['seqboat', { dModel: 32, nLayers: 1, emaDim: 2, dQk: 8, dV: 16, chunk: 8 }]] as const) {
+      const model = buildModel(name, params, { vocabSize: 40, maxLen: 64, seed: 1 });
+      const ids = Int32Array.from({ length: 2 * 20 }, (_, i) => 1 + ((i * 7) % 39));
+      const dec = decoderFor(model, { batch: 2, cap: 32 }); // combiner: segments of 8 divide the capacity
+      expect(dec.cached).toBe(false);
+      const prompt = Int32Array.from([...ids.subarray(0, 16), ...ids.subarray(20, 36)]);
+      dec.prefill(prompt, 16).dispose();
+      const got = dec.step(Int32Array.from([ids[16]!, ids[36]!]));
+      // the full forward at length 24 (a multiple of 8) over the first 17 tokens + any tokens after them
+      const seq = new Int32Array(2 * 24).fill(5);
+      seq.set(ids.subarray(0, 17), 0);
+      seq.set(ids.subarray(20, 37), 24);
+      const full = tf.tidy(() => model.head(tf.reshape(tf.slice(model.hidden(tf.tensor2d(seq, [2, 24], 'int32')), [0, 16, 0], [2, 1, -1]), [2, -1]) as tf.Tensor2D));
+      const a = got.dataSync(), b = full.dataSync();
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(1e-6 + 1e-6 * Math.abs(b[i]!));
+      tf.dispose([got, full]);
+      const m = makeDecodeMethod('quest', { budget: 32 }, 16);
+      expect(() => decoderFor(model, { batch: 1, cap: 8, method: m })).toThrow(/decode\.method: .* has no KV cache/);
+      model.dispose();
+    }
+  });
+});
