@@ -24,7 +24,7 @@ import { IGNORE_INDEX, type TokenBatch } from '../datasets/types.js';
 import { scoreByDecoding } from './generate.js';
 import { quantile } from './latency.js';
 import { DECODE_METHOD_DEFAULTS, DECODE_METHODS, makeDecodeMethod, type DecodeCalibration, type DecodeMethodName } from '../kernels/decode/methods.js';
-import { calibrateDecode } from '../kernels/decode/calibrate.js';
+import { calibrateDecode } from './decode-calibrate.js';
 import { LayerCache } from '../kernels/decode/kv-cache.js';
 import { copyBandwidth, sync } from '../kernels/decode/ops.js';
 import { KV_FORMATS, type KvFormat } from '../kernels/decode/types.js';

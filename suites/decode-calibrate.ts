@@ -6,9 +6,9 @@
  *   Double Sparsity's label channels: per head, the r channels with the largest mean |q_c| |k_c|.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Transformer } from '../../models/transformer.js';
-import { attention } from '../attention.js';
-import type { DecodeCalibration } from './methods.js';
+import type { Transformer } from '../models/transformer.js';
+import { attention } from '../kernels/attention.js';
+import type { DecodeCalibration } from '../kernels/decode/methods.js';
 
 interface Captured {
   q: Float32Array;
