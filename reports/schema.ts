@@ -195,6 +195,8 @@ export interface DecodeMetrics {
   bytesReadFraction: number | null;
   /** Prefill of the first test prompt + its first token, batch 1. */
   ttft: Timing | null;
+  /** The same for a seeded random prompt at every latency length (batch 1). */
+  ttftByLength?: { length: number; ttft: Timing }[];
   /** Per context length and batch: one decode step (next token on the host). */
   latency: { length: number; batch: number; step: Timing; tokensPerSec: number; kvBytes: number }[];
   calibrationSeconds: number;

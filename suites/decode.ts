@@ -238,6 +238,24 @@ export async function measureDecodeMethod(suite: string, c: DecodeConfig, k: Ext
       m.dispose();
       if (rep > 0) ttft.push(ms);
     }
+    // Time to first token against context length: a seeded random prompt of each length, batch 1.
+    const ttftByLength: DecodeMetrics['ttftByLength'] = [];
+    for (const len of c.latency.lengths) {
+      const ids = new Int32Array(len);
+      for (let i = 0; i < len; i++) ids[i] = 2 + ((i * 2654435761) >>> 0) % Math.max(1, meta.vocabSize - 2);
+      const samples: number[] = [];
+      for (let rep = 0; rep <= c.latency.ttftReps; rep++) {
+        const m = method();
+        const s0 = performance.now();
+        const dec = new Decoder(model, { batch: 1, cap: len + 1, format, method: m });
+        argmaxRows(dec.prefill(ids, len));
+        const ms = performance.now() - s0;
+        dec.dispose();
+        m.dispose();
+        if (rep > 0) samples.push(ms);
+      }
+      ttftByLength.push({ length: len, ttft: timing(samples) });
+    }
     const latency: DecodeMetrics['latency'] = [];
     for (const len of c.latency.lengths) {
       for (const batch of c.latency.batches) {
@@ -266,7 +284,7 @@ export async function measureDecodeMethod(suite: string, c: DecodeConfig, k: Ext
       case: 'method', checkpoint: ckName(k.checkpoint), checkpointSha256: meta.weights.sha256, method: k.method, budget: k.budget, budgetMeaning, format, length: L,
       generatedExactMatch: score.generatedExactMatch, teacherExactMatch: score.teacherExactMatch, examples: score.examples, answerTokens: score.answerTokens,
       kvBytes, kvBytesDense: L * 2 * D * (format === 'bf16' ? 2 : 4) * H * model.c.nLayers, bytesReadFraction: bytesRead / bytesDense,
-      ttft: timing(ttft), latency, calibrationSeconds: seconds, ...(cal.streamingHeads ? { streamingHeads: cal.streamingHeads } : {}),
+      ttft: timing(ttft), ttftByLength, latency, calibrationSeconds: seconds, ...(cal.streamingHeads ? { streamingHeads: cal.streamingHeads } : {}),
       ...(cal.labelChannels ? { labelChannels: cal.labelChannels } : {}), denseExactMatch: null, accuracyRatio: null,
     };
     return record(suite, c, k, backend, fp, t0, startedAt, { accuracy: score.generatedExactMatch, examples: score.examples, decode, meta, parameterCount: model.variables().reduce((s, x) => s + x.size, 0) });
@@ -321,7 +339,7 @@ export async function measureDecodeBandwidth(suite: string, c: DecodeConfig, k: 
     const decode: DecodeMetrics = {
       case: 'bandwidth', method: k.kernel, budget, budgetMeaning: method.budgetMeaning, format: k.format, length: L,
       generatedExactMatch: null, teacherExactMatch: null, examples: 0, answerTokens: 0, kvBytes: bytesRead, kvBytesDense: B * H * L * 2 * D * (k.format === 'bf16' ? 2 : 4), bytesReadFraction: null,
-      ttft: null, latency: [], calibrationSeconds: 0, denseExactMatch: null, accuracyRatio: null,
+      ttft: null, ttftByLength: [], latency: [], calibrationSeconds: 0, denseExactMatch: null, accuracyRatio: null,
       bandwidth: { batch: B, heads: H, headDim: D, bytesRead, time: t, gbPerSec, copyGbPerSec: copyGbs, fractionOfCopy: gbPerSec / copyGbs, splitKv: isCuda() },
     };
     return record(suite, c, k, backend, fp, t0, startedAt, { accuracy: null, examples: 0, decode, parameterCount: 0 });

@@ -57,6 +57,8 @@ export function decodingSection(page: Page, records: RunRecord[]): string {
   });
   const rows = [...methods].sort((a, b) => deviceOf(a).localeCompare(deviceOf(b)) || dm(a).method.localeCompare(dm(b).method) || dm(a).budget - dm(b).budget);
   const lat = [...new Map(methods.flatMap((r) => dm(r).latency.map((l) => [`${l.length}/${l.batch}`, l] as const))).values()].sort((a, b) => a.batch - b.batch || a.length - b.length);
+  // TTFT is mostly the (dense) prefill, nearly equal across methods: table columns, not a plot of overlapping lines
+  const ttftLens = [...new Set(methods.flatMap((r) => (dm(r).ttftByLength ?? []).map((t) => t.length)))].sort((a, b) => a - b);
   return `<section id="decoding"><h2>Decoding</h2>
 ${howToRead('each checkpoint decodes through a decode-time method: the haystack is prefilled into the KV cache, the question and the answers run token by token through the method, and an example counts when every generated answer token is right (teacher-forced: the true answers fed back through the same cache). '
     + 'The x axis is the bytes of K and V (and the method\'s own statistics: page bounds, label cache) one step reads, over what dense decoding reads. Step latencies include the whole model step and the next token reaching the host; '
@@ -65,9 +67,11 @@ ${page.plots(charts)}
 ${table('decode-table', [
     { header: 'checkpoint' }, { header: 'device' }, { header: 'method' }, { header: 'budget', kind: 'density' }, { header: 'generated', kind: 'accuracy' }, { header: 'teacher-forced', kind: 'accuracy' },
     { header: 'vs dense', kind: 'ratio' }, { header: 'KV MB', kind: 'mb' }, { header: 'read / dense', kind: 'density' }, { header: 'TTFT ms', kind: 'ms' },
+    ...ttftLens.map((n) => ({ header: `TTFT ms L${n}`, kind: 'ms' as const })),
     ...lat.map((l) => ({ header: `step ms L${l.length} b${l.batch}`, kind: 'ms' as const })),
   ], rows.map((r) => ({
     cells: [dm(r).checkpoint ?? '', deviceOf(r), dm(r).method, dm(r).budget, dm(r).generatedExactMatch, dm(r).teacherExactMatch, dm(r).accuracyRatio, dm(r).kvBytes / 1e6, dm(r).bytesReadFraction, dm(r).ttft?.medianMs ?? null,
+      ...ttftLens.map((n) => (dm(r).ttftByLength ?? []).find((t) => t.length === n)?.ttft.medianMs ?? null),
       ...lat.map((l) => dm(r).latency.find((x) => x.length === l.length && x.batch === l.batch)?.step.medianMs ?? null)],
   })))}
 ${kernels.length ? `<h3>Decode kernels</h3>${table('decode-kernels', [
