@@ -251,6 +251,14 @@ export function stridedLayout(s: Shape, stride: number): BlockLayout {
   return fromBlockSets(s, grid(s, 1, (_h, i, nK) => range(0, nK).filter((j) => (i - j) % stride === 0 || j === i)));
 }
 
+/**
+ * Attention sink + local blocks (LongGen's sparse layers, StreamingLLM's pattern): every query block
+ * sees the first `sinks` key blocks and the `local` key blocks before its own, and its own (causal).
+ */
+export function sinkWindowLayout(s: Shape, sinks: number, local: number): BlockLayout {
+  return fromBlockSets(s, grid(s, 1, (_h, i) => [...range(0, Math.min(sinks, i + 1)), ...range(Math.max(0, i - local), i + 1)]));
+}
+
 /** The first `g` key blocks for every query block, and every key block for the first `g` query blocks. */
 export function globalLayout(s: Shape, g: number): BlockLayout {
   return fromBlockSets(s, grid(s, 1, (_h, i, nK) => (i < g ? range(0, nK) : range(0, g))));

@@ -5,6 +5,7 @@ import { ParamError } from '../core/params.js';
 import { parseLayoutSpec, type LayoutKind } from '../kernels/attention.js';
 import { combinerAttention, parseCombinerConfig } from './combiner.js';
 import { SeqBoat, parseSeqBoatConfig } from './seqboat.js';
+import { longGenAttention, parseLongGenConfig } from './longgen.js';
 
 /** Combiner: the transformer with Combiner's factorised attention (`combiner: {segLen, causal}`). */
 function combiner(variant: 'fixed' | 'axial'): ReturnType<typeof transformer> {
@@ -18,6 +19,21 @@ function combiner(variant: 'fixed' | 'axial'): ReturnType<typeof transformer> {
     build: (p, ctx) => {
       const { config, comb } = split(`model.${name}`, p);
       return new Transformer(name, config, ctx, undefined, { fn: (q, k, v) => combinerAttention(q, k, v, comb), config: { combiner: comb } });
+    },
+  };
+}
+
+/** LongGen: the transformer with a third of its layers (the middle ones) full and the rest sparse (`longgen: {...}`). */
+function longgen(): ReturnType<typeof transformer> {
+  const split = (where: string, p: Record<string, unknown>) => {
+    const { longgen: lg = {}, ...rest } = p;
+    return { config: parseTransformerConfig(where, rest), lg: parseLongGenConfig(`${where}.longgen`, lg as Record<string, unknown>) };
+  };
+  return {
+    parse: (where, p) => void split(where, p),
+    build: (p, ctx) => {
+      const { config, lg } = split('model.longgen', p);
+      return new Transformer('longgen', config, ctx, undefined, { fn: longGenAttention(lg, config.nLayers), config: { longgen: lg } });
     },
   };
 }
@@ -45,6 +61,7 @@ const MODELS: Record<string, ReturnType<typeof transformer>> = {
   dense: transformer('dense'),
   window: transformer('window'),
   bigbird: transformer('bigbird'),
+  longgen: longgen(),
   'combiner-fixed': combiner('fixed'),
   'combiner-axial': combiner('axial'),
   seqboat: { parse: (where, p) => void parseSeqBoatConfig(where, p), build: (p, ctx) => new SeqBoat(parseSeqBoatConfig('model.seqboat', p), ctx) },
