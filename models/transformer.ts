@@ -9,6 +9,7 @@ import { causalDepthwiseConv, gatherRows, gelu, layerNorm, rope } from '../kerne
 import { ParamFactory, uniquePrefix } from './init.js';
 import type { ModelContext, SequenceModel } from './types.js';
 import { boolParam, enumParam, intParam, rejectUnknown, ParamError } from '../core/params.js';
+import { NmMasks, parseNmConfig, type NmConfig } from './nm-sparsity.js';
 
 export interface TransformerConfig {
   /** 'rope' (rotary, default) or 'learned' absolute position embeddings. */
@@ -20,12 +21,14 @@ export interface TransformerConfig {
   nHeads: number;
   mlpRatio: number;
   tiedHead: boolean;
+  /** N:M sparse training of every linear layer (models/nm-sparsity.ts); absent = dense weights. Not in the defaults, so dense configs keep their run ids. */
+  nm?: NmConfig;
 }
 
 export const TRANSFORMER_DEFAULTS: TransformerConfig = { positions: 'rope', shortConv: 0, dModel: 64, nLayers: 2, nHeads: 2, mlpRatio: 4, tiedHead: false };
 
 export function parseTransformerConfig(where: string, given: Record<string, unknown>): TransformerConfig {
-  rejectUnknown(where, given, Object.keys(TRANSFORMER_DEFAULTS));
+  rejectUnknown(where, given, [...Object.keys(TRANSFORMER_DEFAULTS), 'nm']);
   const g = { ...TRANSFORMER_DEFAULTS, ...given };
   const c: TransformerConfig = {
     positions: enumParam(where, 'positions', g.positions, ['rope', 'learned'] as const),
@@ -35,6 +38,7 @@ export function parseTransformerConfig(where: string, given: Record<string, unkn
     nHeads: intParam(where, 'nHeads', g.nHeads, 1, 1024),
     mlpRatio: intParam(where, 'mlpRatio', g.mlpRatio, 1, 64),
     tiedHead: boolParam(where, 'tiedHead', g.tiedHead),
+    ...(given.nm !== undefined ? { nm: parseNmConfig(`${where}.nm`, (given.nm ?? {}) as Record<string, unknown>) } : {}),
   };
   if (c.dModel % c.nHeads !== 0) throw new ParamError(`${where}.nHeads`, `must divide dModel (${c.dModel}), got ${c.nHeads}`);
   return c;
@@ -66,6 +70,7 @@ export class Transformer implements SequenceModel {
   private mix: MixerFn;
   private readonly ownMix: MixerFn;
   private readonly customMixer: boolean;
+  private readonly nm?: NmMasks;
 
   constructor(
     readonly name: string,
@@ -76,6 +81,7 @@ export class Transformer implements SequenceModel {
   ) {
     this.mix = this.ownMix = mixer?.fn ?? ((q, k, v) => attention(q, k, v, layout));
     this.customMixer = !!mixer;
+    if (c.nm) this.nm = new NmMasks(c.nm);
     this.maxLen = ctx.maxLen;
     this.config = { ...c, ...(layout ? { attention: layout } : {}), ...(mixer ? mixer.config : {}) };
     const f = new ParamFactory(ctx.seed);
@@ -140,6 +146,7 @@ export class Transformer implements SequenceModel {
    * k-1 inputs of every block, updated here).
    */
   forwardFrom(ids: tf.Tensor2D, pos: number, mix: MixerFn, conv?: ConvState): tf.Tensor3D {
+    this.nm?.tick();
     return tf.tidy(() => {
       const [B, L] = ids.shape;
       const d = this.c.dModel;
@@ -157,30 +164,36 @@ export class Transformer implements SequenceModel {
   }
 
   head(h: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => (this.wout ? tf.matMul(h, this.wout as tf.Tensor2D) : tf.matMul(h, this.tokEmb as tf.Tensor2D, false, true)));
+    return tf.tidy(() => (this.wout ? this.lin(h, this.wout) : tf.matMul(h, this.tokEmb as tf.Tensor2D, false, true)));
   }
 
   private selfAttention(h: tf.Tensor3D, b: Block, B: number, L: number, layer: number, pos: number, mix: MixerFn): tf.Tensor3D {
     const d = this.c.dModel;
     const H = this.c.nHeads;
     const Dh = d / H;
-    const qkv = tf.add(tf.matMul(tf.reshape(h, [B * L, d]), b.wqkv as tf.Tensor2D), b.bqkv);
+    const qkv = tf.add(this.lin(tf.reshape(h, [B * L, d]) as tf.Tensor2D, b.wqkv), b.bqkv);
     // [B*L, 3d] -> [3, B, H, L, Dh] in one transpose, then split.
     const t = tf.transpose(tf.reshape(qkv, [B, L, 3, H, Dh]), [2, 0, 3, 1, 4]);
     const [q, k, v] = tf.unstack(t, 0) as tf.Tensor4D[];
     const rot = this.c.positions === 'rope';
     const o = mix(rot ? rope(q!, 10000, pos) : q!, rot ? rope(k!, 10000, pos) : k!, v!, layer); // [B, H, L, Dh]
     const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * L, d]);
-    return tf.reshape(tf.add(tf.matMul(merged as tf.Tensor2D, b.wo as tf.Tensor2D), b.bo), [B, L, d]);
+    return tf.reshape(tf.add(this.lin(merged as tf.Tensor2D, b.wo), b.bo), [B, L, d]);
   }
 
   private mlp(h: tf.Tensor3D, b: Block): tf.Tensor3D {
     const [B, L, d] = h.shape;
-    const u = gelu(tf.add(tf.matMul(tf.reshape(h, [B * L, d]), b.w1 as tf.Tensor2D), b.b1));
-    return tf.reshape(tf.add(tf.matMul(u as tf.Tensor2D, b.w2 as tf.Tensor2D), b.b2), [B, L, d]);
+    const u = gelu(tf.add(this.lin(tf.reshape(h, [B * L, d]) as tf.Tensor2D, b.w1), b.b1));
+    return tf.reshape(tf.add(this.lin(u as tf.Tensor2D, b.w2), b.b2), [B, L, d]);
+  }
+
+  /** A linear layer's product: N:M-sparse in both passes when the model trains with nm, else a plain matmul. */
+  private lin(x: tf.Tensor2D, w: tf.Variable): tf.Tensor2D {
+    return this.nm ? this.nm.matMul(x, w) : tf.matMul(x, w as tf.Tensor2D);
   }
 
   dispose(): void {
+    this.nm?.clear();
     for (const v of this.all) v.dispose();
   }
 }

@@ -14,7 +14,7 @@ if (spawnSync('nvidia-smi', ['-L'], { stdio: 'ignore' }).status !== 0) {
   console.log('test:gpu skipped: no NVIDIA GPU visible (nvidia-smi -L failed)');
   process.exit(0);
 }
-const files = ['native-kernels', 'block-sparse', 'combiner', 'seqboat', 'training-step', 'selectors', 'decode'].map((f) => `tests/${f}.test.ts`);
+const files = ['native-kernels', 'block-sparse', 'combiner', 'seqboat', 'training-step', 'selectors', 'decode', 'trainable'].map((f) => `tests/${f}.test.ts`);
 const r = spawnSync('npx', ['vitest', 'run', ...files], {
   stdio: 'inherit',
   env: { ...process.env, TABRECALL_TEST_BACKEND: 'cuda', TABRECALL_TF32: process.env.TABRECALL_TF32 ?? '0' },

@@ -37,6 +37,10 @@ if (want('selectors')) {
   shim.beginFile('selectors');
   await import('../selectors.test.js');
 }
+if (want('trainable')) {
+  shim.beginFile('trainable');
+  await import('../trainable.test.js');
+}
 if (want('decode')) {
   shim.beginFile('decode');
   await import('../decode.test.js');
