@@ -179,8 +179,8 @@ const calibrations = new Map<string, { state: CalibrationState | undefined; seco
 
 function calibrate(s: Selector, model: Transformer, meta: SavedModelMeta, c: SparsifyConfig, budget: number, ctx: SelectorContext): { state: CalibrationState | undefined; seconds: number } {
   if (!s.calibrate) return { state: undefined, seconds: 0 };
-  // MInference's pattern choice depends on the budget; the channels and gates do not.
-  const key = `${meta.weights.sha256}/${s.name}/${s.name === 'minference' ? budget : ''}/${c.calibrationExamples}/${c.block}`;
+  // MInference's pattern choice and MoA's spans depend on the budget; the channels and gates do not.
+  const key = `${meta.weights.sha256}/${s.name}/${s.name === 'minference' || s.name === 'moa' ? budget : ''}/${c.calibrationExamples}/${c.block}`;
   const hit = calibrations.get(key);
   if (hit) return hit;
   const t0 = performance.now();

@@ -7,7 +7,9 @@
  * without fallback kernels and lowers the loss. N:M sparse training (BDWP): masks have exactly N
  * non-zeros in every group of M along the forward's reduction axis (forward mask) and along the output
  * axis (backward mask); the product's value is x (W . Mf), its input gradient dy (W . Mb)^T and its
- * weight gradient the dense x^T dy (1e-5); a 2:4 model trains without fallback kernels.
+ * weight gradient the dense x^T dy (1e-5); a 2:4 model trains without fallback kernels. MoA: the
+ * span search keeps the mean density within the budget and gives the extra blocks to the head whose
+ * attention needs them; the layout is exactly each head's window; spans scale with the length.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
@@ -21,6 +23,8 @@ import { AdamW, OPTIMIZER_DEFAULTS } from '../suites/optimizer.js';
 import { trainingStep } from '../suites/train.js';
 import { NmMasks, nmMask } from '../models/nm-sparsity.js';
 import { Rng } from '../core/rng.js';
+import { chooseSpans, moa, moaBlocks, MOA_BETAS } from '../kernels/selectors/moa.js';
+import { density } from '../kernels/layout.js';
 
 beforeAll(async () => {
   await useBackend(BACKEND);
@@ -148,5 +152,51 @@ describe('N:M sparse training (BDWP)', () => {
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(losses[8]!).toBeLessThan(losses[0]!);
     m.dispose();
+  });
+});
+
+describe('MoA', () => {
+  it('span search: mean density within the budget; the head that loses mass gets the longer span', () => {
+    // head 0 keeps all its mass at the smallest span (local), head 1 only at the full span
+    const kept = [MOA_BETAS.map(() => 1), MOA_BETAS.map((_, c) => (c === MOA_BETAS.length - 1 ? 1 : 0.1 * c))];
+    const dens = MOA_BETAS.map((b) => Math.min(1, 0.1 + b));
+    for (const budget of [0.2, 0.5, 0.8]) {
+      const pick = chooseSpans(kept, dens, budget);
+      expect((dens[pick[0]!]! + dens[pick[1]!]!) / 2).toBeLessThanOrEqual(budget + 1e-9);
+      expect(pick[1]!).toBeGreaterThanOrEqual(pick[0]!);
+      expect(pick[0]).toBe(0);
+    }
+  });
+
+  it('calibrated on a local head and a sink head: per-head windows, exactly those blocks, density <= budget, spans grow with L', () => {
+    const H = 2, L = 128, D = 16, B = 16;
+    const r = new Rng(4);
+    // head 0: queries match their own position's key (local); head 1: every query matches key 0 (needs the whole span)
+    const q = new Float32Array(H * L * D), k = new Float32Array(H * L * D);
+    for (let t = 0; t < L; t++) for (let d = 0; d < D; d++) {
+      const e = r.normal();
+      q[(0 * L + t) * D + d] = 3 * e;
+      k[(0 * L + t) * D + d] = 3 * e;
+      k[(1 * L + t) * D + d] = t === 0 ? 4 : 0.1 * r.normal();
+      q[(1 * L + t) * D + d] = 4;
+    }
+    const x = { q: tf.tensor3d(q, [H, L, D]), k: tf.tensor3d(k, [H, L, D]), layer: 0 };
+    const ctx = { block: B, scale: 1 / Math.sqrt(D) };
+    const state = moa.calibrate!([[x]], 0.5, ctx) as { betas: number[][] };
+    const [b0, b1] = state.betas[0]!;
+    expect(b1!).toBeGreaterThan(b0!);
+    const { layout } = moa.select(x, 0.5, ctx, state);
+    const l = layout as import('../kernels/layout.js').BlockLayout;
+    expect(l.H).toBe(2);
+    expect(density(l)).toBeLessThanOrEqual(0.5 + 1e-9);
+    const nQ = L / B;
+    for (let h = 0; h < 2; h++) for (let i = 0; i < nQ; i++) {
+      const n = moaBlocks(state.betas[0]![h]!, nQ);
+      const cols = Array.from(l.colIdx.subarray(l.rowPtr[h * (nQ + 1) + i]!, l.rowPtr[h * (nQ + 1) + i + 1]!));
+      expect(cols).toEqual(Array.from({ length: Math.min(i + 1, n) }, (_, t) => i - Math.min(i + 1, n) + 1 + t));
+    }
+    // elastic: the same betas give longer windows at twice the length
+    expect(moaBlocks(b1!, 2 * nQ)).toBeGreaterThanOrEqual(moaBlocks(b1!, nQ));
+    tf.dispose([x.q, x.k]);
   });
 });

@@ -9,9 +9,10 @@ import { anchor } from './anchor.js';
 import { pbs } from './pbs.js';
 import { seer } from './seer.js';
 import { doubleSparsity } from './double-sparsity.js';
+import { moa } from './moa.js';
 
 const SELECTORS: Record<SelectorName, Selector> = {
-  oracle, 'a-shape': aShape, window: windowSelector, minference, flexprefill: flexPrefill, anchor, pbs, seer, 'double-sparsity': doubleSparsity,
+  oracle, 'a-shape': aShape, window: windowSelector, minference, flexprefill: flexPrefill, anchor, pbs, seer, 'double-sparsity': doubleSparsity, moa,
 };
 
 export function getSelector(name: string, where = 'method'): Selector {

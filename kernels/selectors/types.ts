@@ -8,7 +8,7 @@ import type { AnyLayout } from '../device-layout.js';
 import type { Precision } from '../precision.js';
 
 export const SELECTOR_NAMES = [
-  'oracle', 'a-shape', 'window', 'minference', 'flexprefill', 'anchor', 'pbs', 'seer', 'double-sparsity',
+  'oracle', 'a-shape', 'window', 'minference', 'flexprefill', 'anchor', 'pbs', 'seer', 'double-sparsity', 'moa',
 ] as const;
 export type SelectorName = (typeof SELECTOR_NAMES)[number];
 
