@@ -66,6 +66,22 @@ __device__ void merge(float& m, float& l, float* acc, float m2, float l2, const 
   m = M;
 }
 
+// The block's partial from its warps' (max, sum, acc[D]) in shared memory: written as acc[D], max, sum.
+template <int NW, int D>
+__device__ void write_partial(const float* sm, const float* sl, const float (*sacc)[D], float* out) {
+  for (int d = threadIdx.x; d < D + 2; d += blockDim.x) {
+    float M = -1e30f;
+    for (int w = 0; w < NW; w++) M = fmaxf(M, sm[w]);
+    float L = 0, A = 0;
+    for (int w = 0; w < NW; w++) {
+      const float c = __expf(sm[w] - M);
+      L += sl[w] * c;
+      if (d < D) A += sacc[w][d] * c;
+    }
+    out[d] = d < D ? A : (d == D ? M : L);
+  }
+}
+
 template <int D, bool BF16, int U>
 __global__ void __launch_bounds__(kThreads) decode_split_k(const float* __restrict__ q, const void* __restrict__ kc, const void* __restrict__ vc,
     float* part, int H, int cap, int len, float scale, const int32_t* pages, const int32_t* counts, const int32_t* tail, int maxp, int page,
@@ -144,18 +160,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_k(const float* __restri
     if (sub == 0) sm[warp] = m, sl[warp] = l;
   }
   __syncthreads();
-  float* out = part + ((int64_t)r * nsplit + s) * (D + 2);
-  for (int d = threadIdx.x; d < D + 2; d += blockDim.x) {
-    float M = -1e30f;
-    for (int w = 0; w < NW; w++) M = fmaxf(M, sm[w]);
-    float L = 0, A = 0;
-    for (int w = 0; w < NW; w++) {
-      const float c = __expf(sm[w] - M);
-      L += sl[w] * c;
-      if (d < D) A += sacc[w][d] * c;
-    }
-    out[d] = d < D ? A : (d == D ? M : L);
-  }
+  write_partial<NW, D>(sm, sl, sacc, part + ((int64_t)r * nsplit + s) * (D + 2));
 }
 
 // part [rows, nsplit, D + 2] (acc, max, sum) -> out [rows, D]
@@ -189,20 +194,28 @@ int splits_for(int rows, int64_t vmax) {
   return (int)std::max<int64_t>(1, std::min<int64_t>(ns, 1024));
 }
 
-template <int D, bool BF16>
-void launch_decode(const float* q, const void* k, const void* v, float* out, int B, int H, int cap, int len, float scale, const int32_t* pages,
-                   const int32_t* counts, const int32_t* tail, int maxp, int page, int64_t vmax) {
-  const int rows = B * H;
+// Split-KV around a split kernel: partials [rows, nsplit, D + 2] from split(part, grid, per), then the merge into out.
+template <class Split>
+void split_kv(int rows, int64_t vmax, int D, float* out, Split split) {
   const int nsplit = splits_for(rows, vmax);
   const int64_t per = (vmax + nsplit - 1) / nsplit;
   float* part = static_cast<float*>(tr_malloc((int64_t)rows * nsplit * (D + 2) * 4));
   if (!part) return;
-  decode_split_k<D, BF16, 4><<<dim3(nsplit, rows), kThreads, 0, stream()>>>(q, k, v, part, H, cap, len, scale, pages, counts, tail, maxp, page, per);
-  TR_LAUNCHED("decode_split_k");
+  split(part, dim3(nsplit, rows), per);
   decode_combine_k<<<rows, 128, 0, stream()>>>(part, out, nsplit, D);
   TR_LAUNCHED("decode_combine_k");
   tr_free(part);
 }
+
+template <int D, bool BF16>
+void launch_decode(const float* q, const void* k, const void* v, float* out, int B, int H, int cap, int len, float scale, const int32_t* pages,
+                   const int32_t* counts, const int32_t* tail, int maxp, int page, int64_t vmax) {
+  split_kv(B * H, vmax, D, out, [&](float* part, dim3 grid, int64_t per) {
+    decode_split_k<D, BF16, 4><<<grid, kThreads, 0, stream()>>>(q, k, v, part, H, cap, len, scale, pages, counts, tail, maxp, page, per);
+    TR_LAUNCHED("decode_split_k");
+  });
+}
+
 
 __global__ void kv_write_k(int fmt, const float* src, void* dst, int64_t rows, int n, int D, int cap, int pos) {
   const int64_t total = rows * n * D;
@@ -472,18 +485,16 @@ __global__ void __launch_bounds__(kThreads) mustafar_split_k(const float* q, con
   for (int i = 0; i < CPL; i++) sacc[warp][c0 + i] = acc[i];
   if (lane == 0) sm[warp] = m, sl[warp] = l;
   __syncthreads();
-  float* out = part + ((int64_t)r * nsplit + s) * (D + 2);
-  for (int d = threadIdx.x; d < D + 2; d += blockDim.x) {
-    float M = -1e30f;
-    for (int w = 0; w < NW; w++) M = fmaxf(M, sm[w]);
-    float L = 0, A = 0;
-    for (int w = 0; w < NW; w++) {
-      const float c = __expf(sm[w] - M);
-      L += sl[w] * c;
-      if (d < D) A += sacc[w][d] * c;
-    }
-    out[d] = d < D ? A : (d == D ? M : L);
-  }
+  write_partial<NW, D>(sm, sl, sacc, part + ((int64_t)r * nsplit + s) * (D + 2));
+}
+
+template <int D, int U>
+void launch_mustafar(const float* q, const uint32_t* kbits, const float* kvals, const uint32_t* vbits, const float* vvals, float* out, int B, int H,
+                     int cap, int len, int keep_k, int keep_v, float scale) {
+  split_kv(B * H, len, D, out, [&](float* part, dim3 grid, int64_t per) {
+    mustafar_split_k<D, U><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
+    TR_LAUNCHED("mustafar_split_k");
+  });
 }
 
 bool bad_dim(const char* what, int D) {
@@ -565,21 +576,11 @@ TR_API void tr_mustafar_compress(const float* src, uint32_t* bits, float* vals, 
 
 TR_API void tr_decode_attn_mustafar(const float* q, const uint32_t* kbits, const float* kvals, const uint32_t* vbits, const float* vvals,
                                     float* out, int B, int H, int D, int cap, int len, int keep_k, int keep_v, float scale) {
-  const int rows = B * H;
-  if (rows == 0 || len <= 0) return;
-  const int nsplit = splits_for(rows, len);
-  const int64_t per = (len + nsplit - 1) / nsplit;
-  float* part = static_cast<float*>(tr_malloc((int64_t)rows * nsplit * (D + 2) * 4));
-  if (!part) return;
-  const dim3 grid(nsplit, rows);
-  if (D == 64) mustafar_split_k<64, 8><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
-  else if (D == 128) mustafar_split_k<128, 4><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
-  else if (D == 32) mustafar_split_k<32, 8><<<grid, kThreads, 0, stream()>>>(q, kbits, kvals, vbits, vvals, part, cap, len, keep_k, keep_v, scale, per);
+  if (B * H == 0 || len <= 0) return;
+  if (D == 64) launch_mustafar<64, 8>(q, kbits, kvals, vbits, vvals, out, B, H, cap, len, keep_k, keep_v, scale);
+  else if (D == 128) launch_mustafar<128, 4>(q, kbits, kvals, vbits, vvals, out, B, H, cap, len, keep_k, keep_v, scale);
+  else if (D == 32) launch_mustafar<32, 8>(q, kbits, kvals, vbits, vvals, out, B, H, cap, len, keep_k, keep_v, scale);
   else bad_dim("tr_decode_attn_mustafar", D);
-  TR_LAUNCHED("mustafar_split_k");
-  decode_combine_k<<<rows, 128, 0, stream()>>>(part, out, nsplit, D);
-  TR_LAUNCHED("decode_combine_k");
-  tr_free(part);
 }
 
 TR_API double tr_copy_bandwidth(int64_t bytes, int reps) {
