@@ -14,28 +14,21 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import { ParamError, checkFields } from '../core/params.js';
 import { canonical } from '../core/canonical.js';
-import { loadModel, readModelMeta, type SavedModelMeta } from '../models/saved.js';
+import { loadModel, type SavedModelMeta } from '../models/saved.js';
+import { checkCheckpointEntries, checkpointName, checkpointTestBatch, checkpointValidBatch, sliceRows, timing, type CheckpointEntry } from './checkpoint-data.js';
 import { Transformer } from '../models/transformer.js';
 import { Decoder, argmaxRows } from '../models/decoder.js';
-import { buildTask } from '../datasets/registry.js';
-import { MqarTask } from '../datasets/mqar.js';
-import { NiahTask } from '../datasets/niah.js';
 import { IGNORE_INDEX, type TokenBatch } from '../datasets/types.js';
 import { scoreByDecoding } from './generate.js';
-import { quantile } from './latency.js';
 import { DECODE_METHOD_DEFAULTS, DECODE_METHODS, makeDecodeMethod, type DecodeCalibration, type DecodeMethodName } from '../kernels/decode/methods.js';
 import { calibrateDecode } from './decode-calibrate.js';
 import { LayerCache } from '../kernels/decode/kv-cache.js';
 import { copyBandwidth, sync } from '../kernels/decode/ops.js';
 import { KV_FORMATS, type KvFormat } from '../kernels/decode/types.js';
 import type { Job } from './orchestrator.js';
-import { SCHEMA_VERSION, type DecodeMetrics, type Fingerprint, type RunRecord, type Timing } from '../reports/schema.js';
+import { SCHEMA_VERSION, type DecodeMetrics, type Fingerprint, type RunRecord } from '../reports/schema.js';
 
-export interface DecodeCheckpoint {
-  path: string;
-  task: string;
-  name?: string;
-}
+export type DecodeCheckpoint = CheckpointEntry;
 
 export interface DecodeConfig {
   checkpoints: DecodeCheckpoint[];
@@ -102,12 +95,7 @@ export function validateDecode(raw: Record<string, unknown>): DecodeConfig {
 }
 
 export function checkDecodeCheckpoints(c: DecodeConfig): SavedModelMeta[] {
-  return c.checkpoints.map((k, i) => {
-    const { meta } = readModelMeta(k.path);
-    if (meta.task.name !== k.task) throw new ParamError(`suite.decode.checkpoints[${i}].task`, `the checkpoint at ${k.path} was trained on ${JSON.stringify(meta.task.name)}, not ${JSON.stringify(k.task)}; allowed: ${JSON.stringify(meta.task.name)}`);
-    if (meta.model.name !== 'dense') throw new ParamError(`suite.decode.checkpoints[${i}].path`, `${k.path} is a ${JSON.stringify(meta.model.name)} model; decode methods replace a dense transformer's cache reads (allowed: dense)`);
-    return meta;
-  });
+  return checkCheckpointEntries('suite.decode.checkpoints', c.checkpoints, "decode methods replace a dense transformer's cache reads");
 }
 
 export type DecodeCase =
@@ -134,7 +122,7 @@ export function decodeCases(c: DecodeConfig, metas: SavedModelMeta[]): DecodeCas
   return out;
 }
 
-const ckName = (k: DecodeCheckpoint) => k.name ?? k.path.replace(/\/+$/, '').split('/').pop()!;
+const ckName = checkpointName;
 
 export function decodeLabel(k: DecodeCase): string {
   if (k.kind === 'bandwidth') return `decode kernel ${k.kernel} | ${k.format} | batch ${k.batch} | L ${k.length}`;
@@ -149,35 +137,8 @@ export function decodeCaseId(suite: string, c: DecodeConfig, k: DecodeCase, back
   return createHash('sha256').update(canonical({ ...base, backend })).digest('hex').slice(0, 16);
 }
 
-function timing(samples: number[]): Timing {
-  const s = [...samples].sort((a, b) => a - b);
-  return { medianMs: quantile(s, 0.5), p10Ms: quantile(s, 0.1), p90Ms: quantile(s, 0.9), samples: s.length };
-}
-
-function sliceRows(b: TokenBatch, start: number, n: number): TokenBatch {
-  const m = Math.min(n, b.n - start);
-  return { inputs: b.inputs.slice(start * b.seqLen, (start + m) * b.seqLen), labels: b.labels.slice(start * b.seqLen, (start + m) * b.seqLen), n: m, seqLen: b.seqLen };
-}
-
-/** The scored test examples: NIAH spread over the depths at the longest trained length; MQAR the first n. */
-function testBatch(meta: SavedModelMeta, n: number): TokenBatch {
-  const task = buildTask(meta.task.name, meta.task.params, meta.seed);
-  if (task instanceof MqarTask) return sliceRows(task.testSet(), 0, n);
-  const niah = task as NiahTask;
-  const L = Math.max(...niah.p.evalLengths.filter((x) => x <= niah.seqLen));
-  const cells = niah.grid().filter((g) => g.length === L);
-  const per = Math.max(1, Math.ceil(n / cells.length));
-  const parts = cells.map((g) => sliceRows(g.batch, 0, per));
-  const total = parts.reduce((s, b) => s + b.n, 0);
-  const inputs = new Int32Array(total * L), labels = new Int32Array(total * L);
-  let o = 0;
-  for (const b of parts) {
-    inputs.set(b.inputs, o);
-    labels.set(b.labels, o);
-    o += b.inputs.length;
-  }
-  return sliceRows({ inputs, labels, n: total, seqLen: L }, 0, n);
-}
+/** The scored test examples (exactly n). */
+const testBatch = (meta: SavedModelMeta, n: number): TokenBatch => sliceRows(checkpointTestBatch(meta, n), 0, n);
 
 const calibrations = new Map<string, { cal: DecodeCalibration; seconds: number }>();
 
@@ -187,8 +148,7 @@ function calibration(model: Transformer, meta: SavedModelMeta, c: DecodeConfig, 
   const hit = calibrations.get(key);
   if (hit) return hit;
   const t0 = performance.now();
-  const task = buildTask(meta.task.name, meta.task.params, meta.seed) as MqarTask | NiahTask;
-  const v = task.validSet(c.calibrationExamples);
+  const v = checkpointValidBatch(meta, c.calibrationExamples);
   const prompts = Array.from({ length: v.n }, (_, i) => {
     const row = v.labels.subarray(i * v.seqLen, (i + 1) * v.seqLen);
     const first = row.findIndex((x) => x !== IGNORE_INDEX);

@@ -14,14 +14,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ParamError, checkFields } from '../core/params.js';
 import { canonical } from '../core/canonical.js';
 import { Rng } from '../core/rng.js';
-import { loadModel, readModelMeta, type SavedModelMeta } from '../models/saved.js';
+import { loadModel, type SavedModelMeta } from '../models/saved.js';
+import { checkCheckpointEntries, checkpointName, checkpointTestBatch, checkpointValidBatch, timing, type CheckpointEntry } from './checkpoint-data.js';
 import { Transformer } from '../models/transformer.js';
-import { buildTask } from '../datasets/registry.js';
-import { MqarTask } from '../datasets/mqar.js';
-import { NiahTask } from '../datasets/niah.js';
-import type { TokenBatch } from '../datasets/types.js';
 import { evaluate } from './evaluate.js';
-import { quantile } from './latency.js';
 import { getSelector, SELECTOR_NAMES, type SelectorName } from '../kernels/selectors/index.js';
 import { meanDensities, newDensityStats, selectorMixer, attendSelected } from '../kernels/selectors/attend.js';
 import { disposeLayout, layoutReady } from '../kernels/device-layout.js';
@@ -31,16 +27,9 @@ import { blockSparseAttention } from '../kernels/block-sparse.js';
 import { LAYOUT_DEFAULTS, layoutFor } from '../kernels/attention.js';
 import { PRECISIONS, type Precision } from '../kernels/precision.js';
 import type { Job } from './orchestrator.js';
-import { SCHEMA_VERSION, type Fingerprint, type RunRecord, type SparsifyMetrics, type Timing } from '../reports/schema.js';
+import { SCHEMA_VERSION, type Fingerprint, type RunRecord, type SparsifyMetrics } from '../reports/schema.js';
 
-export interface SparsifyCheckpoint {
-  /** Folder of a saved model (bench --save-models), relative to the working directory. */
-  path: string;
-  /** The task the checkpoint must have been trained on (checked against its model.json). */
-  task: string;
-  /** Short name in labels (default: the folder's name). */
-  name?: string;
-}
+export type SparsifyCheckpoint = CheckpointEntry;
 
 export interface SparsifyConfig {
   checkpoints: SparsifyCheckpoint[];
@@ -85,12 +74,7 @@ export function validateSparsify(raw: Record<string, unknown>): SparsifyConfig {
 
 /** Read every checkpoint's model.json and check it against its entry before anything runs. */
 export function checkCheckpoints(c: SparsifyConfig): SavedModelMeta[] {
-  return c.checkpoints.map((k, i) => {
-    const { meta } = readModelMeta(k.path);
-    if (meta.task.name !== k.task) throw new ParamError(`suite.sparsify.checkpoints[${i}].task`, `the checkpoint at ${k.path} was trained on ${JSON.stringify(meta.task.name)}, not ${JSON.stringify(k.task)}; allowed: ${JSON.stringify(meta.task.name)}`);
-    if (!['dense'].includes(meta.model.name)) throw new ParamError(`suite.sparsify.checkpoints[${i}].path`, `${k.path} is a ${JSON.stringify(meta.model.name)} model; selectors replace a dense transformer's attention (allowed: dense)`);
-    return meta;
-  });
+  return checkCheckpointEntries('suite.sparsify.checkpoints', c.checkpoints, "selectors replace a dense transformer's attention");
 }
 
 export interface SparsifyCase {
@@ -110,7 +94,7 @@ export function sparsifyCases(c: SparsifyConfig, metas: SavedModelMeta[]): Spars
   return out;
 }
 
-const ckName = (k: SparsifyCheckpoint) => k.name ?? k.path.replace(/\/+$/, '').split('/').pop()!;
+const ckName = checkpointName;
 
 export function sparsifyLabel(k: SparsifyCase): string {
   return `${ckName(k.checkpoint)} | ${k.method}${k.method === 'dense' ? '' : ` budget ${k.budget}`}`;
@@ -121,38 +105,8 @@ export function sparsifyCaseId(suite: string, c: SparsifyConfig, k: SparsifyCase
   return createHash('sha256').update(canonical(cfg)).digest('hex').slice(0, 16);
 }
 
-/** The scored test examples of a checkpoint's task, and their length. */
-function testBatch(meta: SavedModelMeta, n: number): TokenBatch {
-  const task = buildTask(meta.task.name, meta.task.params, meta.seed);
-  if (task instanceof MqarTask) return sliceRows(task.testSet(), 0, n);
-  const niah = task as NiahTask;
-  const L = Math.max(...niah.p.evalLengths.filter((x) => x <= niah.seqLen));
-  const cells = niah.grid().filter((g) => g.length === L);
-  const per = Math.max(1, Math.ceil(n / cells.length));
-  return concatRows(cells.map((g) => sliceRows(g.batch, 0, per)));
-}
-
-function calibrationBatch(meta: SavedModelMeta, n: number): TokenBatch {
-  const task = buildTask(meta.task.name, meta.task.params, meta.seed) as MqarTask | NiahTask;
-  return task.validSet(n);
-}
-
-function sliceRows(b: TokenBatch, start: number, n: number): TokenBatch {
-  const m = Math.min(n, b.n - start);
-  return { inputs: b.inputs.slice(start * b.seqLen, (start + m) * b.seqLen), labels: b.labels.slice(start * b.seqLen, (start + m) * b.seqLen), n: m, seqLen: b.seqLen };
-}
-
-function concatRows(bs: TokenBatch[]): TokenBatch {
-  const L = bs[0]!.seqLen, n = bs.reduce((s, b) => s + b.n, 0);
-  const inputs = new Int32Array(n * L), labels = new Int32Array(n * L);
-  let o = 0;
-  for (const b of bs) {
-    inputs.set(b.inputs, o);
-    labels.set(b.labels, o);
-    o += b.inputs.length;
-  }
-  return { inputs, labels, n, seqLen: L };
-}
+const testBatch = checkpointTestBatch;
+const calibrationBatch = checkpointValidBatch;
 
 /** q and k of every layer for one input [1, L] (dense attention while capturing). */
 function captureQK(model: Transformer, ids: Int32Array, L: number, precision?: Precision): HeadInputs[] {
@@ -192,11 +146,6 @@ function calibrate(s: Selector, model: Transformer, meta: SavedModelMeta, c: Spa
   const out = { state, seconds: (performance.now() - t0) / 1000 };
   calibrations.set(key, out);
   return out;
-}
-
-function timing(samples: number[]): Timing {
-  const s = [...samples].sort((a, b) => a - b);
-  return { medianMs: quantile(s, 0.5), p10Ms: quantile(s, 0.1), p90Ms: quantile(s, 0.9), samples: s.length };
 }
 
 /**
