@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { attention } from '../kernels/attention.js';
-import { LayerCache } from '../kernels/decode/kv-cache.js';
+import { LayerCache, fillRandom } from '../kernels/decode/kv-cache.js';
 import { layoutMethod, type DecodeMethod } from '../kernels/decode/methods.js';
 import type { KvFormat } from '../kernels/decode/types.js';
 import { canDecode } from '../kernels/decode/ops.js';
@@ -86,22 +86,7 @@ export class Decoder implements SequenceDecoder {
    */
   fillRandom(len: number, seed: number): void {
     if (this.len !== 0) throw new ParamError('decode.fillRandom', 'the cache is not empty');
-    const B = this.o.batch, H = this.H, D = this.D;
-    const chunk = Math.min(1024, len);
-    const k = tf.randomNormal([B, H, chunk, D], 0, 1, 'float32', seed) as tf.Tensor4D;
-    const v = tf.randomNormal([B, H, chunk, D], 0, 1, 'float32', seed + 1) as tf.Tensor4D;
-    try {
-      for (let done = 0; done < len; done += chunk) {
-        const n = Math.min(chunk, len - done);
-        tf.tidy(() => {
-          const kk = n === chunk ? k : (tf.slice(k, [0, 0, 0, 0], [-1, -1, n, -1]) as tf.Tensor4D);
-          const vv = n === chunk ? v : (tf.slice(v, [0, 0, 0, 0], [-1, -1, n, -1]) as tf.Tensor4D);
-          for (const c of this.caches) c.append(kk, vv);
-        });
-      }
-    } finally {
-      tf.dispose([k, v]);
-    }
+    fillRandom(this.caches, len, seed, 1024);
   }
 
   /** Bytes the caches hold now (all layers). */

@@ -22,11 +22,11 @@ import { IGNORE_INDEX, type TokenBatch } from '../datasets/types.js';
 import { scoreByDecoding } from './generate.js';
 import { DECODE_METHOD_DEFAULTS, DECODE_METHODS, makeDecodeMethod, type DecodeCalibration, type DecodeMethodName } from '../kernels/decode/methods.js';
 import { calibrateDecode } from './decode-calibrate.js';
-import { LayerCache } from '../kernels/decode/kv-cache.js';
+import { LayerCache, fillRandom } from '../kernels/decode/kv-cache.js';
 import { copyBandwidth, sync } from '../kernels/decode/ops.js';
 import { KV_FORMATS, type KvFormat } from '../kernels/decode/types.js';
 import type { Job } from './orchestrator.js';
-import { SCHEMA_VERSION, type DecodeMetrics, type Fingerprint, type RunRecord } from '../reports/schema.js';
+import { SCHEMA_VERSION, type DecodeMetrics, type Fingerprint, type RunRecord, type Timing } from '../reports/schema.js';
 
 export type DecodeCheckpoint = CheckpointEntry;
 
@@ -181,41 +181,31 @@ export async function measureDecodeMethod(suite: string, c: DecodeConfig, k: Ext
     const probe = method();
     const bytesRead = probe.bytesRead(L, D, elem), bytesDense = L * 2 * D * elem, budgetMeaning = probe.budgetMeaning;
     probe.dispose();
-    // Time to first token: the first test prompt (up to its first answer), batch 1.
-    const row = test.labels.subarray(0, L);
-    const first = row.findIndex((x) => x !== IGNORE_INDEX);
-    const prompt = test.inputs.slice(0, first + 1);
-    const ttft: number[] = [];
-    let kvBytes = 0;
-    for (let rep = 0; rep <= c.latency.ttftReps; rep++) {
-      const m = method();
-      const s0 = performance.now();
-      const dec = new Decoder(model, { batch: 1, cap: first + 2, format, method: m });
-      argmaxRows(dec.prefill(prompt, first + 1));
-      const ms = performance.now() - s0;
-      kvBytes = dec.bytes() / (first + 1) * L;
-      dec.dispose();
-      m.dispose();
-      if (rep > 0) ttft.push(ms);
-    }
-    // Time to first token against context length: a seeded random prompt of each length, batch 1.
-    const ttftByLength: DecodeMetrics['ttftByLength'] = [];
-    for (const len of c.latency.lengths) {
-      const ids = new Int32Array(len);
-      for (let i = 0; i < len; i++) ids[i] = 2 + ((i * 2654435761) >>> 0) % Math.max(1, meta.vocabSize - 2);
+    // Time to first token (prefill + first token, batch 1; rep 0 warms up): the first test prompt up
+    // to its first answer, then a seeded pseudo-random prompt at every latency length.
+    const timeFirstToken = (ids: Int32Array, cap: number): { ttft: Timing; bytesPerToken: number } => {
       const samples: number[] = [];
+      let bytesPerToken = 0;
       for (let rep = 0; rep <= c.latency.ttftReps; rep++) {
         const m = method();
         const s0 = performance.now();
-        const dec = new Decoder(model, { batch: 1, cap: len + 1, format, method: m });
-        argmaxRows(dec.prefill(ids, len));
+        const dec = new Decoder(model, { batch: 1, cap, format, method: m });
+        argmaxRows(dec.prefill(ids, ids.length));
         const ms = performance.now() - s0;
+        bytesPerToken = dec.bytes() / ids.length;
         dec.dispose();
         m.dispose();
         if (rep > 0) samples.push(ms);
       }
-      ttftByLength.push({ length: len, ttft: timing(samples) });
-    }
+      return { ttft: timing(samples), bytesPerToken };
+    };
+    const first = test.labels.subarray(0, L).findIndex((x) => x !== IGNORE_INDEX);
+    const atPrompt = timeFirstToken(test.inputs.slice(0, first + 1), first + 2);
+    const kvBytes = atPrompt.bytesPerToken * L;
+    const ttftByLength: DecodeMetrics['ttftByLength'] = c.latency.lengths.map((len) => {
+      const ids = Int32Array.from({ length: len }, (_, i) => 2 + ((i * 2654435761) >>> 0) % Math.max(1, meta.vocabSize - 2));
+      return { length: len, ttft: timeFirstToken(ids, len + 1).ttft };
+    });
     const latency: DecodeMetrics['latency'] = [];
     for (const len of c.latency.lengths) {
       for (const batch of c.latency.batches) {
@@ -244,7 +234,7 @@ export async function measureDecodeMethod(suite: string, c: DecodeConfig, k: Ext
       case: 'method', checkpoint: ckName(k.checkpoint), checkpointSha256: meta.weights.sha256, method: k.method, budget: k.budget, budgetMeaning, format, length: L,
       generatedExactMatch: score.generatedExactMatch, teacherExactMatch: score.teacherExactMatch, examples: score.examples, answerTokens: score.answerTokens,
       kvBytes, kvBytesDense: L * 2 * D * (format === 'bf16' ? 2 : 4) * H * model.c.nLayers, bytesReadFraction: bytesRead / bytesDense,
-      ttft: timing(ttft), ttftByLength, latency, calibrationSeconds: seconds, ...(cal.streamingHeads ? { streamingHeads: cal.streamingHeads } : {}),
+      ttft: atPrompt.ttft, ttftByLength, latency, calibrationSeconds: seconds, ...(cal.streamingHeads ? { streamingHeads: cal.streamingHeads } : {}),
       ...(cal.labelChannels ? { labelChannels: cal.labelChannels } : {}), denseExactMatch: null, accuracyRatio: null,
     };
     return record(suite, c, k, backend, fp, t0, startedAt, { accuracy: score.generatedExactMatch, examples: score.examples, decode, meta, parameterCount: model.variables().reduce((s, x) => s + x.size, 0) });
@@ -270,13 +260,7 @@ export async function measureDecodeBandwidth(suite: string, c: DecodeConfig, k: 
   const cache = new LayerCache({ B, H, D, cap: L, format: k.format }, method.extras(0, H));
   const q = tf.randomNormal([B, H, D], 0, 1, 'float32', 3) as tf.Tensor3D;
   try {
-    const chunk = Math.min(L, 256); // one seeded random chunk appended repeatedly: drawing 2 x B x H x L x D normals on the host costs more than the case
-    const kc = tf.randomNormal([B, H, chunk, D], 0, 1, 'float32', 1) as tf.Tensor4D, vc = tf.randomNormal([B, H, chunk, D], 0, 1, 'float32', 2) as tf.Tensor4D;
-    for (let done = 0; done < L; done += chunk) {
-      const n = Math.min(chunk, L - done);
-      tf.tidy(() => cache.append(n === chunk ? kc : (tf.slice(kc, [0, 0, 0, 0], [-1, -1, n, -1]) as tf.Tensor4D), n === chunk ? vc : (tf.slice(vc, [0, 0, 0, 0], [-1, -1, n, -1]) as tf.Tensor4D)));
-    }
-    tf.dispose([kc, vc]);
+    fillRandom([cache], L, 1, 256);
     const scale = 1 / Math.sqrt(D);
     let step = 0;
     const call = () => tf.tidy(() => method.attend(q, cache, { layer: 0, len: L, step: step++ }, scale));

@@ -30,6 +30,21 @@ beforeAll(async () => {
   await useBackend(BACKEND);
 });
 
+/** `steps` AdamW steps on one small MQAR batch (fallback counts reset first); the losses. */
+function trainOnOneBatch(m: ReturnType<typeof buildModel>, steps: number): number[] {
+  const task = new MqarTask(parseMqarParams({ vocabSize: 64, inputSeqLen: 32, numKvPairs: 4, numTrainExamples: 256, numTestExamples: 32 }), 0);
+  const opt = new AdamW(m.variables(), { ...OPTIMIZER_DEFAULTS, lr: 3e-3, warmupSteps: 0 }, 20);
+  resetFallbackCounts();
+  const batch = task.trainBatch(0, 16);
+  const losses: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const l = trainingStep(m, opt, batch);
+    losses.push(l.dataSync()[0]!);
+    l.dispose();
+  }
+  return losses;
+}
+
 describe('LongGen', () => {
   it('full layers: round(n/3), at least one, in the middle; none when allSparse', () => {
     const show = (n: number) => fullLayers(n, { allSparse: false }).map((x) => (x ? 'F' : 's')).join('');
@@ -74,17 +89,8 @@ describe('LongGen', () => {
   });
 
   it(`a training step on ${BACKEND}: no fallback kernels, the loss goes down`, () => {
-    const task = new MqarTask(parseMqarParams({ vocabSize: 64, inputSeqLen: 32, numKvPairs: 4, numTrainExamples: 256, numTestExamples: 32 }), 0);
     const m = buildModel('longgen', cfg, { vocabSize: 64, maxLen: 32, seed: 0 });
-    const opt = new AdamW(m.variables(), { ...OPTIMIZER_DEFAULTS, lr: 3e-3, warmupSteps: 0 }, 20);
-    resetFallbackCounts();
-    const batch = task.trainBatch(0, 16);
-    const losses: number[] = [];
-    for (let s = 0; s < 8; s++) {
-      const l = trainingStep(m, opt, batch);
-      losses.push(l.dataSync()[0]!);
-      l.dispose();
-    }
+    const losses = trainOnOneBatch(m, 8);
     expect(fallbackCounts()).toEqual({});
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(losses[7]!).toBeLessThan(losses[0]!);
@@ -136,18 +142,9 @@ describe('N:M sparse training (BDWP)', () => {
   });
 
   it(`a 2:4 dense transformer trains on ${BACKEND} without fallback kernels`, () => {
-    const task = new MqarTask(parseMqarParams({ vocabSize: 64, inputSeqLen: 32, numKvPairs: 4, numTrainExamples: 256, numTestExamples: 32 }), 0);
     const m = buildModel('dense', { dModel: 32, nLayers: 2, nHeads: 2, nm: { n: 2, m: 4, every: 3 } }, { vocabSize: 64, maxLen: 32, seed: 0 });
     expect(m.config.nm).toEqual({ n: 2, m: 4, every: 3 });
-    const opt = new AdamW(m.variables(), { ...OPTIMIZER_DEFAULTS, lr: 3e-3, warmupSteps: 0 }, 20);
-    resetFallbackCounts();
-    const batch = task.trainBatch(0, 16);
-    const losses: number[] = [];
-    for (let s = 0; s < 9; s++) {
-      const l = trainingStep(m, opt, batch);
-      losses.push(l.dataSync()[0]!);
-      l.dispose();
-    }
+    const losses = trainOnOneBatch(m, 9);
     expect(fallbackCounts()).toEqual({});
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(losses[8]!).toBeLessThan(losses[0]!);

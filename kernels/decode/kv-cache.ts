@@ -94,3 +94,28 @@ export class LayerCache {
     tf.dispose([this.k, this.v, this.pages?.kmin, this.pages?.kmax, this.label?.store, this.mustafar?.kbits, this.mustafar?.kvals, this.mustafar?.vbits, this.mustafar?.vvals].filter((x): x is tf.Tensor => !!x));
   }
 }
+
+/**
+ * Append `len` tokens of seeded random keys and values to every cache (all of one shape) without a
+ * model: one random chunk of `chunk` tokens (keys from seed, values from seed + 1) appended
+ * repeatedly. What latency and bandwidth measurements fill long caches with: a step costs the same
+ * whatever the cache holds, and drawing every token's normals on the host would cost more than the case.
+ */
+export function fillRandom(caches: LayerCache[], len: number, seed: number, chunk: number): void {
+  const { B, H, D } = caches[0]!.shape;
+  const size = Math.min(chunk, len);
+  const k = tf.randomNormal([B, H, size, D], 0, 1, 'float32', seed) as tf.Tensor4D;
+  const v = tf.randomNormal([B, H, size, D], 0, 1, 'float32', seed + 1) as tf.Tensor4D;
+  try {
+    for (let done = 0; done < len; done += size) {
+      const n = Math.min(size, len - done);
+      tf.tidy(() => {
+        const kk = n === size ? k : (tf.slice(k, [0, 0, 0, 0], [-1, -1, n, -1]) as tf.Tensor4D);
+        const vv = n === size ? v : (tf.slice(v, [0, 0, 0, 0], [-1, -1, n, -1]) as tf.Tensor4D);
+        for (const c of caches) c.append(kk, vv);
+      });
+    }
+  } finally {
+    tf.dispose([k, v]);
+  }
+}
