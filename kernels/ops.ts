@@ -109,3 +109,17 @@ export function repeatParam(x: tf.Tensor, lead: number[]): tf.Tensor {
   }));
   return f(x);
 }
+
+/**
+ * x, with no gradient flowing back through it (tfjs has no stop_gradient): for targets computed from
+ * the model's own activations, such as Sparsifiner's distillation target, the full attention map.
+ */
+const noGradient = tf.customGrad(((x: tf.Tensor) => ({ value: tf.clone(x), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]);
+export const stopGradient = <T extends tf.Tensor>(x: T): T => noGradient(x) as T;
+
+/** [L, L] additive causal mask: 0 where key <= query, -1e9 after (finite, so 0 * mask stays 0). */
+export function causalBias(L: number): tf.Tensor2D {
+  const m = new Float32Array(L * L);
+  for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) m[i * L + j] = -1e9;
+  return tf.tensor2d(m, [L, L]);
+}

@@ -1,11 +1,14 @@
 /** Models by the names suites and reports use. */
-import { Transformer, parseTransformerConfig } from './transformer.js';
+import { Transformer, parseTransformerConfig, type AttentionModule, type TransformerConfig } from './transformer.js';
 import type { ModelContext, ModelFactory, SequenceModel } from './types.js';
 import { ParamError } from '../core/params.js';
 import { parseLayoutSpec, type LayoutKind } from '../kernels/attention.js';
 import { combinerAttention, parseCombinerConfig } from './combiner.js';
 import { SeqBoat, parseSeqBoatConfig } from './seqboat.js';
 import { longGenAttention, parseLongGenConfig } from './longgen.js';
+import { parseRoutingConfig, routingAttention } from './routing.js';
+import { dmaAttention, parseDmaConfig } from './dma.js';
+import { parseSparsifinerConfig, sparsifinerAttention } from './sparsifiner.js';
 
 /** Combiner: the transformer with Combiner's factorised attention (`combiner: {segLen, causal}`). */
 function combiner(variant: 'fixed' | 'axial'): ReturnType<typeof transformer> {
@@ -23,20 +26,27 @@ function combiner(variant: 'fixed' | 'axial'): ReturnType<typeof transformer> {
   };
 }
 
-/** LongGen: the transformer with a third of its layers (the middle ones) full and the rest sparse (`longgen: {...}`). */
-function longgen(): ReturnType<typeof transformer> {
+/**
+ * A transformer attending through a module of its own, configured under `params[key]` (LongGen's
+ * `longgen: {...}`, the Routing Transformer's `routing: {...}`, ...); the rest is the transformer's.
+ */
+function withModule<C>(name: string, key: string, parse: (where: string, given: Record<string, unknown>) => C,
+  module: (c: C, t: TransformerConfig, ctx: ModelContext) => AttentionModule): ReturnType<typeof transformer> {
   const split = (where: string, p: Record<string, unknown>) => {
-    const { longgen: lg = {}, ...rest } = p;
-    return { config: parseTransformerConfig(where, rest), lg: parseLongGenConfig(`${where}.longgen`, lg as Record<string, unknown>) };
+    const { [key]: own = {}, ...rest } = p;
+    return { config: parseTransformerConfig(where, rest), own: parse(`${where}.${key}`, own as Record<string, unknown>) };
   };
   return {
     parse: (where, p) => void split(where, p),
     build: (p, ctx) => {
-      const { config, lg } = split('model.longgen', p);
-      return new Transformer('longgen', config, ctx, undefined, { fn: longGenAttention(lg, config.nLayers), config: { longgen: lg } });
+      const { config, own } = split(`model.${name}`, p);
+      return new Transformer(name, config, ctx, undefined, module(own, config, ctx));
     },
   };
 }
+
+/** LongGen: the transformer with a third of its layers (the middle ones) full and the rest sparse. */
+const longgen = () => withModule('longgen', 'longgen', parseLongGenConfig, (lg, t) => ({ fn: longGenAttention(lg, t.nLayers), config: { longgen: lg } }));
 
 /**
  * Transformers that differ only in their attention layout: `attention` holds the layout parameters
@@ -62,6 +72,9 @@ const MODELS: Record<string, ReturnType<typeof transformer>> = {
   window: transformer('window'),
   bigbird: transformer('bigbird'),
   longgen: longgen(),
+  routing: withModule('routing', 'routing', parseRoutingConfig, (c, t, ctx) => routingAttention(c, t.nLayers, ctx.seed)),
+  dma: withModule('dma', 'dma', parseDmaConfig, (c, t) => dmaAttention(c, t.nLayers)),
+  sparsifiner: withModule('sparsifiner', 'sparsifiner', parseSparsifinerConfig, (c, t) => sparsifinerAttention(c, t.nLayers)),
   'combiner-fixed': combiner('fixed'),
   'combiner-axial': combiner('axial'),
   seqboat: { parse: (where, p) => void parseSeqBoatConfig(where, p), build: (p, ctx) => new SeqBoat(parseSeqBoatConfig('model.seqboat', p), ctx) },

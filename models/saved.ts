@@ -42,6 +42,11 @@ export interface SavedModelMeta {
   weights: { file: string; sha256: string; tensors: { name: string; shape: number[] }[] };
 }
 
+/** What a checkpoint holds, in order: the trained variables, then the state updated without gradients. */
+export function savedTensors(model: SequenceModel): tf.Variable[] {
+  return [...model.variables(), ...(model.state?.() ?? [])];
+}
+
 export interface LoadedModel {
   model: SequenceModel;
   meta: SavedModelMeta;
@@ -50,7 +55,7 @@ export interface LoadedModel {
 
 /** Write a trained model to dir (created if missing); returns model.json's path. */
 export function saveModel(dir: string, model: SequenceModel, meta: Omit<SavedModelMeta, 'format' | 'weights'>): string {
-  const vars = model.variables();
+  const vars = savedTensors(model);
   const parts = vars.map((v) => v.dataSync() as Float32Array);
   const total = parts.reduce((s, p) => s + p.length, 0);
   const buf = new Float32Array(total);
@@ -99,7 +104,7 @@ export function loadModel(path: string, opts: { maxLen?: number } = {}): LoadedM
   const sha = createHash('sha256').update(bytes).digest('hex');
   if (sha !== meta.weights.sha256) throw new ParamError('checkpoint.weights', `${wpath}: sha256 ${sha.slice(0, 12)} does not match model.json's ${meta.weights.sha256.slice(0, 12)}`);
   const model = buildModel(meta.model.name, meta.model.params, { vocabSize: meta.vocabSize, maxLen: Math.max(meta.maxLen, opts.maxLen ?? 0), seed: meta.seed });
-  const vars = model.variables();
+  const vars = savedTensors(model);
   if (vars.length !== meta.weights.tensors.length) {
     model.dispose();
     throw new ParamError('checkpoint.weights', `${wpath}: ${meta.weights.tensors.length} tensors, the model has ${vars.length}`);

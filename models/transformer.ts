@@ -54,8 +54,32 @@ interface Block {
   w2: tf.Variable; b2: tf.Variable;
 }
 
+/**
+ * What a forward pass offers a block's attention beyond q, k, v: whether it is a training pass (the
+ * Routing Transformer's centroid updates) and where to add terms to the training objective
+ * (Sparsifiner's distillation loss). Tensors pushed to `aux` live in the forward's scope.
+ */
+export interface MixerPass {
+  training: boolean;
+  aux: tf.Scalar[];
+}
+
 /** The attention of a block: q, k, v [B, H, L, Dh] -> [B, H, L, Dh]; layer = the block's index. */
-export type MixerFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: number) => tf.Tensor4D;
+export type MixerFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: number, pass?: MixerPass) => tf.Tensor4D;
+
+/**
+ * Attention of the model's own (Combiner, LongGen, the trainable-sparsity models): the mixer, its
+ * parameters for the run's configuration, and, where it learns, its weights. `init` creates trained
+ * weights from the model's factory after the transformer's own, so the shared weights equal a dense
+ * model's of the same seed; `state` are variables it updates without gradients (saved with the model).
+ */
+export interface AttentionModule {
+  fn: MixerFn;
+  config: Record<string, unknown>;
+  init?(f: ParamFactory, prefix: string, c: TransformerConfig): void;
+  state?(): tf.Variable[];
+  dispose?(): void;
+}
 
 export class Transformer implements SequenceModel {
   readonly maxLen: number;
@@ -71,13 +95,14 @@ export class Transformer implements SequenceModel {
   private readonly ownMix: MixerFn;
   private readonly customMixer: boolean;
   private readonly nm?: NmMasks;
+  private training = false;
 
   constructor(
     readonly name: string,
     readonly c: TransformerConfig,
     ctx: ModelContext,
     private readonly layout?: LayoutSpec,
-    mixer?: { fn: MixerFn; config: Record<string, unknown> },
+    private readonly mixer?: AttentionModule,
   ) {
     this.mix = this.ownMix = mixer?.fn ?? ((q, k, v) => attention(q, k, v, layout));
     this.customMixer = !!mixer;
@@ -106,11 +131,20 @@ export class Transformer implements SequenceModel {
     this.lnfg = f.constant([d], 1, `${p}/lnfg`);
     this.lnfb = f.constant([d], 0, `${p}/lnfb`);
     this.wout = c.tiedHead ? undefined : f.normal([d, ctx.vocabSize], std, `${p}/wout`);
+    mixer?.init?.(f, p, c);
     this.all = f.created;
   }
 
   variables(): tf.Variable[] {
     return this.all;
+  }
+
+  state(): tf.Variable[] {
+    return this.mixer?.state?.() ?? [];
+  }
+
+  setTraining(on: boolean): void {
+    this.training = on;
   }
 
   /**
@@ -122,8 +156,12 @@ export class Transformer implements SequenceModel {
   }
 
   hidden(ids: tf.Tensor2D): tf.Tensor3D {
+    return this.hiddenWithAux(ids).h;
+  }
+
+  hiddenWithAux(ids: tf.Tensor2D): { h: tf.Tensor3D; aux?: tf.Scalar } {
     if (ids.shape[1] > this.maxLen) throw new Error(`model ${this.name}: sequence length ${ids.shape[1]} exceeds maxLen ${this.maxLen}`);
-    return this.forwardFrom(ids, 0, this.mix);
+    return this.run(ids, 0, this.mix);
   }
 
   /**
@@ -146,8 +184,13 @@ export class Transformer implements SequenceModel {
    * k-1 inputs of every block, updated here).
    */
   forwardFrom(ids: tf.Tensor2D, pos: number, mix: MixerFn, conv?: ConvState): tf.Tensor3D {
+    return this.run(ids, pos, mix, conv).h;
+  }
+
+  private run(ids: tf.Tensor2D, pos: number, mix: MixerFn, conv?: ConvState): { h: tf.Tensor3D; aux?: tf.Scalar } {
     this.nm?.tick();
     return tf.tidy(() => {
+      const pass: MixerPass = { training: this.training, aux: [] };
       const [B, L] = ids.shape;
       const d = this.c.dModel;
       let x = gatherRows(this.tokEmb as tf.Tensor2D, ids) as tf.Tensor3D;
@@ -155,11 +198,12 @@ export class Transformer implements SequenceModel {
       for (const [layer, b] of this.blocks.entries()) {
         let h = layerNorm(x, b.ln1g as tf.Tensor1D, b.ln1b as tf.Tensor1D) as tf.Tensor3D;
         if (b.convW) h = conv ? convWithState(h, b.convW as tf.Tensor2D, b.convB as tf.Tensor1D, conv, layer) : causalDepthwiseConv(h, b.convW as tf.Tensor2D, b.convB as tf.Tensor1D);
-        x = tf.add(x, this.selfAttention(h, b, B, L, layer, pos, mix)) as tf.Tensor3D;
+        x = tf.add(x, this.selfAttention(h, b, B, L, layer, pos, mix, pass)) as tf.Tensor3D;
         const h2 = layerNorm(x, b.ln2g as tf.Tensor1D, b.ln2b as tf.Tensor1D) as tf.Tensor3D;
         x = tf.add(x, this.mlp(h2, b)) as tf.Tensor3D;
       }
-      return layerNorm(x, this.lnfg as tf.Tensor1D, this.lnfb as tf.Tensor1D) as tf.Tensor3D;
+      const out = layerNorm(x, this.lnfg as tf.Tensor1D, this.lnfb as tf.Tensor1D) as tf.Tensor3D;
+      return pass.aux.length ? { h: out, aux: tf.addN(pass.aux) as tf.Scalar } : { h: out };
     });
   }
 
@@ -167,7 +211,7 @@ export class Transformer implements SequenceModel {
     return tf.tidy(() => (this.wout ? this.lin(h, this.wout) : tf.matMul(h, this.tokEmb as tf.Tensor2D, false, true)));
   }
 
-  private selfAttention(h: tf.Tensor3D, b: Block, B: number, L: number, layer: number, pos: number, mix: MixerFn): tf.Tensor3D {
+  private selfAttention(h: tf.Tensor3D, b: Block, B: number, L: number, layer: number, pos: number, mix: MixerFn, pass: MixerPass): tf.Tensor3D {
     const d = this.c.dModel;
     const H = this.c.nHeads;
     const Dh = d / H;
@@ -176,7 +220,7 @@ export class Transformer implements SequenceModel {
     const t = tf.transpose(tf.reshape(qkv, [B, L, 3, H, Dh]), [2, 0, 3, 1, 4]);
     const [q, k, v] = tf.unstack(t, 0) as tf.Tensor4D[];
     const rot = this.c.positions === 'rope';
-    const o = mix(rot ? rope(q!, 10000, pos) : q!, rot ? rope(k!, 10000, pos) : k!, v!, layer); // [B, H, L, Dh]
+    const o = mix(rot ? rope(q!, 10000, pos) : q!, rot ? rope(k!, 10000, pos) : k!, v!, layer, pass); // [B, H, L, Dh]
     const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * L, d]);
     return tf.reshape(tf.add(this.lin(merged as tf.Tensor2D, b.wo), b.bo), [B, L, d]);
   }
@@ -194,6 +238,7 @@ export class Transformer implements SequenceModel {
 
   dispose(): void {
     this.nm?.clear();
+    this.mixer?.dispose?.();
     for (const v of this.all) v.dispose();
   }
 }

@@ -21,7 +21,7 @@ import type { TokenBatch } from '../datasets/types.js';
 import { parameterCount } from '../models/transformer.js';
 import { SCHEMA_VERSION, type Fingerprint, type Metrics, type RunFailure, type RunRecord } from '../reports/schema.js';
 import { fallbackCounts, resetFallbackCounts } from '../kernels/backend.js';
-import { loadModel, readModelMeta, saveModel, type SavedModelMeta } from '../models/saved.js';
+import { loadModel, readModelMeta, saveModel, savedTensors, type SavedModelMeta } from '../models/saved.js';
 import { canonical } from '../core/canonical.js';
 import { ParamError } from '../core/params.js';
 import { readEvalFile } from '../datasets/eval-file.js';
@@ -107,7 +107,8 @@ function initFrom(model: SequenceModel, path: string, c: RunConfig, vocabSize: n
     if (meta.model.name !== c.model.name || canonical(meta.model.params) !== canonical(c.model.params) || meta.vocabSize !== vocabSize) {
       throw new ParamError('suite.entries.init', `${path} is ${meta.model.name} ${canonical(meta.model.params)} with vocabulary ${meta.vocabSize}; the run builds ${c.model.name} ${canonical(c.model.params)} with ${vocabSize}`);
     }
-    model.variables().forEach((v, i) => v.assign(src.variables()[i]!));
+    const from = savedTensors(src);
+    savedTensors(model).forEach((v, i) => v.assign(from[i]!));
   } finally {
     src.dispose();
   }

@@ -42,13 +42,18 @@ export interface TrainResult {
   validCurve: [number, number][];
 }
 
-/** Mean cross-entropy of the model at the batch's labelled positions. */
+/**
+ * The training objective at the batch: mean cross-entropy at the labelled positions, plus the model's
+ * own terms where it has them (Sparsifiner's distillation loss, in training passes only).
+ */
 export function batchLoss(model: SequenceModel, b: TokenBatch): tf.Scalar {
   const pos = labelledPositions(b);
   const ids = tf.tensor2d(b.inputs, [b.n, b.seqLen], 'int32');
-  const h = tf.reshape(model.hidden(ids), [b.n * b.seqLen, -1]) as tf.Tensor2D;
+  const out = model.hiddenWithAux ? model.hiddenWithAux(ids) : { h: model.hidden(ids) };
+  const h = tf.reshape(out.h, [b.n * b.seqLen, -1]) as tf.Tensor2D;
   const rows = gatherRows(h, tf.tensor1d(pos.index, 'int32')) as tf.Tensor2D;
-  return crossEntropy(model.head(rows), tf.tensor1d(pos.targets, 'int32'));
+  const ce = crossEntropy(model.head(rows), tf.tensor1d(pos.targets, 'int32'));
+  return out.aux ? tf.add(ce, out.aux) as tf.Scalar : ce;
 }
 
 /**
@@ -57,12 +62,17 @@ export function batchLoss(model: SequenceModel, b: TokenBatch): tf.Scalar {
  * (the caller owns it).
  */
 export function trainingStep(model: SequenceModel, adamw: AdamW, b: TokenBatch): tf.Scalar {
-  return tf.tidy(() => {
-    const vars = model.variables();
-    const { value, grads } = tf.variableGrads(() => batchLoss(model, b), vars);
-    adamw.step(vars.map((v) => grads[v.name] ?? tf.zerosLike(v)));
-    return value;
-  });
+  model.setTraining?.(true);
+  try {
+    return tf.tidy(() => {
+      const vars = model.variables();
+      const { value, grads } = tf.variableGrads(() => batchLoss(model, b), vars);
+      adamw.step(vars.map((v) => grads[v.name] ?? tf.zerosLike(v)));
+      return value;
+    });
+  } finally {
+    model.setTraining?.(false);
+  }
 }
 
 export function train(
