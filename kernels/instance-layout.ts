@@ -7,7 +7,7 @@
  * kernel skips.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fromPredicate, nBlocks, type BlockLayout } from './layout.js';
+import { nBlocks, type BlockLayout } from './layout.js';
 
 /** [B, H, L, D] -> [1, B*H, L, D]: per-input layouts become per-head layouts of one batch. */
 export function foldHeads(x: tf.Tensor4D): tf.Tensor4D {
@@ -43,8 +43,8 @@ export function invertOrders(order: Int32Array, L: number): Int32Array {
 export function topKRecent(a: ArrayLike<number>, off: number, n: number, k: number): number[] {
   if (k <= 0 || n <= 0) return [];
   if (k >= n) return Array.from({ length: n }, (_, i) => i);
-  const row = Float32Array.from({ length: n }, (_, i) => a[off + i]!);
-  const sorted = Float32Array.from(row).sort();
+  const row = a instanceof Float32Array ? a.subarray(off, off + n) : Float32Array.from({ length: n }, (_, i) => a[off + i]!);
+  const sorted = row.slice().sort();
   const thr = sorted[n - k]!;
   let above = 0;
   for (let i = 0; i < n; i++) if (row[i]! > thr) above++;
@@ -61,34 +61,66 @@ export function topKRecent(a: ArrayLike<number>, off: number, n: number, k: numb
 }
 
 /**
+ * The layout of exact token sets: bits[(g * L + i) * L + j] = 1 when query i of head g attends key j.
+ * Lists the tiles holding any bit (full when every pair is set), each with its Bq x Bk bits: one pass
+ * over the bitmap, the cost of reading it (the generic fromPredicate calls a closure per pair).
+ */
+export function fromKeyBits(G: number, L: number, block: number, bits: Uint8Array): BlockLayout {
+  const B = Math.min(block, L), nQ = nBlocks(L, B), T = B * B;
+  const rowPtr = new Int32Array(G * (nQ + 1));
+  const cols: number[] = [], full: number[] = [];
+  const tiles: Uint8Array[] = [];
+  const tile = new Uint8Array(nQ * T);
+  const count = new Int32Array(nQ);
+  for (let g = 0; g < G; g++) {
+    rowPtr[g * (nQ + 1)] = cols.length;
+    for (let I = 0; I < nQ; I++) {
+      tile.fill(0);
+      count.fill(0);
+      for (let r = 0; r < B; r++) {
+        const i = I * B + r;
+        if (i >= L) break;
+        const row = (g * L + i) * L;
+        for (let j = 0; j < L; j++) {
+          if (bits[row + j]) {
+            const J = (j / B) | 0;
+            tile[J * T + r * B + (j - J * B)] = 1;
+            count[J]!++;
+          }
+        }
+      }
+      for (let J = 0; J < nQ; J++) {
+        if (count[J] === 0) continue;
+        cols.push(J);
+        full.push(count[J] === T ? 1 : 0);
+        tiles.push(tile.slice(J * T, (J + 1) * T));
+      }
+      rowPtr[g * (nQ + 1) + I + 1] = cols.length;
+    }
+  }
+  const mask = new Uint8Array(tiles.length * T);
+  tiles.forEach((t, p) => mask.set(t, p * T));
+  return { Lq: L, Lk: L, Bq: B, Bk: B, H: G, rowPtr, colIdx: Int32Array.from(cols), full: Uint8Array.from(full), causal: false, window: Infinity, mask };
+}
+
+/**
  * Causal layout over G heads where query block I sees its own block (causal) and, of the earlier
  * keys, exactly those marked in keep[(g * nQ + I) * L + key] (Dynamic Mask Attention's top-k keys).
  */
 export function ownBlockPlusKeysLayout(G: number, L: number, block: number, keep: Uint8Array): BlockLayout {
   const B = Math.min(block, L), nQ = nBlocks(L, B);
-  const sets = Array.from({ length: G }, (_, g) => Array.from({ length: nQ }, (_, I) => {
-    const s = new Set<number>([I]);
-    const base = (g * nQ + I) * L;
-    for (let j = 0; j < I * B; j++) if (keep[base + j]) s.add(Math.floor(j / B));
-    return s;
-  }));
-  return fromPredicate({ Lq: L, Lk: L, Bq: B, Bk: B }, sets, (g, i, j) => {
-    if (j > i) return false;
-    const I = Math.floor(i / B);
-    return Math.floor(j / B) === I || keep[(g * nQ + I) * L + j] === 1;
-  });
+  const bits = new Uint8Array(G * L * L);
+  for (let g = 0; g < G; g++) {
+    for (let i = 0; i < L; i++) {
+      const I = (i / B) | 0, row = (g * L + i) * L, k = (g * nQ + I) * L;
+      bits.set(keep.subarray(k, k + I * B), row);
+      bits.fill(1, row + I * B, row + i + 1);
+    }
+  }
+  return fromKeyBits(G, L, block, bits);
 }
 
 /** Layout over G heads where query i sees exactly the keys marked in keep[(g * L + i) * L + key] (Sparsifiner's per-query top-k). */
 export function rowKeysLayout(G: number, L: number, block: number, keep: Uint8Array): BlockLayout {
-  const B = Math.min(block, L), nQ = nBlocks(L, B);
-  const sets = Array.from({ length: G }, (_, g) => Array.from({ length: nQ }, (_, I) => {
-    const s = new Set<number>();
-    for (let i = I * B; i < Math.min(L, (I + 1) * B); i++) {
-      const base = (g * L + i) * L;
-      for (let j = 0; j <= i; j++) if (keep[base + j]) s.add(Math.floor(j / B));
-    }
-    return s;
-  }));
-  return fromPredicate({ Lq: L, Lk: L, Bq: B, Bk: B }, sets, (g, i, j) => keep[(g * L + i) * L + j] === 1);
+  return fromKeyBits(G, L, block, keep);
 }

@@ -20,8 +20,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { blockSparseAttention } from '../kernels/block-sparse.js';
-import { fromPredicate, nBlocks, slidingWindowLayout, type BlockLayout } from '../kernels/layout.js';
-import { foldHeads, gatherPerHead, invertOrders, unfoldHeads } from '../kernels/instance-layout.js';
+import { slidingWindowLayout, type BlockLayout } from '../kernels/layout.js';
+import { foldHeads, fromKeyBits, gatherPerHead, invertOrders, unfoldHeads } from '../kernels/instance-layout.js';
 import { boolParam, intParam, numParam, rejectUnknown } from '../core/params.js';
 import { Rng } from '../core/rng.js';
 import { ownedVariable, type ParamFactory } from './init.js';
@@ -109,29 +109,21 @@ export function clusterLayout(G: number, L: number, block: number, qc: Int32Arra
   };
   const qOrder = order(qc);
   const kOrder = kc === qc ? qOrder : order(kc);
-  const Bs = Math.min(block, L), nQ = nBlocks(L, Bs);
-  const sets = Array.from({ length: G }, (_, g) => {
-    // Key range of each cluster in sorted order.
-    const first = new Map<number, number>(), last = new Map<number, number>();
-    for (let t = 0; t < L; t++) {
-      const c = kc[g * L + kOrder[g * L + t]!]!;
-      if (!first.has(c)) first.set(c, t);
-      last.set(c, t);
+  // In sorted order a cluster is a run, and within it positions increase: query i's keys are a
+  // prefix of its cluster's key run, up to the last key at or before its position. Queries visit
+  // the clusters in increasing order, so the run's start only moves forward.
+  const bits = new Uint8Array(G * L * L);
+  for (let g = 0; g < G; g++) {
+    let t0 = 0;
+    for (let i = 0; i < L; i++) {
+      const qi = qOrder[g * L + i]!, c = qc[g * L + qi]!;
+      while (t0 < L && kc[g * L + kOrder[g * L + t0]!]! < c) t0++;
+      let t = t0;
+      const row = (g * L + i) * L;
+      while (t < L && kc[g * L + kOrder[g * L + t]!] === c && kOrder[g * L + t]! <= qi) bits[row + t++] = 1;
     }
-    return Array.from({ length: nQ }, (_, I) => {
-      const s = new Set<number>();
-      for (let t = I * Bs; t < Math.min(L, (I + 1) * Bs); t++) {
-        const c = qc[g * L + qOrder[g * L + t]!]!;
-        if (!first.has(c)) continue;
-        for (let j = Math.floor(first.get(c)! / Bs); j <= Math.floor(last.get(c)! / Bs); j++) s.add(j);
-      }
-      return s;
-    });
-  });
-  const layout = fromPredicate({ Lq: L, Lk: L, Bq: Bs, Bk: Bs }, sets, (g, i, j) => {
-    const qi = qOrder[g * L + i]!, kj = kOrder[g * L + j]!;
-    return kj <= qi && qc[g * L + qi] === kc[g * L + kj];
-  });
+  }
+  const layout = fromKeyBits(G, L, block, bits);
   return { layout, qOrder, kOrder };
 }
 
@@ -167,7 +159,10 @@ export function routingAttention(c: RoutingConfig, nLayers: number, seed: number
         const qr = foldHeads(slice(q)), vr = foldHeads(slice(v));
         const kr = c.sharedQK ? qr : foldHeads(slice(k));
         const mu = centroids[layer]!;
-        const q3 = tf.reshape(qr, [B * R, L, D]) as tf.Tensor3D, k3 = tf.reshape(kr, [B * R, L, D]) as tf.Tensor3D;
+        // Clusters by content: the vectors before the rotary embedding, which would otherwise make a token's cluster depend on its position.
+        const uq = pass?.unrotated ? foldHeads(slice(pass.unrotated.q)) : qr;
+        const uk = c.sharedQK ? uq : pass?.unrotated ? foldHeads(slice(pass.unrotated.k)) : kr;
+        const q3 = tf.reshape(uq, [B * R, L, D]) as tf.Tensor3D, k3 = tf.reshape(uk, [B * R, L, D]) as tf.Tensor3D;
         const qc = assignClusters(q3, mu as tf.Tensor3D);
         const kc = c.sharedQK ? qc : assignClusters(k3, mu as tf.Tensor3D);
         if (pass?.training) {

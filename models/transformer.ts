@@ -62,6 +62,8 @@ interface Block {
 export interface MixerPass {
   training: boolean;
   aux: tf.Scalar[];
+  /** This block's q and k before the rotary embedding (content only; the Routing Transformer clusters these). */
+  unrotated?: { q: tf.Tensor4D; k: tf.Tensor4D };
 }
 
 /** The attention of a block: q, k, v [B, H, L, Dh] -> [B, H, L, Dh]; layer = the block's index. */
@@ -220,6 +222,7 @@ export class Transformer implements SequenceModel {
     const t = tf.transpose(tf.reshape(qkv, [B, L, 3, H, Dh]), [2, 0, 3, 1, 4]);
     const [q, k, v] = tf.unstack(t, 0) as tf.Tensor4D[];
     const rot = this.c.positions === 'rope';
+    pass.unrotated = { q: q!, k: k! };
     const o = mix(rot ? rope(q!, 10000, pos) : q!, rot ? rope(k!, 10000, pos) : k!, v!, layer, pass); // [B, H, L, Dh]
     const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * L, d]);
     return tf.reshape(tf.add(this.lin(merged as tf.Tensor2D, b.wo), b.bo), [B, L, d]);

@@ -104,6 +104,8 @@ export interface Metrics {
   stoppedBy: string;
   trainSeconds: number;
   trainTokensPerSec: number;
+  /** Wall time of one training step (forward, backward, AdamW) at the training batch size, timed after the run (suites/train.ts measureTrainStep). */
+  trainStep?: Timing & { batch: number };
   peakMemoryBytes: number;
   latency: LatencyRecord[];
   niahGrid?: NiahCellRecord[];

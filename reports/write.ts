@@ -27,6 +27,7 @@ export function reportToArrow(report: Report): Uint8Array {
     final_train_loss: Float64Array.from(r, (x) => x.metrics.finalTrainLoss),
     train_steps: Int32Array.from(r, (x) => x.metrics.trainSteps),
     train_tokens_per_sec: Float64Array.from(r, (x) => x.metrics.trainTokensPerSec),
+    train_step_median_ms: Float64Array.from(r, (x) => x.metrics.trainStep?.medianMs ?? NaN),
     peak_memory_bytes: Float64Array.from(r, (x) => x.metrics.peakMemoryBytes),
     latency_b1_median_ms: Float64Array.from(r, (x) => lat(x, 0)?.medianMs ?? NaN),
     fallback_kernels: Int32Array.from(r, (x) => x.fallbackKernels.total),

@@ -134,7 +134,7 @@ export function expandSuite(s: SuiteFile, seeds: number[], backend: string): Run
           runs.push({
             suite: s.name,
             task: { name: e.task, params: task },
-            model: { name: m.name, size: m.size ?? sizeLabel(mparams), params: mparams },
+            model: { name: m.name, size: m.size !== undefined ? m.size.replace('{dModel}', String(mparams.dModel)) : sizeLabel(mparams), params: mparams },
             train,
             optimizer,
             latency,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from './types.js';
 import { runId, runLabel } from './grid.js';
-import { batchLoss, train, type TrainProgress, type TrainResult } from './train.js';
+import { batchLoss, measureTrainStep, train, type TrainProgress, type TrainResult } from './train.js';
 import type { Job } from './orchestrator.js';
 import { evaluate } from './evaluate.js';
 import { measureLatency } from './latency.js';
@@ -82,7 +82,8 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
         },
       });
     }
-    return record(c, fp, model, tr, startedAt, t0, { ...m, peakMemoryBytes, latency, ...(evalFile ? { evalFile } : {}) }, diagnostics);
+    const trainStep = measureTrainStep(model, task, c.train.batchSize, c.optimizer); // trains further: last
+    return record(c, fp, model, tr, startedAt, t0, { ...m, peakMemoryBytes, latency, trainStep, ...(evalFile ? { evalFile } : {}) }, diagnostics);
   } finally {
     model.dispose();
   }

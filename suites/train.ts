@@ -7,6 +7,8 @@
  * `minDelta` for `patience` evaluations in a row, or at `maxSteps`. A non-finite loss stops it at once
  * (`nonFinite`): NaN weights stay NaN, so the loss read every `evalEvery / 4` steps always sees it.
  */
+import { quantile } from './latency.js';
+import type { Timing } from '../reports/schema.js';
 import * as tf from '@tensorflow/tfjs-core';
 import type { SequenceModel } from '../models/types.js';
 import type { SequenceTask, TokenBatch } from '../datasets/types.js';
@@ -149,4 +151,29 @@ export function train(
     lossCurve,
     validCurve,
   };
+}
+
+/**
+ * Wall time of one optimisation step (forward, backward, AdamW) at the training batch size, each
+ * sample waiting for the loss on the host, after `warmup` untimed steps: the per-step cost the
+ * leaderboard sets against accuracy (trainSeconds also holds the validation passes). It trains the
+ * model further with a fresh optimizer, so the runner calls it after everything else is measured.
+ */
+export function measureTrainStep(model: SequenceModel, task: SequenceTask, batchSize: number, opt: OptimizerConfig, samples = 10, warmup = 2): Timing & { batch: number } {
+  const adamw = new AdamW(model.variables(), opt, samples + warmup);
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < samples + warmup; i++) {
+      const b = task.trainBatch(1_000_000 + i, batchSize);
+      const t0 = performance.now();
+      const l = trainingStep(model, adamw, b);
+      l.dataSync();
+      l.dispose();
+      if (i >= warmup) times.push(performance.now() - t0);
+    }
+  } finally {
+    adamw.dispose();
+  }
+  times.sort((a, b) => a - b);
+  return { medianMs: quantile(times, 0.5), p10Ms: quantile(times, 0.1), p90Ms: quantile(times, 0.9), samples, batch: batchSize };
 }

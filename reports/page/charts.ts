@@ -40,9 +40,11 @@ export interface ChartInput {
   y: ChartAxis;
   seriesTitle: string;
   points: ChartPoint[];
+  /** Points only, one per configuration (accuracy against cost): never joined, never turned into bars. */
+  scatter?: boolean;
 }
 
-export type ChartForm = 'line' | 'bar' | 'grouped-bar' | 'heatmap';
+export type ChartForm = 'line' | 'bar' | 'grouped-bar' | 'heatmap' | 'scatter';
 
 export interface Chart {
   id: string;
@@ -144,9 +146,9 @@ export function chooseChart(input: ChartInput): Chart | null {
   const perSeries = new Map<string, number>();
   for (const p of kept) perSeries.set(p.series, (perSeries.get(p.series) ?? 0) + 1);
   // Bars never hide one another: only lines (two or more points per series) are merged.
-  const merged = xs.length > 1 && [...perSeries.values()].some((n) => n > 1) ? mergeIdenticalSeries(kept) : { points: kept, notes: [], series: [...perSeries.keys()] };
+  const merged = !input.scatter && xs.length > 1 && [...perSeries.values()].some((n) => n > 1) ? mergeIdenticalSeries(kept) : { points: kept, notes: [], series: [...perSeries.keys()] };
   notes.push(...merged.notes);
-  if (xs.length > 1 && [...perSeries.values()].every((n) => n === 1)) {
+  if (!input.scatter && xs.length > 1 && [...perSeries.values()].every((n) => n === 1)) {
     // Every series at its own single x: no line to draw, so a bar per series naming its x.
     return barChart({
       id: input.id, title: `${input.subject} by ${input.seriesTitle}`, subtitle: input.context, value: input.y, labelTitle: input.seriesTitle,
@@ -176,7 +178,7 @@ export function chooseChart(input: ChartInput): Chart | null {
   const layers: Record<string, unknown>[] = [];
   if (interval) layers.push({ mark: { type: 'errorband', opacity: 0.18 }, encoding: { x, y: { field: 'lo', type: 'quantitative', scale: y.scale, title: y.axis.title }, y2: { field: 'hi' }, color } });
   layers.push({
-    mark: { type: 'line', point: { filled: true, size: 50 }, strokeWidth: 2 },
+    mark: input.scatter ? { type: 'point', filled: true, size: 90 } : { type: 'line', point: { filled: true, size: 50 }, strokeWidth: 2 },
     encoding: {
       x, y, color,
       opacity: { condition: { param: 'pick', value: 1 }, value: 0.15 },
@@ -186,7 +188,7 @@ export function chooseChart(input: ChartInput): Chart | null {
   });
   const title = `${input.subject} vs ${input.x.title}`;
   return {
-    id: input.id, title: input.context ? `${title}: ${input.context}` : title, form: 'line', notes, series: merged.series, logAxes: [...(logX ? ['x' as const] : []), ...(logY ? ['y' as const] : [])],
+    id: input.id, title: input.context ? `${title}: ${input.context}` : title, form: input.scatter ? 'scatter' : 'line', notes, series: merged.series, logAxes: [...(logX ? ['x' as const] : []), ...(logY ? ['y' as const] : [])],
     spec: { title: input.context ? { text: title, subtitle: input.context } : title, width: WIDTH, height: HEIGHT, data: { values: rows(input, merged.points) }, layer: layers },
   };
 }

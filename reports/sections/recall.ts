@@ -54,12 +54,45 @@ function bestPerPoint(rows: BestRow[], x: (b: BestRow) => number, series: (b: Be
   return [...best.values()].map((b) => pointOf(b, series(b), x(b)));
 }
 
+/**
+ * A model's line: its name, plus the variant its size label names after the width ("d64 2:4" is
+ * dense with 2:4 weights, "d64 all-sparse" LongGen's control), so variants never share a line.
+ */
+function seriesName(b: BestRow): string {
+  const variant = b.size.split(' ').slice(1).join(' ');
+  return variant ? `${b.model} ${variant}` : b.model;
+}
+
+/** Mean training-step time (ms) over a row's records; NaN where a record has none. */
+function stepMs(b: BestRow): number {
+  const xs = b.records.map((r) => r.metrics.trainStep?.medianMs ?? NaN);
+  return xs.reduce((s, x) => s + x, 0) / xs.length;
+}
+
+/** Accuracy against training-step time per configuration (Zoology's quality vs cost), one chart per task setting and d_model. */
+function costCharts(task: string, rows: BestRow[]): (Chart | null)[] {
+  const spec = TASKS[task]!;
+  const rec = (b: BestRow) => b.records[0]!;
+  const groups = new Map<string, BestRow[]>();
+  for (const b of rows.filter((x) => Number.isFinite(stepMs(x)))) {
+    const k = `${spec.fixed(rec(b))}|${contextOf(rec(b), task, null)}|${b.backend}`;
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push(b);
+  }
+  let gi = 0;
+  return [...groups.values()].filter((g) => g.length >= 2).map((g) => chooseChart({
+    id: `${task}-cost-${gi++}`, subject: spec.subject, context: `${contextOf(rec(g[0]!), task, null)}, ${g[0]!.backend}`, scatter: true,
+    x: { title: 'training step ms', kind: 'ms', log: true }, y: { title: 'accuracy', kind: 'accuracy', domain: [0, 1] }, seriesTitle: 'model',
+    points: g.map((b) => ({ ...pointOf(b, seriesName(b), stepMs(b)), details: { ...pointOf(b, '', 0).details, 'step batch': String(rec(b).metrics.trainStep?.batch) } })),
+  }));
+}
+
 /** Lines along every axis that the rows sweep; rows no line covers get bars per model of their configuration. */
 function sweepCharts(task: string, rows: BestRow[]): (Chart | null)[] {
   const spec = TASKS[task]!;
   const rec = (b: BestRow) => b.records[0]!;
   const backends = new Set(rows.map((b) => b.backend));
-  const series = (b: BestRow) => (backends.size > 1 ? `${b.model} (${b.backend})` : b.model);
+  const series = (b: BestRow) => `${seriesName(b)}${backends.size > 1 ? ` (${b.backend})` : ''}`;
   const charts: (Chart | null)[] = [];
   const covered = new Set<BestRow>();
   spec.axes.forEach((axis, ai) => {
@@ -151,7 +184,7 @@ export function recallSection(page: Page, records: RunRecord[]): string {
   const parts = tasks.map((t) => {
     const rs = records.filter((r) => r.task.name === t);
     const rows = bestRows(rs);
-    const charts = TASKS[t] ? [...sweepCharts(t, rows), ...(t === 'niah' ? niahHeatmaps(rows) : [])] : [];
+    const charts = TASKS[t] ? [...sweepCharts(t, rows), ...costCharts(t, rows), ...(t === 'niah' ? niahHeatmaps(rows) : [])] : [];
     return `<section id="task-${esc(t)}"><h3>${esc(TITLES[t] ?? t)}</h3>${TASKS[t] ? howToRead(TASKS[t]!.how) : ''}${page.plots(charts)}`
       + `<h4>Best per model and size</h4>${bestTable(`best-${t}`, rows)}<details><summary>All runs (${rs.length})</summary>${runsTable(`runs-${t}`, rs)}</details></section>`;
   });
