@@ -83,7 +83,8 @@ export function emaCentroids(centroids: tf.Tensor3D, x: tf.Tensor3D, assign: Int
     const [R, C, D] = centroids.shape;
     const [G, L] = x.shape;
     const B = G / R;
-    const oh = tf.cast(tf.oneHot(tf.tensor1d(assign, 'int32'), C), 'float32'); // [B*R*L, C]
+    // tfjs' oneHot needs a depth of at least 2; one cluster takes the first column.
+    const oh = tf.slice(tf.cast(tf.oneHot(tf.tensor1d(assign, 'int32'), Math.max(2, C)), 'float32'), [0, 0], [-1, C]); // [B*R*L, C]
     const ohR = tf.transpose(tf.reshape(oh, [B, R, L, C]), [1, 3, 0, 2]); // [R, C, B, L]
     const xR = tf.transpose(tf.reshape(unit(x), [B, R, L, D]), [1, 0, 2, 3]); // [R, B, L, D]
     const sums = tf.matMul(tf.reshape(ohR, [R, C, B * L]), tf.reshape(xR, [R, B * L, D])); // [R, C, D]
@@ -98,7 +99,7 @@ export function emaCentroids(centroids: tf.Tensor3D, x: tf.Tensor3D, assign: Int
  * Within-cluster causal attention of G = B*R heads: tokens sorted by (cluster, position), the layout in
  * sorted order. qc/kc: cluster ids [G*L] of queries and keys (the same array when keys are the queries).
  */
-export function clusterLayout(G: number, L: number, block: number, qc: Int32Array, kc: Int32Array): { layout: BlockLayout; qOrder: Int32Array; kOrder: Int32Array } {
+export function clusterLayout(G: number, L: number, block: number, qc: Int32Array, kc: Int32Array, excludeSelf = false): { layout: BlockLayout; qOrder: Int32Array; kOrder: Int32Array } {
   const order = (c: Int32Array) => {
     const o = new Int32Array(G * L);
     for (let g = 0; g < G; g++) {
@@ -121,6 +122,8 @@ export function clusterLayout(G: number, L: number, block: number, qc: Int32Arra
       let t = t0;
       const row = (g * L + i) * L;
       while (t < L && kc[g * L + kOrder[g * L + t]!] === c && kOrder[g * L + t]! <= qi) bits[row + t++] = 1;
+      // Shared keys: q.q is a token's largest score, so it attends to itself only when nothing else is there.
+      if (excludeSelf && t - 1 > t0) bits[row + t - 1] = 0;
     }
   }
   const layout = fromKeyBits(G, L, block, bits);
@@ -170,7 +173,7 @@ export function routingAttention(c: RoutingConfig, nLayers: number, seed: number
           const a = c.sharedQK ? qc : interleaveAssign(qc, kc, B * R, L);
           mu.assign(emaCentroids(mu as tf.Tensor3D, x, a, c.decay));
         }
-        const { layout, qOrder, kOrder } = clusterLayout(B * R, L, c.block, qc, kc);
+        const { layout, qOrder, kOrder } = clusterLayout(B * R, L, c.block, qc, kc, c.sharedQK);
         const out = blockSparseAttention(gatherPerHead(qr, qOrder), gatherPerHead(kr, kOrder), gatherPerHead(vr, kOrder), layout).out;
         parts.push(unfoldHeads(gatherPerHead(out, invertOrders(qOrder, L)), B, R));
       }
