@@ -2,7 +2,7 @@
  * Sparsifiner (seed paper): instance-dependent sparse attention from a lightweight connectivity
  * predictor. Per layer and head, a low-rank predictor (q Pq)(k Pk)^T / sqrt(rank) estimates the
  * attention scores; each query keeps its `keepKeys` highest-scoring earlier-or-equal keys (a binary
- * mask per query, ties to the more recent key), and the operator attends over exactly those keys.
+ * mask per query, ties to the lower index), and the operator attends over exactly those keys.
  * The mask is not differentiable: the predictor learns from a distillation loss, the cross-entropy
  * from the model's full causal attention map (detached) to the predictor's softmax, averaged over
  * queries and weighted by `distill` (KL up to the map's entropy; in training passes only). The
@@ -11,7 +11,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { blockSparseAttention } from '../kernels/block-sparse.js';
-import { foldHeads, rowKeysLayout, topKRecent, unfoldHeads } from '../kernels/instance-layout.js';
+import { foldHeads, rowKeysLayout, unfoldHeads } from '../kernels/instance-layout.js';
+import { topK } from '../kernels/selectors/select.js';
+import { canDecode, topkRows } from '../kernels/decode/ops.js';
 import { causalBias, stopGradient } from '../kernels/ops.js';
 import { intParam, numParam, rejectUnknown } from '../core/params.js';
 import type { ParamFactory } from './init.js';
@@ -51,16 +53,35 @@ export function predictorScores(q: tf.Tensor4D, k: tf.Tensor4D, pq: tf.Tensor3D,
   });
 }
 
-/** Per query row of G heads, the keepKeys highest-scoring keys j <= i: [G * L * L] bits. */
-export function predictorKeep(s: Float32Array, G: number, L: number, keepKeys: number): Uint8Array {
+/**
+ * Per query row of G heads, the keepKeys highest-scoring keys j <= i of s [B, H, L, L]: [G * L * L]
+ * bits. On native and cuda the backend's row top-k kernel selects (the device sorts, the host reads
+ * only the indices); elsewhere the host does. Ties go to the lower index either way.
+ */
+export function predictorKeep(s: tf.Tensor4D, keepKeys: number): Uint8Array {
+  const [B, H, L] = s.shape;
+  const G = B * H;
   const keep = new Uint8Array(G * L * L);
-  for (let g = 0; g < G; g++) {
-    for (let i = 0; i < L; i++) {
-      const off = (g * L + i) * L;
-      for (const j of topKRecent(s, off, i + 1, keepKeys)) keep[off + j] = 1;
-    }
+  if (canDecode()) {
+    const { idx, counts } = tf.tidy(() => topkRows(tf.reshape(tf.add(s, causalMaskInf(L)), [G * L, L]) as tf.Tensor2D, Math.min(keepKeys, L)));
+    const ix = idx.dataSync(), n = counts.dataSync(), k = idx.shape[1];
+    for (let r = 0; r < G * L; r++) for (let t = 0; t < n[r]!; t++) keep[r * L + ix[r * k + t]!] = 1;
+    tf.dispose([idx, counts]);
+    return keep;
+  }
+  const a = s.dataSync();
+  for (let r = 0; r < G * L; r++) {
+    const i = r % L;
+    for (const j of topK(a, r * L, i + 1, keepKeys)) keep[r * L + j] = 1;
   }
   return keep;
+}
+
+/** [L, L]: 0 where key <= query, -Infinity after (the top-k kernel never picks -Infinity). */
+function causalMaskInf(L: number): tf.Tensor2D {
+  const m = new Float32Array(L * L);
+  for (let i = 0; i < L; i++) m.fill(-Infinity, i * L + i + 1, (i + 1) * L);
+  return tf.tensor2d(m, [L, L]);
 }
 
 /** Cross-entropy from the detached full causal attention map of q, k to the predictor's softmax over scores s; mean over queries. */
@@ -89,7 +110,7 @@ export function sparsifinerAttention(c: SparsifinerConfig, nLayers: number): Att
     fn(q, k, v, layer, pass?: MixerPass) {
       const [B, H, L] = q.shape;
       const s = predictorScores(q, k, pq[layer] as tf.Tensor3D, pk[layer] as tf.Tensor3D);
-      const keep = predictorKeep(s.dataSync() as Float32Array, B * H, L, c.keepKeys);
+      const keep = predictorKeep(s, c.keepKeys);
       const out = blockSparseAttention(foldHeads(q), foldHeads(k), foldHeads(v), rowKeysLayout(B * H, L, c.block, keep)).out;
       if (pass?.training && c.distill > 0) pass.aux.push(tf.mul(distillationLoss(q, k, s), c.distill) as tf.Scalar);
       return unfoldHeads(out, B, H);

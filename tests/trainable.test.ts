@@ -361,9 +361,10 @@ describe('Sparsifiner', () => {
     const B = 2, H = 2, L = 20, Dh = 8, rank = 3, keepKeys = 4;
     const q = tf.tensor4d(rand(r, B * H * L * Dh), [B, H, L, Dh]), k = tf.tensor4d(rand(r, B * H * L * Dh), [B, H, L, Dh]);
     const pq = tf.tensor3d(rand(r, H * Dh * rank), [H, Dh, rank]), pk = tf.tensor3d(rand(r, H * Dh * rank), [H, Dh, rank]);
-    const s = predictorScores(q, k, pq, pk).dataSync() as Float32Array;
+    const st = predictorScores(q, k, pq, pk);
+    const s = st.dataSync() as Float32Array;
     const qa = q.arraySync(), ka = k.arraySync(), pqa = pq.arraySync(), pka = pk.arraySync();
-    const keep = predictorKeep(s, B * H, L, keepKeys);
+    const keep = predictorKeep(st, keepKeys);
     const layout = rowKeysLayout(B * H, L, 8, keep);
     for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
       const g = b * H + h, mask = tokenMask(layout, g);
@@ -371,11 +372,11 @@ describe('Sparsifiner', () => {
       for (let i = 0; i < L; i++) {
         const sc = Array.from({ length: i + 1 }, (_, j) => low(qa, pqa, i).reduce((acc, e, c) => acc + e * low(ka, pka, j)[c]!, 0) / Math.sqrt(rank));
         sc.forEach((x, j) => expect(Math.abs(s[(g * L + i) * L + j]! - x)).toBeLessThan(1e-4 * (1 + Math.abs(x))));
-        const top = Array.from({ length: i + 1 }, (_, j) => j).sort((x, y) => sc[y]! - sc[x]! || y - x).slice(0, keepKeys);
+        const top = Array.from({ length: i + 1 }, (_, j) => j).sort((x, y) => sc[y]! - sc[x]! || x - y).slice(0, keepKeys);
         for (let j = 0; j < L; j++) expect(mask[i * L + j]).toBe(top.includes(j) ? 1 : 0);
       }
     }
-    tf.dispose([q, k, pq, pk]);
+    tf.dispose([q, k, pq, pk, st]);
   });
 
   it('the distillation loss trains the predictor only: gradient on Pq, Pk; none on q, k', () => {
