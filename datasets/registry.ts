@@ -1,13 +1,15 @@
 /** Tasks by the names suites and reports use. */
 import { MqarTask, parseMqarParams } from './mqar.js';
 import { NiahTask, parseNiahParams } from './niah.js';
+import { GridTask, gridShape, parseGridParams } from './grid.js';
 import { ParamError } from '../core/params.js';
 
-export type AnyTask = MqarTask | NiahTask;
+export type AnyTask = MqarTask | NiahTask | GridTask;
 
 const TASKS = {
   mqar: (params: Record<string, unknown>, seed: number) => new MqarTask(parseMqarParams(params), seed),
   niah: (params: Record<string, unknown>, seed: number) => new NiahTask(parseNiahParams(params), seed),
+  grid: (params: Record<string, unknown>, seed: number) => new GridTask(parseGridParams(params), seed),
 } as const;
 
 export function taskNames(): string[] {
@@ -27,5 +29,6 @@ export function checkTask(name: string, params: Record<string, unknown>): { maxL
     const p = parseNiahParams(params);
     return { maxLen: Math.max(p.seqLen, ...p.evalLengths) };
   }
+  if (name === 'grid') return { maxLen: gridShape(parseGridParams(params)).seqLen };
   throw new ParamError('task', `unknown task ${JSON.stringify(name)}; allowed: ${taskNames().join(', ')}`);
 }

@@ -75,7 +75,7 @@ export function fullLayout(Lq: number, Lk: number): BlockLayout {
   return l;
 }
 
-/** q [B,H,L,D], k, v -> [B,H,L,Dv] under the spec's causal layout. */
-export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, spec: LayoutSpec = LAYOUT_DEFAULTS): tf.Tensor4D {
-  return blockSparseAttention(q, k, v, layoutFor(spec, q.shape[2])).out;
+/** q [B,H,L,D], k, v -> [B,H,L,Dv] under the spec's layout (causal unless told otherwise). */
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, spec: LayoutSpec = LAYOUT_DEFAULTS, causal = true): tf.Tensor4D {
+  return blockSparseAttention(q, k, v, layoutFor(spec, q.shape[2], causal)).out;
 }

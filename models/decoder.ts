@@ -35,6 +35,7 @@ export class Decoder implements SequenceDecoder {
   private readonly D: number;
 
   constructor(readonly model: Transformer, readonly o: DecoderOptions) {
+    if (!model.causal) throw new ParamError('decode.model', `${model.name} is bidirectional (causal: false): it has no left-to-right decoder`);
     if (model.ownMixer) throw new ParamError('decode.model', `${model.name} attends through its own mixer (not a softmax over cached keys): it has no KV-cached decoder; decoderFor gives it a recomputing one`);
     if (o.cap > model.maxLen && model.c.positions === 'learned') throw new ParamError('decode.cap', `${o.cap} exceeds the model's learned positions (${model.maxLen})`);
     this.H = model.c.nHeads;
@@ -172,6 +173,7 @@ export class RecomputeDecoder implements SequenceDecoder {
  * decode method needs the cache: asking one of a model without it is an error.
  */
 export function decoderFor(model: SequenceModel, o: DecoderOptions): SequenceDecoder {
+  if (model instanceof Transformer && !model.causal) throw new ParamError('decode.model', `${model.name} is bidirectional (causal: false): it has no left-to-right decoder; its tasks are scored by iterative unmasking (suites/denoise.ts)`);
   if (model instanceof Transformer && !model.ownMixer && canDecode()) return new Decoder(model, o);
   if (o.method) throw new ParamError('decode.method', `${model.name} on ${tf.getBackend()} has no KV cache (decode methods read one: transformers on native or cuda); allowed here: none`);
   if (o.format === 'bf16') throw new ParamError('decode.format', `${model.name} on ${tf.getBackend()} has no KV cache to store in bf16; allowed here: fp32`);

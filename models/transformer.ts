@@ -23,12 +23,14 @@ export interface TransformerConfig {
   tiedHead: boolean;
   /** N:M sparse training of every linear layer (models/nm-sparsity.ts); absent = dense weights. Not in the defaults, so dense configs keep their run ids. */
   nm?: NmConfig;
+  /** false: bidirectional attention (masked denoising, grids); absent = causal. */
+  causal?: boolean;
 }
 
 export const TRANSFORMER_DEFAULTS: TransformerConfig = { positions: 'rope', shortConv: 0, dModel: 64, nLayers: 2, nHeads: 2, mlpRatio: 4, tiedHead: false };
 
 export function parseTransformerConfig(where: string, given: Record<string, unknown>): TransformerConfig {
-  rejectUnknown(where, given, [...Object.keys(TRANSFORMER_DEFAULTS), 'nm']);
+  rejectUnknown(where, given, [...Object.keys(TRANSFORMER_DEFAULTS), 'nm', 'causal']);
   const g = { ...TRANSFORMER_DEFAULTS, ...given };
   const c: TransformerConfig = {
     positions: enumParam(where, 'positions', g.positions, ['rope', 'learned'] as const),
@@ -39,6 +41,7 @@ export function parseTransformerConfig(where: string, given: Record<string, unkn
     mlpRatio: intParam(where, 'mlpRatio', g.mlpRatio, 1, 64),
     tiedHead: boolParam(where, 'tiedHead', g.tiedHead),
     ...(given.nm !== undefined ? { nm: parseNmConfig(`${where}.nm`, (given.nm ?? {}) as Record<string, unknown>) } : {}),
+    ...(given.causal !== undefined ? { causal: boolParam(where, 'causal', given.causal) } : {}),
   };
   if (c.dModel % c.nHeads !== 0) throw new ParamError(`${where}.nHeads`, `must divide dModel (${c.dModel}), got ${c.nHeads}`);
   return c;
@@ -106,7 +109,7 @@ export class Transformer implements SequenceModel {
     private readonly layout?: LayoutSpec,
     private readonly mixer?: AttentionModule,
   ) {
-    this.mix = this.ownMix = mixer?.fn ?? ((q, k, v) => attention(q, k, v, layout));
+    this.mix = this.ownMix = mixer?.fn ?? ((q, k, v) => attention(q, k, v, layout, c.causal ?? true));
     this.customMixer = !!mixer;
     if (c.nm) this.nm = new NmMasks(c.nm);
     this.maxLen = ctx.maxLen;
@@ -172,6 +175,11 @@ export class Transformer implements SequenceModel {
    */
   get ownMixer(): boolean {
     return this.customMixer;
+  }
+
+  /** Whether attention is causal (false: bidirectional, which has no left-to-right decoder). */
+  get causal(): boolean {
+    return this.c.causal ?? true;
   }
 
   /** The model's own attention pattern (undefined: dense), for decoders that must reproduce it. */

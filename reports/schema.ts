@@ -119,6 +119,8 @@ export interface Metrics {
   perExample?: { correct: string; total: string };
   /** Score on an external Zoology-format evaluation file (bench --eval-file). */
   evalFile?: { path: string; sha256: string; accuracy: number; labelled: number; exactMatch: number; examples: number; seqLen: number };
+  /** Grid / masked-denoising tasks: accuracy is by iterative unmasking over `steps`; oneShot predicts every masked token at once. */
+  denoise?: { steps: number; oneShotAccuracy: number; stepMs: number[] };
   kernel?: KernelMetrics;
   sparsify?: SparsifyMetrics;
   decode?: DecodeMetrics;

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from './types.js';
 import { runId, runLabel } from './grid.js';
+import { denoise } from './denoise.js';
+import { GridTask } from '../datasets/grid.js';
 import { batchLoss, measureTrainStep, train, type TrainProgress, type TrainResult } from './train.js';
 import type { Job } from './orchestrator.js';
 import { evaluate } from './evaluate.js';
@@ -48,9 +50,16 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
     const evalBatch = 64;
     model.resetDiagnostics?.(); // diagnostics (e.g. SeqBoat's activation rates) describe the test data
     let m: Pick<Metrics, 'accuracy' | 'accuracyDenominator' | 'exactMatch' | 'examples' | 'niahGrid' | 'extrapolationScore' | 'perExample' | 'generatedExactMatch'>;
+    let denoiseMetrics: Metrics['denoise'];
     if (task instanceof MqarTask) {
       const ev = evaluate(model, task.testSet(), evalBatch);
       m = { accuracy: ev.accuracy, accuracyDenominator: ev.total, exactMatch: ev.exactMatch, examples: ev.examples, perExample: { correct: b64(ev.perExampleCorrect), total: b64(ev.perExampleTotal) } };
+    } else if (task instanceof GridTask) {
+      const test = task.testSet();
+      const oneShot = evaluate(model, test, evalBatch);
+      const dn = denoise(model, test, task.p.denoiseSteps, evalBatch);
+      m = { accuracy: dn.accuracy, accuracyDenominator: dn.masked, exactMatch: dn.exactMatch, examples: dn.examples, perExample: { correct: b64(dn.perExampleCorrect), total: b64(dn.perExampleTotal) } };
+      denoiseMetrics = { steps: task.p.denoiseSteps, oneShotAccuracy: oneShot.accuracy, stepMs: dn.stepMs };
     } else {
       const inRangeHits: number[] = [];
       // Answers generated token by token too: through the KV cache (transformers on native / cuda), else by recomputing the prefix.
@@ -83,7 +92,7 @@ export async function runOne(c: RunConfig, fp: Fingerprint, onProgress: (p: Trai
       });
     }
     const trainStep = measureTrainStep(model, task, c.train.batchSize, c.optimizer); // trains further: last
-    return record(c, fp, model, tr, startedAt, t0, { ...m, peakMemoryBytes, latency, trainStep, ...(evalFile ? { evalFile } : {}) }, diagnostics);
+    return record(c, fp, model, tr, startedAt, t0, { ...m, peakMemoryBytes, latency, trainStep, ...(denoiseMetrics ? { denoise: denoiseMetrics } : {}), ...(evalFile ? { evalFile } : {}) }, diagnostics);
   } finally {
     model.dispose();
   }

@@ -92,7 +92,7 @@ export function lineScores(p: Float32Array, H: number, m: number, L: number): { 
  * over the block's rows and columns (each row holds mass 1). Computed in chunks of query blocks so the
  * score matrix never exceeds ~64M entries. The oracle's ground truth; O(L^2) work.
  */
-export function trueBlockMass(q: tf.Tensor3D, k: tf.Tensor3D, B: number, scale: number): Float32Array {
+export function trueBlockMass(q: tf.Tensor3D, k: tf.Tensor3D, B: number, scale: number, causal = true): Float32Array {
   const [H, L, D] = q.shape;
   const nQ = nBlocks(L, B), nK = nBlocks(L, B);
   const out = new Float32Array(H * nQ * nK);
@@ -104,7 +104,7 @@ export function trueBlockMass(q: tf.Tensor3D, k: tf.Tensor3D, B: number, scale: 
       const r0 = i0 * B, rows = Math.min(c * B, L - r0);
       const qc = tf.slice(q, [0, r0, 0], [H, rows, D]);
       const bias = new Float32Array(c * B * nK * B).fill(NEG);
-      for (let r = 0; r < rows; r++) for (let j = 0; j <= r0 + r; j++) bias[r * nK * B + j] = 0;
+      for (let r = 0; r < rows; r++) for (let j = 0; j <= (causal ? r0 + r : L - 1); j++) bias[r * nK * B + j] = 0;
       const kp = padK ? tf.pad(k, [[0, 0], [0, padK], [0, 0]]) : k;
       let s = tf.add(tf.mul(tf.matMul(qc, kp, false, true), scale), tf.slice(tf.tensor2d(bias, [c * B, nK * B]), [0, 0], [rows, nK * B]));
       let p = tf.softmax(s);
