@@ -18,7 +18,7 @@ const SECTION_TITLES: [string, string][] = [['failed', 'Failed runs'], ['summary
 export function renderLeaderboard(reports: { path: string; report: Report }[], anchors: { path: string; table: AnchorTable }[] = []): string {
   const records = reports.flatMap((r) => r.report.records);
   const ok = records.filter((r) => !r.failure);
-  const trained = records.filter((r) => !r.metrics.kernel && !r.metrics.sparsify && !r.metrics.decode && r.task.name !== 'attention-op' && !TABULAR_TASKS.includes(r.task.name));
+  const trained = records.filter((r) => !r.metrics.kernel && !r.metrics.sparsify && !r.metrics.decode && !r.metrics.grid && r.task.name !== 'attention-op' && !TABULAR_TASKS.includes(r.task.name));
   const page = new Page();
   const sections = [
     failedSection(records),

@@ -122,10 +122,32 @@ export interface Metrics {
   /** Grid / masked-denoising tasks: accuracy is by iterative unmasking over `steps`; oneShot predicts every masked token at once. */
   denoise?: { steps: number; oneShotAccuracy: number; stepMs: number[] };
   kernel?: KernelMetrics;
+  grid?: GridMetrics;
   sparsify?: SparsifyMetrics;
   decode?: DecodeMetrics;
   tabular?: TabularMetrics;
   width?: WidthMetrics;
+}
+
+/** A grid case (suites/patterns.ts): a bidirectional checkpoint denoising through a head-pattern method. */
+export interface GridMetrics {
+  checkpoint: string;
+  checkpointSha256: string;
+  /** A grid method (kernels/grid-methods.ts) or 'dense', the reference. */
+  method: string;
+  budget: number | null;
+  block: number;
+  /** Denoising steps of a generation. */
+  steps: number;
+  /** Mean listed blocks / all blocks over inputs, layers and steps of the scoring (1 for full-attention steps). */
+  density: number;
+  calibrationSeconds: number;
+  /** One input: each step's time and the whole generation's, at the checkpoint's grid and the timing grids; speedup = dense / this (generation). */
+  timings: { frames: number; height: number; width: number; tokens: number; stepMs: Timing[]; generation: Timing; speedup?: number }[];
+  denseAccuracy: number | null;
+  accuracyRatio: number | null;
+  /** Listed blocks (row * blocks + col) of every head of every layer at the last step, for the first test input. */
+  picture: { blocks: number; layers: number[][][] } | null;
 }
 
 /** A timed cost: median and spread over repetitions, in milliseconds. */

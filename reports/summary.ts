@@ -3,7 +3,7 @@ import type { RunRecord } from './schema.js';
 import { fmt, formatTable } from './table.js';
 import { tabularSummary, widthSummary } from './tabular.js';
 
-export type SuiteKind = 'train' | 'kernels' | 'tabular' | 'sparsify' | 'decode';
+export type SuiteKind = 'train' | 'kernels' | 'tabular' | 'sparsify' | 'decode' | 'grid';
 
 function trainTable(records: RunRecord[]): string {
   return formatTable(
@@ -28,6 +28,18 @@ function sparsifyTable(records: RunRecord[]): string {
     const s = r.metrics.sparsify!;
     return [r.label, fmt(r.metrics.accuracy, 4), s.accuracyRatio === null ? '-' : fmt(s.accuracyRatio, 3), fmt(s.blockDensity, 3), fmt(s.pairDensity, 3),
       s.selector ? fmt(s.selector.medianMs, 2) : '-', fmt(s.attention.medianMs, 2), fmt(s.prefill.medianMs, 2), s.prefillSpeedup === null ? '-' : `${fmt(s.prefillSpeedup, 2)}x`];
+  }));
+}
+
+function gridTable(records: RunRecord[]): string {
+  const sizes = [...new Set(records.flatMap((r) => r.metrics.grid!.timings.map((t) => t.tokens)))].sort((a, b) => a - b);
+  return formatTable(['case', 'accuracy', 'vs dense', 'density', ...sizes.flatMap((n) => [`gen ms @${n}`, `speedup @${n}`])], records.map((r) => {
+    const g = r.metrics.grid!;
+    return [r.label, fmt(r.metrics.accuracy, 4), g.accuracyRatio === null ? '-' : fmt(g.accuracyRatio, 3), fmt(g.density, 3),
+      ...sizes.flatMap((n) => {
+        const t = g.timings.find((x) => x.tokens === n);
+        return t ? [fmt(t.generation.medianMs, 2), t.speedup === undefined ? '-' : `${fmt(t.speedup, 2)}x`] : ['-', '-'];
+      })];
   }));
 }
 
@@ -72,6 +84,7 @@ function tabularTables(records: RunRecord[]): string {
 export function summaryTable(kind: SuiteKind, records: RunRecord[]): string {
   if (kind === 'sparsify') return sparsifyTable(records);
   if (kind === 'decode') return decodeTables(records);
+  if (kind === 'grid') return gridTable(records);
   return kind === 'kernels' ? kernelsTable(records) : kind === 'tabular' ? tabularTables(records) : trainTable(records);
 }
 
@@ -83,6 +96,7 @@ export function failureLines(records: RunRecord[]): string[] {
 /** The line a run prints when it ends. */
 export function runEndLine(r: RunRecord): string {
   if (r.failure) return `FAILED: ${r.failure.message}`;
+  if (r.metrics.grid) return `accuracy ${fmt(r.metrics.accuracy, 4)}, density ${fmt(r.metrics.grid.density, 3)}, generation ${fmt(r.metrics.grid.timings[0]?.generation.medianMs, 2)} ms`;
   if (r.metrics.sparsify) return `accuracy ${fmt(r.metrics.accuracy, 4)}, block density ${fmt(r.metrics.sparsify.blockDensity, 3)}, prefill ${fmt(r.metrics.sparsify.prefill.medianMs, 2)} ms`;
   if (r.metrics.decode?.bandwidth) return `${fmt(r.metrics.decode.bandwidth.gbPerSec, 1)} GB/s (${fmt(100 * r.metrics.decode.bandwidth.fractionOfCopy, 1)}% of copy)`;
   if (r.metrics.decode) return `generated ${fmt(r.metrics.decode.generatedExactMatch, 3)}, teacher ${fmt(r.metrics.decode.teacherExactMatch, 3)}, step ${fmt(r.metrics.decode.latency[0]?.step.medianMs, 2)} ms`;

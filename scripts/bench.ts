@@ -150,7 +150,7 @@ function finish(suite: string, plan: Awaited<ReturnType<typeof planSuite>>, outD
  */
 function jobCount(jobs: string, kind: string, backend: string, n: number): number {
   if (jobs !== 'auto') return Math.min(Number(jobs), Math.max(1, n));
-  if (kind === 'kernels' || kind === 'sparsify' || kind === 'decode' || backend === 'cuda') return 1;
+  if (kind === 'kernels' || kind === 'sparsify' || kind === 'decode' || kind === 'grid' || backend === 'cuda') return 1;
   return Math.max(1, Math.min(cpus().length, n));
 }
 

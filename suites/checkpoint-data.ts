@@ -7,6 +7,7 @@ import { ParamError } from '../core/params.js';
 import { readModelMeta, type SavedModelMeta } from '../models/saved.js';
 import { buildTask } from '../datasets/registry.js';
 import { MqarTask } from '../datasets/mqar.js';
+import { GridTask } from '../datasets/grid.js';
 import type { NiahTask } from '../datasets/niah.js';
 import type { TokenBatch } from '../datasets/types.js';
 import { quantile } from './latency.js';
@@ -36,7 +37,7 @@ export const checkpointName = (k: CheckpointEntry) => k.name ?? k.path.replace(/
 /** The scored test examples: MQAR the first n; NIAH ceil(n / depths) per depth at the longest trained length. */
 export function checkpointTestBatch(meta: SavedModelMeta, n: number): TokenBatch {
   const task = buildTask(meta.task.name, meta.task.params, meta.seed);
-  if (task instanceof MqarTask) return sliceRows(task.testSet(), 0, n);
+  if (task instanceof MqarTask || task instanceof GridTask) return sliceRows(task.testSet(), 0, n);
   const niah = task as NiahTask;
   const L = Math.max(...niah.p.evalLengths.filter((x) => x <= niah.seqLen));
   const cells = niah.grid().filter((g) => g.length === L);
@@ -46,7 +47,7 @@ export function checkpointTestBatch(meta: SavedModelMeta, n: number): TokenBatch
 
 /** The task's validation split (calibration data, never the test examples). */
 export function checkpointValidBatch(meta: SavedModelMeta, n: number): TokenBatch {
-  const task = buildTask(meta.task.name, meta.task.params, meta.seed) as MqarTask | NiahTask;
+  const task = buildTask(meta.task.name, meta.task.params, meta.seed) as MqarTask | NiahTask | GridTask;
   return task.validSet(n);
 }
 

@@ -1,4 +1,5 @@
 /** Load a suite file and expand its grid into runs. */
+import { validateGridSuite } from './patterns.js';
 import { validateSparsify } from './sparsify.js';
 import { validateDecode } from './decode.js';
 import { validateTabular } from './tabular.js';
@@ -21,7 +22,7 @@ export const TRAIN_DEFAULTS: TrainBudget = { maxSteps: 2000, batchSize: 32, eval
 export const LATENCY_DEFAULTS: LatencyConfig = { batches: [1, 8], lengths: [64], timeMs: 300, minSamples: 10, warmupIterations: 3 };
 
 /** The settings a suite may give, with their ranges: one table for every suite kind's common parts. */
-export const SUITE_FIELDS: Record<string, FieldSpec> = { name: { str: true }, description: { str: true }, kind: { oneOf: ['train', 'kernels', 'tabular', 'sparsify', 'decode'] }, seeds: { ints: [0] }, entries: { list: true }, kernels: { object: true }, tabular: { object: true }, sparsify: { object: true }, decode: { object: true } };
+export const SUITE_FIELDS: Record<string, FieldSpec> = { name: { str: true }, description: { str: true }, kind: { oneOf: ['train', 'kernels', 'tabular', 'sparsify', 'decode', 'grid'] }, seeds: { ints: [0] }, entries: { list: true }, kernels: { object: true }, tabular: { object: true }, sparsify: { object: true }, decode: { object: true }, grid: { object: true } };
 export const ENTRY_FIELDS: Record<string, FieldSpec> = { init: { str: true }, task: { str: true }, taskParams: { object: true }, models: { list: true }, train: { object: true }, optimizer: { object: true }, latency: { object: true }, sweep: { object: true } };
 export const MODEL_ENTRY_FIELDS: Record<string, FieldSpec> = { name: { str: true }, size: { str: true }, params: { object: true } };
 export const TRAIN_FIELDS: Record<keyof TrainBudget, FieldSpec> = {
@@ -67,6 +68,10 @@ export function validateSuite(raw: unknown, where: string): SuiteFile {
   if (s.kind === 'decode') {
     if (!s.decode || typeof s.decode !== 'object') throw new ParamError('suite.decode', 'a decode suite needs a "decode" object');
     return { description: '', entries: [], ...s, decode: validateDecode(s.decode as unknown as Record<string, unknown>) } as SuiteFile;
+  }
+  if (s.kind === 'grid') {
+    if (!s.grid || typeof s.grid !== 'object') throw new ParamError('suite.grid', 'a grid suite needs a "grid" object');
+    return { description: '', entries: [], ...s, grid: validateGridSuite(s.grid as unknown as Record<string, unknown>) } as SuiteFile;
   }
   if (s.kind === 'sparsify') {
     if (!s.sparsify || typeof s.sparsify !== 'object') throw new ParamError('suite.sparsify', 'a sparsify suite needs a "sparsify" object');
@@ -162,6 +167,8 @@ export function runLabel(c: RunConfig): string {
   const t = c.task.params;
   const task = c.task.name === 'mqar'
     ? `mqar L${t.inputSeqLen} kv${t.numKvPairs} V${t.vocabSize}`
-    : `niah ${t.family} L${t.seqLen}`;
+    : c.task.name === 'grid'
+      ? `grid ${t.frames}x${t.height}x${t.width}${t.textPairs ? ` text${t.textPairs}` : ''} motion ${t.shift}${t.jitter ? `±${t.jitter}` : ''}`
+      : `niah ${t.family} L${t.seqLen}`;
   return `${task} | ${c.model.name} ${c.model.size} | lr ${c.optimizer.lr} | seed ${c.seed}`;
 }

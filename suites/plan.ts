@@ -13,6 +13,7 @@ import { expandSuite, runId, runLabel } from './grid.js';
 import { trainJobs } from './runner.js';
 import { addSparsifyRatios, checkCheckpoints, sparsifyCaseId, sparsifyCases, sparsifyJobs, sparsifyLabel } from './sparsify.js';
 import { addSpeedups, kernelCaseId, kernelCaseLabel, kernelCases, kernelJobs, KERNELS_DEFAULTS } from './kernels.js';
+import { addGridRatios, checkGridCheckpoints, gridCaseId, gridCases, gridJobs, gridLabel } from './patterns.js';
 import { addDecodeRatios, checkDecodeCheckpoints, decodeCaseId, decodeCases, decodeJobs, decodeLabel } from './decode.js';
 import { tabularCaseId, tabularCases, tabularJobs, tabularLabel, widthCaseId, widthCases } from './tabular.js';
 import { backendInfo, hasKernel, useBackend } from '../kernels/backend.js';
@@ -131,6 +132,20 @@ export async function planSuite(suite: SuiteFile, o: PlanOptions): Promise<Suite
       listed: cases.map((k) => ({ id: decodeCaseId(suite.name, c, k, backend), label: decodeLabel(k) })),
       order: all.map((k) => decodeCaseId(suite.name, c, k, backend)),
       jobs: fp ? decodeJobs(suite.name, c, cases, backend, fp) : [],
+    };
+  }
+  if (suite.kind === 'grid') {
+    const c = suite.grid!;
+    const metas = checkGridCheckpoints(c);
+    const backend = o.listOnly ? o.backend : await useBackend(o.backend);
+    const all = gridCases(c, metas);
+    const cases = all.filter((k) => pass(gridLabel(k)));
+    const fp = o.listOnly ? undefined : fingerprint(backend, backendInfo());
+    return {
+      kind: 'grid', unit: 'cases', backend, fingerprint: fp, finalize: addGridRatios,
+      listed: cases.map((k) => ({ id: gridCaseId(suite.name, c, k, backend), label: gridLabel(k) })),
+      order: all.map((k) => gridCaseId(suite.name, c, k, backend)),
+      jobs: fp ? gridJobs(suite.name, c, cases, backend, fp) : [],
     };
   }
   if (suite.kind === 'tabular') {

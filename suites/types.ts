@@ -20,7 +20,7 @@ export interface SuiteFile {
   name: string;
   description: string;
   /** 'train' (default): task x model runs; 'kernels': operator latency (see suites/kernels.ts). */
-  kind?: 'train' | 'kernels' | 'tabular' | 'sparsify' | 'decode';
+  kind?: 'train' | 'kernels' | 'tabular' | 'sparsify' | 'decode' | 'grid';
   seeds: number[];
   entries: SuiteEntry[];
   kernels?: import('./kernels.js').KernelsConfig;
@@ -29,6 +29,7 @@ export interface SuiteFile {
   tabular?: import('./tabular.js').TabularConfig;
   sparsify?: import('./sparsify.js').SparsifyConfig;
   decode?: import('./decode.js').DecodeConfig;
+  grid?: import('./patterns.js').GridSuiteConfig;
 }
 
 /** A fully expanded run: everything that determines its result (its hash is the run id). */

@@ -8,6 +8,7 @@ const NIAH_FAMILY: Record<string, string> = { single: 'single', multikey: 'multi
 export function taskTitle(r: RunRecord): string {
   const p = r.task.params;
   if (r.task.name === 'mqar') return `MQAR L${p.inputSeqLen} kv${p.numKvPairs} V${p.vocabSize}`;
+  if (r.task.name === 'grid') return `Grid ${p.frames}x${p.height}x${p.width}${p.textPairs ? ` + ${p.textPairs}-pair text` : ''}, motion ${p.shift}${p.jitter ? `±${p.jitter}` : ''}`;
   if (r.task.name === 'niah') {
     const n = Number(p.numNeedles);
     const what = p.family === 'multikey' ? `${n - 1} distractor${n === 2 ? '' : 's'}`
