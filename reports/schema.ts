@@ -105,7 +105,7 @@ export interface Metrics {
   trainSeconds: number;
   trainTokensPerSec: number;
   /** Wall time of one training step (forward, backward, AdamW) at the training batch size, timed after the run (suites/train.ts measureTrainStep). */
-  trainStep?: Timing & { batch: number };
+  trainStep?: Timing & { batch: number; concurrentRuns?: number };
   peakMemoryBytes: number;
   latency: LatencyRecord[];
   niahGrid?: NiahCellRecord[];

@@ -63,9 +63,9 @@ function seriesName(b: BestRow): string {
   return variant ? `${b.model} ${variant}` : b.model;
 }
 
-/** Mean training-step time (ms) over a row's records; NaN where a record has none. */
+/** Mean training-step time (ms) over a row's records; NaN where a record has none or shared its device with other runs. */
 function stepMs(b: BestRow): number {
-  const xs = b.records.map((r) => r.metrics.trainStep?.medianMs ?? NaN);
+  const xs = b.records.map((r) => ((r.metrics.trainStep?.concurrentRuns ?? 1) > 1 ? NaN : r.metrics.trainStep?.medianMs ?? NaN));
   return xs.reduce((s, x) => s + x, 0) / xs.length;
 }
 

@@ -10,6 +10,8 @@ B=dist/tabrecall
 export TABRECALL_GIT_SHA=$(node -e "console.log(require('./$B/package.json').gitSha)")
 ( [ -n "${SKIP_NATIVE:-}" ] || node $B/native/build.mjs; node $B/cuda/build.mjs --strict) 2>&1 | tail -5 | tee "$OUT/build.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu --format=csv | tee -a "$OUT/build.log"
+# Training runs started as bg steps share the GPU: their step times say so (metrics.trainStep.concurrentRuns).
+export TABRECALL_CONCURRENT_RUNS=$(for s in ${STEPS:-test}; do case $s in bg:*) echo x;; esac; done | wc -l)
 for s in ${STEPS:-test}; do
   case $s in
     test|test:*) a=${s#test}; a=${a#:}; timeout ${T_TEST:-300} node $B/bin/test-gpu.mjs ${a//,/ } > "$OUT/test-gpu.log" 2>&1; echo "test-gpu exit $?"; tail -4 "$OUT/test-gpu.log";;
