@@ -8,6 +8,7 @@ import { recallSection } from './sections/recall.js';
 import { speedSection } from './sections/speed.js';
 import { sparsitySection } from './sections/sparsity.js';
 import { decodingSection } from './sections/decoding.js';
+import { patternsSection } from './sections/patterns.js';
 import { summarySection } from './sections/summary.js';
 import { TABULAR_TASKS, tabularSection } from './sections/tabular.js';
 import { environmentSection, failedSection } from './sections/environment.js';
@@ -26,6 +27,7 @@ export function renderLeaderboard(reports: { path: string; report: Report }[], a
     recallSection(page, trained),
     sparsitySection(page, ok),
     decodingSection(page, ok),
+    patternsSection(page, ok),
     speedSection(page, ok, anchors),
     tabularSection(page, ok),
     environmentSection(reports),
