@@ -22,7 +22,7 @@
 import { Rng } from '../core/rng.js';
 import { intParam, numParam, rejectUnknown, ParamError } from '../core/params.js';
 import { IGNORE_INDEX, type SequenceTask, type TokenBatch } from './types.js';
-import { takeRows } from './mqar.js';
+import { EpochBatches } from './epochs.js';
 
 export const MASK = 0;
 export const BOUNDARY = 1;
@@ -154,9 +154,7 @@ export class GridTask implements SequenceTask {
   readonly vocabSize: number;
   readonly seqLen: number;
   readonly params: Record<string, unknown>;
-  private train: TokenBatch | undefined;
-  private order: Int32Array | undefined;
-  private epoch = -1;
+  private readonly batches: EpochBatches;
 
   constructor(
     readonly p: GridParams,
@@ -166,19 +164,11 @@ export class GridTask implements SequenceTask {
     this.vocabSize = s.vocabSize;
     this.seqLen = s.seqLen;
     this.params = { ...p };
+    this.batches = new EpochBatches(seed, 'grid', () => generateGrid(p, p.numTrainExamples, Rng.derive(seed, 'grid/train'), 'train'));
   }
 
   trainBatch(step: number, batchSize: number): TokenBatch {
-    this.train ??= generateGrid(this.p, this.p.numTrainExamples, Rng.derive(this.seed, 'grid/train'), 'train');
-    const n = this.train.n;
-    const perEpoch = Math.max(1, Math.floor(n / batchSize));
-    const epoch = Math.floor(step / perEpoch);
-    if (epoch !== this.epoch || !this.order) {
-      this.order = Int32Array.from({ length: n }, (_, i) => i);
-      new Rng(Rng.derive(this.seed, `grid/order/${epoch}`)).shuffle(this.order);
-      this.epoch = epoch;
-    }
-    return takeRows(this.train, this.order, (step % perEpoch) * batchSize, Math.min(batchSize, n));
+    return this.batches.batch(step, batchSize);
   }
 
   validSet(n: number): TokenBatch {

@@ -2,6 +2,7 @@
  * MQAR, multi-query associative recall, generated as Zoology's `multiquery_ar` does (Arora, Eyuboglu
  * et al. 2023): same algorithm and parameters, our own seeded RNG. See ../shared/spec/tasks.md.
  */
+import { EpochBatches } from './epochs.js';
 import { Rng } from '../core/rng.js';
 import { IGNORE_INDEX, type SequenceTask, type TokenBatch } from './types.js';
 import { ParamError, boolParam, intParam, numParam, rejectUnknown } from '../core/params.js';
@@ -134,9 +135,7 @@ export class MqarTask implements SequenceTask {
   readonly vocabSize: number;
   readonly seqLen: number;
   readonly params: Record<string, unknown>;
-  private train: TokenBatch | undefined;
-  private order: Int32Array | undefined;
-  private epoch = -1;
+  private readonly batches: EpochBatches;
 
   constructor(
     readonly p: MqarParams,
@@ -145,21 +144,12 @@ export class MqarTask implements SequenceTask {
     this.vocabSize = p.vocabSize;
     this.seqLen = p.inputSeqLen;
     this.params = { ...p };
+    this.batches = new EpochBatches(seed, 'mqar', () => generateMqar(p, p.numTrainExamples, splitSeed(seed, 'train')));
   }
 
   /** A fixed training set iterated in seeded shuffled epochs, as Zoology trains. */
   trainBatch(step: number, batchSize: number): TokenBatch {
-    this.train ??= generateMqar(this.p, this.p.numTrainExamples, splitSeed(this.seed, 'train'));
-    const n = this.train.n;
-    const perEpoch = Math.max(1, Math.floor(n / batchSize));
-    const epoch = Math.floor(step / perEpoch);
-    if (epoch !== this.epoch || !this.order) {
-      this.order = Int32Array.from({ length: n }, (_, i) => i);
-      new Rng(Rng.derive(this.seed, `mqar/order/${epoch}`)).shuffle(this.order);
-      this.epoch = epoch;
-    }
-    const start = (step % perEpoch) * batchSize;
-    return takeRows(this.train, this.order, start, Math.min(batchSize, n));
+    return this.batches.batch(step, batchSize);
   }
 
   validSet(n: number): TokenBatch {
@@ -169,16 +159,4 @@ export class MqarTask implements SequenceTask {
   testSet(): TokenBatch {
     return generateMqar(this.p, this.p.numTestExamples, splitSeed(this.seed, 'test'));
   }
-}
-
-export function takeRows(src: TokenBatch, order: Int32Array, start: number, count: number): TokenBatch {
-  const L = src.seqLen;
-  const inputs = new Int32Array(count * L);
-  const labels = new Int32Array(count * L);
-  for (let i = 0; i < count; i++) {
-    const r = order[(start + i) % order.length]!;
-    inputs.set(src.inputs.subarray(r * L, (r + 1) * L), i * L);
-    labels.set(src.labels.subarray(r * L, (r + 1) * L), i * L);
-  }
-  return { inputs, labels, n: count, seqLen: L };
 }

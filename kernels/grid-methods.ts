@@ -8,8 +8,9 @@
  * - AdaSpa: at the first step an exact search over the full attention's block mass (the blocks of
  *   largest mass per head, hierarchical: rows keep different counts, each its own block), reused.
  * - Sparse-vDiT: offline, per head the cheapest of diagonal, multi-diagonal, vertical-stripe (and
- *   skipped) patterns that keeps `minMass` of the calibration attention, cheapness by the operator's
- *   measured time on each candidate; heads sharing a pattern run in one call (one layout lists all).
+ *   skipped) patterns that keeps `minMass` of the calibration attention, cheapness by a cost model
+ *   fitted to the operator's measured time (a line in listed blocks); heads sharing a pattern run in
+ *   one call (one layout lists all).
  * - Efficient-vDiT: the frame tile: every frame attends to itself and the main frames (frame 0).
  * - PAROAttention: offline, per head the grid axis order under which its attention is most
  *   block-concentrated; then the static top blocks in that order.
@@ -21,9 +22,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { blockSparseAttention } from './block-sparse.js';
 import { denseLayout, nBlocks, type BlockLayout } from './layout.js';
 import { trueBlockMass } from './selectors/primitives.js';
-import { gatherPerHead, invertOrders } from './instance-layout.js';
+import { gatherPerHead, invertOrders, perInput } from './instance-layout.js';
 import {
-  AXIS_ORDERS, axisOrder, diagonalPattern, gridTokens, massPattern, multiDiagonalPattern, patternLayout, seqLength, stripePattern, tilePattern,
+  AXIS_ORDERS, axisOrder, diagonalPattern, gridTokens, multiDiagonalPattern, patternLayout, seqLength, stripePattern, tilePattern,
   type AxisOrder, type GridGeom, type HeadPattern,
 } from './grid-patterns.js';
 import { ParamError } from '../core/params.js';
@@ -150,7 +151,7 @@ function meanMass(inputs: GridInputs[], ctx: GridContext, order?: (h: number) =>
   return acc;
 }
 
-/** Median time (ms) of the operator on one head under a layout: Sparse-vDiT's measured cost model. */
+/** Median time (ms) of the operator on one head under a layout: what Sparse-vDiT's cost model is fitted to. */
 function measuredCost(layout: BlockLayout, D: number): number {
   const L = layout.Lq;
   const [q, k, v] = [0, 1, 2].map(() => tf.randomNormal([1, 1, L, D], 0, 1, 'float32', 7)) as tf.Tensor4D[];
@@ -184,12 +185,14 @@ const sparseVdit = (minMass = 0.9): GridMethod => ({
   calibrate(samples, ctx) {
     const n = nOf(ctx), L = seqLength(ctx.geom), D = samples[0]![0]!.q.shape[2];
     const band = bandFor(ctx, n);
-    const cost = new Map<string, number>();
-    const costOf = (p: VditPattern) => {
-      const key = JSON.stringify(p);
-      if (!cost.has(key)) cost.set(key, measuredCost(patternLayout(L, ctx.block, [vditPattern(p, ctx)]), D));
-      return cost.get(key)!;
-    };
+    // The cost model: the operator's time measured on a sparse and a dense layout, as a line in listed
+    // blocks. Ranking by the fitted line rather than by one timing per candidate keeps timing noise
+    // from deciding between candidates that list about as many blocks.
+    const blocksOf = (p: VditPattern) => vditPattern(p, ctx).reduce((acc, r) => acc + r.size, 0);
+    const lo = { kind: 'diagonal', band: 0 } as VditPattern, hi = { kind: 'dense' } as VditPattern;
+    const [tLo, tHi] = [lo, hi].map((p) => measuredCost(patternLayout(L, ctx.block, [vditPattern(p, ctx)]), D));
+    const msPerBlock = Math.max(0, (tHi! - tLo!) / Math.max(1, blocksOf(hi) - blocksOf(lo)));
+    const costOf = (p: VditPattern) => tLo! + msPerBlock * (blocksOf(p) - blocksOf(lo)) + 1e-12 * blocksOf(p);
     return {
       heads: samples.map((inputs) => {
         const H = inputs[0]!.q.shape[0];
@@ -303,19 +306,10 @@ export function attendPlan(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, plan:
  * the batch and layer one plan at the current step (`stepOf()`), memos per input index and layer.
  */
 export function gridMixer(method: GridMethod, ctx: GridContext, state: GridState | undefined, stepOf: () => number, memos: Map<number, Map<number, GridPlan>>, densities?: number[]) {
-  return (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: number): tf.Tensor4D => {
-    const [B, H, L, D] = q.shape;
-    const outs: tf.Tensor4D[] = [];
-    for (let b = 0; b < B; b++) {
-      const one = (x: tf.Tensor4D) => tf.slice(x, [b, 0, 0, 0], [1, H, L, x.shape[3]]);
-      const qb = one(q), kb = one(k), vb = one(v);
-      const q3 = tf.reshape(qb, [H, L, D]) as tf.Tensor3D, k3 = tf.reshape(kb, [H, L, D]) as tf.Tensor3D;
-      if (!memos.has(b)) memos.set(b, new Map());
-      const plan = method.plan({ q: q3, k: k3, layer }, stepOf(), ctx, state, memos.get(b)!);
-      if (densities) densities.push(plan ? plan.layout.colIdx.length / (plan.layout.H * nBlocks(L, plan.layout.Bq) ** 2) : 1);
-      outs.push(attendPlan(qb, kb, vb, plan, ctx.scale));
-      tf.dispose([qb, kb, vb, q3, k3]);
-    }
-    return (B === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor4D;
-  };
+  return (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: number): tf.Tensor4D => perInput(q, k, v, (b, x) => {
+    if (!memos.has(b)) memos.set(b, new Map());
+    const plan = method.plan({ q: x.q3, k: x.k3, layer }, stepOf(), ctx, state, memos.get(b)!);
+    if (densities) densities.push(plan ? plan.layout.colIdx.length / (plan.layout.H * nBlocks(q.shape[2], plan.layout.Bq) ** 2) : 1);
+    return attendPlan(x.q, x.k, x.v, plan, ctx.scale);
+  });
 }

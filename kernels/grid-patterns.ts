@@ -72,32 +72,10 @@ export function tilePattern(g: GridGeom, B: number, mainFrames: number[]): HeadP
   });
 }
 
-/** Per query block, the fewest key blocks holding `gamma` of the row's mass (mass [nQ * nK] of one head). */
-export function massPattern(mass: ArrayLike<number>, n: number, gamma: number, off = 0): HeadPattern {
-  return Array.from({ length: n }, (_, i) => {
-    const row = Array.from({ length: n }, (_, j) => j).sort((a, b) => mass[off + i * n + b]! - mass[off + i * n + a]! || a - b);
-    let total = 0;
-    for (let j = 0; j < n; j++) total += mass[off + i * n + j]!;
-    const s = new Set<number>();
-    let acc = 0;
-    for (const j of row) {
-      if (s.size > 0 && acc >= gamma * total) break;
-      s.add(j);
-      acc += mass[off + i * n + j]!;
-    }
-    return s;
-  });
-}
-
 /** One non-causal layout from per-head patterns. */
 export function patternLayout(L: number, B: number, heads: HeadPattern[]): BlockLayout {
   const b = Math.min(B, L);
   return fromBlockSets({ Lq: L, Lk: L, Bq: b, Bk: b, causal: false }, heads);
-}
-
-/** Listed blocks / all blocks of a pattern. */
-export function patternDensity(p: HeadPattern, n: number): number {
-  return p.reduce((s, x) => s + x.size, 0) / (n * n);
 }
 
 export const AXIS_ORDERS = ['fhw', 'fwh', 'hfw', 'hwf', 'wfh', 'whf'] as const;

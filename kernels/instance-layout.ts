@@ -20,6 +20,25 @@ export function unfoldHeads(x: tf.Tensor4D, B: number, H: number): tf.Tensor4D {
   return tf.reshape(x, [B, H, x.shape[2], x.shape[3]]);
 }
 
+/**
+ * One input at a time: for each b of the batch, attend(b, q, k, v as [1, H, L, D], q and k as
+ * [H, L, D]) -> [1, H, L, Dv], concatenated back into the batch. The mixers of the per-input methods
+ * (prefill selectors, grid methods) share this loop.
+ */
+export function perInput(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
+  attend: (b: number, x: { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D; q3: tf.Tensor3D; k3: tf.Tensor3D }) => tf.Tensor4D): tf.Tensor4D {
+  const [B, H, L, D] = q.shape;
+  const outs: tf.Tensor4D[] = [];
+  for (let b = 0; b < B; b++) {
+    const one = (x: tf.Tensor4D) => tf.slice(x, [b, 0, 0, 0], [1, H, L, x.shape[3]]);
+    const qb = one(q), kb = one(k), vb = one(v);
+    const q3 = tf.reshape(qb, [H, L, D]) as tf.Tensor3D, k3 = tf.reshape(kb, [H, L, D]) as tf.Tensor3D;
+    outs.push(attend(b, { q: qb, k: kb, v: vb, q3, k3 }));
+    tf.dispose([qb, kb, vb, q3, k3]);
+  }
+  return (B === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor4D;
+}
+
 /** Rows of x [1, G, L, D] in a per-head order: out[g, t] = x[g, order[g*L + t]]. Differentiable (gather). */
 export function gatherPerHead(x: tf.Tensor4D, order: Int32Array): tf.Tensor4D {
   return tf.tidy(() => {
@@ -118,9 +137,4 @@ export function ownBlockPlusKeysLayout(G: number, L: number, block: number, keep
     }
   }
   return fromKeyBits(G, L, block, bits);
-}
-
-/** Layout over G heads where query i sees exactly the keys marked in keep[(g * L + i) * L + key] (Sparsifiner's per-query top-k). */
-export function rowKeysLayout(G: number, L: number, block: number, keep: Uint8Array): BlockLayout {
-  return fromKeyBits(G, L, block, keep);
 }

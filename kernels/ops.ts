@@ -117,9 +117,12 @@ export function repeatParam(x: tf.Tensor, lead: number[]): tf.Tensor {
 const noGradient = tf.customGrad(((x: tf.Tensor) => ({ value: tf.clone(x), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]);
 export const stopGradient = <T extends tf.Tensor>(x: T): T => noGradient(x) as T;
 
-/** [L, L] additive causal mask: 0 where key <= query, -1e9 after (finite, so 0 * mask stays 0). */
-export function causalBias(L: number): tf.Tensor2D {
+/**
+ * [L, L] additive causal mask: 0 where key <= query, `after` above the diagonal (default -1e9: finite,
+ * so 0 * mask stays 0; -Infinity where a top-k must never pick a masked key).
+ */
+export function causalBias(L: number, after = -1e9): tf.Tensor2D {
   const m = new Float32Array(L * L);
-  for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) m[i * L + j] = -1e9;
+  for (let i = 0; i < L; i++) m.fill(after, i * L + i + 1, (i + 1) * L);
   return tf.tensor2d(m, [L, L]);
 }

@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { blockSparseAttention } from '../kernels/block-sparse.js';
-import { foldHeads, rowKeysLayout, unfoldHeads } from '../kernels/instance-layout.js';
+import { foldHeads, fromKeyBits, unfoldHeads } from '../kernels/instance-layout.js';
 import { topK } from '../kernels/selectors/select.js';
 import { canDecode, topkRows } from '../kernels/decode/ops.js';
 import { causalBias, stopGradient } from '../kernels/ops.js';
@@ -63,7 +63,7 @@ export function predictorKeep(s: tf.Tensor4D, keepKeys: number): Uint8Array {
   const G = B * H;
   const keep = new Uint8Array(G * L * L);
   if (canDecode()) {
-    const { idx, counts } = tf.tidy(() => topkRows(tf.reshape(tf.add(s, causalMaskInf(L)), [G * L, L]) as tf.Tensor2D, Math.min(keepKeys, L)));
+    const { idx, counts } = tf.tidy(() => topkRows(tf.reshape(tf.add(s, causalBias(L, -Infinity)), [G * L, L]) as tf.Tensor2D, Math.min(keepKeys, L)));
     const ix = idx.dataSync(), n = counts.dataSync(), k = idx.shape[1];
     for (let r = 0; r < G * L; r++) for (let t = 0; t < n[r]!; t++) keep[r * L + ix[r * k + t]!] = 1;
     tf.dispose([idx, counts]);
@@ -77,12 +77,6 @@ export function predictorKeep(s: tf.Tensor4D, keepKeys: number): Uint8Array {
   return keep;
 }
 
-/** [L, L]: 0 where key <= query, -Infinity after (the top-k kernel never picks -Infinity). */
-function causalMaskInf(L: number): tf.Tensor2D {
-  const m = new Float32Array(L * L);
-  for (let i = 0; i < L; i++) m.fill(-Infinity, i * L + i + 1, (i + 1) * L);
-  return tf.tensor2d(m, [L, L]);
-}
 
 /** Cross-entropy from the detached full causal attention map of q, k to the predictor's softmax over scores s; mean over queries. */
 export function distillationLoss(q: tf.Tensor4D, k: tf.Tensor4D, s: tf.Tensor4D): tf.Scalar {
@@ -111,7 +105,7 @@ export function sparsifinerAttention(c: SparsifinerConfig, nLayers: number): Att
       const [B, H, L] = q.shape;
       const s = predictorScores(q, k, pq[layer] as tf.Tensor3D, pk[layer] as tf.Tensor3D);
       const keep = predictorKeep(s, c.keepKeys);
-      const out = blockSparseAttention(foldHeads(q), foldHeads(k), foldHeads(v), rowKeysLayout(B * H, L, c.block, keep)).out;
+      const out = blockSparseAttention(foldHeads(q), foldHeads(k), foldHeads(v), fromKeyBits(B * H, L, c.block, keep)).out;
       if (pass?.training && c.distill > 0) pass.aux.push(tf.mul(distillationLoss(q, k, s), c.distill) as tf.Scalar);
       return unfoldHeads(out, B, H);
     },

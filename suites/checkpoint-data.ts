@@ -3,7 +3,9 @@
  * checkpoint's model.json, its short name, the task's scored test examples and validation set, row
  * slices of token batches, and the timing summary of repeated measurements.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { ParamError } from '../core/params.js';
+import type { MixerFn, Transformer } from '../models/transformer.js';
 import { readModelMeta, type SavedModelMeta } from '../models/saved.js';
 import { buildTask } from '../datasets/registry.js';
 import { MqarTask } from '../datasets/mqar.js';
@@ -72,4 +74,23 @@ export function concatRows(bs: TokenBatch[]): TokenBatch {
 export function timing(samples: number[]): Timing {
   const s = [...samples].sort((a, b) => a - b);
   return { medianMs: quantile(s, 0.5), p10Ms: quantile(s, 0.1), p90Ms: quantile(s, 0.9), samples: s.length };
+}
+
+/**
+ * q and k [H, L, D] of every layer for one input [L], kept (the caller disposes them), while the model
+ * attends through `attend` (the suite's dense reference): the calibration data of offline searches.
+ */
+export function captureQK(model: Transformer, ids: Int32Array, L: number, attend: MixerFn): { q: tf.Tensor3D; k: tf.Tensor3D; layer: number }[] {
+  const got: { q: tf.Tensor3D; k: tf.Tensor3D; layer: number }[] = [];
+  model.setMixer((q, k, v, layer) => {
+    const [, H, , D] = q.shape;
+    got.push({ q: tf.keep(tf.reshape(q, [H, L, D])) as tf.Tensor3D, k: tf.keep(tf.reshape(k, [H, L, D])) as tf.Tensor3D, layer });
+    return attend(q, k, v, layer);
+  });
+  try {
+    tf.dispose(model.hidden(tf.tensor2d(ids, [1, L], 'int32')));
+  } finally {
+    model.setMixer();
+  }
+  return got;
 }

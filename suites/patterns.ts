@@ -15,7 +15,7 @@ import { canonical } from '../core/canonical.js';
 import { Rng } from '../core/rng.js';
 import { loadModel, type SavedModelMeta } from '../models/saved.js';
 import { Transformer } from '../models/transformer.js';
-import { checkCheckpointEntries, checkpointName, checkpointTestBatch, checkpointValidBatch, timing, type CheckpointEntry } from './checkpoint-data.js';
+import { captureQK, checkCheckpointEntries, checkpointName, checkpointTestBatch, checkpointValidBatch, timing, type CheckpointEntry } from './checkpoint-data.js';
 import { denoise } from './denoise.js';
 import { attendPlan, GRID_METHODS, gridMethod, gridMixer, type GridContext, type GridInputs, type GridMethodName, type GridPlan, type GridState } from '../kernels/grid-methods.js';
 import { nBlocks } from '../kernels/layout.js';
@@ -94,20 +94,8 @@ export function gridCaseId(suite: string, c: GridSuiteConfig, k: GridCase, backe
 const geomOf = (p: GridParams): GridGeom => ({ frames: p.frames, height: p.height, width: p.width, textLen: gridShape(p).seqLen - gridShape(p).gridLen });
 
 /** q and k of every layer for one input, attending densely while capturing. */
-function capture(model: Transformer, ids: Int32Array, L: number, scale: number): GridInputs[] {
-  const got: GridInputs[] = [];
-  model.setMixer((q, k, v, layer) => {
-    const [, H, , D] = q.shape;
-    got.push({ q: tf.keep(tf.reshape(q, [H, L, D])) as tf.Tensor3D, k: tf.keep(tf.reshape(k, [H, L, D])) as tf.Tensor3D, layer });
-    return attendPlan(q, k, v, null, scale);
-  });
-  try {
-    tf.dispose(model.hidden(tf.tensor2d(ids, [1, L], 'int32')));
-  } finally {
-    model.setMixer();
-  }
-  return got;
-}
+const capture = (model: Transformer, ids: Int32Array, L: number, scale: number): GridInputs[] =>
+  captureQK(model, ids, L, (q, k, v) => attendPlan(q, k, v, null, scale));
 
 /** Time of each of the K steps and of the whole generation on one input of `geom` (plans built per step, as in scoring). */
 function timeGeneration(model: Transformer, method: GridMethodName | 'dense', ctx: GridContext, state: GridState | undefined, K: number, ids: Int32Array, reps: number) {

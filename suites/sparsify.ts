@@ -15,7 +15,7 @@ import { ParamError, checkFields } from '../core/params.js';
 import { canonical } from '../core/canonical.js';
 import { Rng } from '../core/rng.js';
 import { loadModel, type SavedModelMeta } from '../models/saved.js';
-import { checkCheckpointEntries, checkpointName, checkpointTestBatch, checkpointValidBatch, timing, type CheckpointEntry } from './checkpoint-data.js';
+import { captureQK as captureHeads, checkCheckpointEntries, checkpointName, checkpointTestBatch, checkpointValidBatch, timing, type CheckpointEntry } from './checkpoint-data.js';
 import { Transformer } from '../models/transformer.js';
 import { evaluate } from './evaluate.js';
 import { getSelector, SELECTOR_NAMES, type SelectorName } from '../kernels/selectors/index.js';
@@ -110,18 +110,7 @@ const calibrationBatch = checkpointValidBatch;
 
 /** q and k of every layer for one input [1, L] (dense attention while capturing). */
 function captureQK(model: Transformer, ids: Int32Array, L: number, precision?: Precision): HeadInputs[] {
-  const got: HeadInputs[] = [];
-  model.setMixer((q, k, v, layer) => {
-    const [, H, , D] = q.shape;
-    got.push({ q: tf.keep(tf.reshape(q, [H, L, D])) as tf.Tensor3D, k: tf.keep(tf.reshape(k, [H, L, D])) as tf.Tensor3D, layer });
-    return denseAttention(q, k, v, precision);
-  });
-  try {
-    tf.dispose(model.hidden(tf.tensor2d(ids, [1, L], 'int32')));
-  } finally {
-    model.setMixer();
-  }
-  return got;
+  return captureHeads(model, ids, L, (q, k, v) => denseAttention(q, k, v, precision));
 }
 
 /** The model's own dense causal attention (the cached layout models use), at the suite's precision. */

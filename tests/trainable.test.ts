@@ -28,7 +28,7 @@ import { density, tokenMask } from '../kernels/layout.js';
 import { assignClusters, clusterLayout, emaCentroids } from '../models/routing.js';
 import { dmaAttention, dmaKeep, dmaMask } from '../models/dma.js';
 import { predictorKeep, predictorScores, sparsifinerAttention } from '../models/sparsifiner.js';
-import { ownBlockPlusKeysLayout, rowKeysLayout } from '../kernels/instance-layout.js';
+import { fromKeyBits, ownBlockPlusKeysLayout } from '../kernels/instance-layout.js';
 import { ParamFactory } from '../models/init.js';
 import { TRANSFORMER_DEFAULTS } from '../models/transformer.js';
 
@@ -365,7 +365,7 @@ describe('Sparsifiner', () => {
     const s = st.dataSync() as Float32Array;
     const qa = q.arraySync(), ka = k.arraySync(), pqa = pq.arraySync(), pka = pk.arraySync();
     const keep = predictorKeep(st, keepKeys);
-    const layout = rowKeysLayout(B * H, L, 8, keep);
+    const layout = fromKeyBits(B * H, L, 8, keep);
     for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
       const g = b * H + h, mask = tokenMask(layout, g);
       const low = (x: number[][][][], p: number[][][], t: number) => Array.from({ length: rank }, (_, c) => x[b]![h]![t]!.reduce((acc, e, d) => acc + e * p[h]![d]![c]!, 0));

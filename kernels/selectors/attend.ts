@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { blockSparseAttention } from '../block-sparse.js';
 import { permuteKeys } from './pbs.js';
+import { perInput } from '../instance-layout.js';
 import { causalDensities } from './select.js';
 import { disposeLayout, readLayout } from '../device-layout.js';
 import type { CalibrationState, Selection, Selector, SelectorContext } from './types.js';
@@ -53,19 +54,11 @@ export function attendSelected(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, s
  * per input and layer one selection; densities go to `stats` when given.
  */
 export function selectorMixer(selector: Selector, budget: number, ctx: SelectorContext, state: CalibrationState | undefined, stats?: DensityStats) {
-  return (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: number): tf.Tensor4D => {
-    const [B, H, L, D] = q.shape;
-    const outs: tf.Tensor4D[] = [];
-    for (let b = 0; b < B; b++) {
-      const one = (x: tf.Tensor4D) => tf.slice(x, [b, 0, 0, 0], [1, H, L, x.shape[3]]);
-      const qb = one(q), kb = one(k), vb = one(v);
-      const q3 = tf.reshape(qb, [H, L, D]) as tf.Tensor3D, k3 = tf.reshape(kb, [H, L, D]) as tf.Tensor3D;
-      const sel = selector.select({ q: q3, k: k3, layer }, budget, ctx, state);
-      if (stats) addDensities(stats, layer, sel);
-      outs.push(attendSelected(qb, kb, vb, sel, ctx));
-      disposeLayout(sel.layout);
-      tf.dispose([qb, kb, vb, q3, k3]);
-    }
-    return (B === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor4D;
-  };
+  return (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: number): tf.Tensor4D => perInput(q, k, v, (_b, x) => {
+    const sel = selector.select({ q: x.q3, k: x.k3, layer }, budget, ctx, state);
+    if (stats) addDensities(stats, layer, sel);
+    const out = attendSelected(x.q, x.k, x.v, sel, ctx);
+    disposeLayout(sel.layout);
+    return out;
+  });
 }
