@@ -183,7 +183,7 @@ describe('grid head patterns and methods', () => {
     const sv = vd.calibrate!([[inp]], ctx(0.25));
     const kinds = (sv.heads[0] as { kind: string }[]).map((p) => p.kind);
     expect(kinds[0]).toBe('multi-diagonal'); // the only candidate keeping the temporal head's mass
-    expect(['diagonal', 'stripe']).toContain(kinds[1]); // both keep the own block at a quarter of multi-diagonal's cost; the measured cost decides
+    expect(['diagonal', 'stripe']).toContain(kinds[1]); // both keep the own block at a quarter of multi-diagonal's blocks
     const pr = gridMethod('paro');
     const ps = pr.calibrate!([[inp]], ctx(0.25));
     const orders = (ps.heads[0] as { order: string }[]).map((h) => h.order);
