@@ -20,7 +20,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { blockSparseAttention } from './block-sparse.js';
-import { denseLayout, nBlocks, type BlockLayout } from './layout.js';
+import { nBlocks, type BlockLayout } from './layout.js';
+import { LAYOUT_DEFAULTS, layoutFor } from './attention.js';
 import { trueBlockMass } from './selectors/primitives.js';
 import { gatherPerHead, invertOrders, perInput } from './instance-layout.js';
 import {
@@ -180,6 +181,21 @@ function vditPattern(p: VditPattern, ctx: GridContext): HeadPattern {
   }
 }
 
+/**
+ * Plans that do not depend on the input (the offline searches' and the tile) are built once per
+ * owner (a calibration state, or the method), layer and shape, not at every step of every input.
+ */
+const staticPlans = new WeakMap<object, Map<string, GridPlan>>();
+function staticPlan(owner: object, layer: number, x: GridInputs, ctx: GridContext, build: () => GridPlan): GridPlan {
+  let m = staticPlans.get(owner);
+  if (!m) staticPlans.set(owner, (m = new Map()));
+  const [H, L] = x.q.shape;
+  const key = `${layer}:${H}x${L}:${ctx.block}:${ctx.geom.frames}x${ctx.geom.height}x${ctx.geom.width}+${ctx.geom.textLen}`;
+  let p = m.get(key);
+  if (!p) m.set(key, (p = build()));
+  return p;
+}
+
 const sparseVdit = (minMass = 0.9): GridMethod => ({
   name: 'sparse-vdit',
   calibrate(samples, ctx) {
@@ -215,16 +231,20 @@ const sparseVdit = (minMass = 0.9): GridMethod => ({
   plan(x, _step, ctx, state) {
     if (!state) throw new ParamError('grid.method', 'sparse-vdit needs its offline calibration');
     const heads = state.heads[x.layer] as VditPattern[];
-    return { layout: patternLayout(x.q.shape[1], ctx.block, heads.map((p) => vditPattern(p, ctx))), skip: heads.map((p) => p.kind === 'skip') };
+    return staticPlan(state, x.layer, x, ctx, () => ({ layout: patternLayout(x.q.shape[1], ctx.block, heads.map((p) => vditPattern(p, ctx))), skip: heads.map((p) => p.kind === 'skip') }));
   },
 });
 
-const efficientVdit = (mainFrames = [0]): GridMethod => ({
-  name: 'efficient-vdit',
-  plan(x, _step, ctx) {
-    return { layout: patternLayout(x.q.shape[1], ctx.block, Array.from({ length: x.q.shape[0] }, () => tilePattern(ctx.geom, Math.min(ctx.block, x.q.shape[1]), mainFrames))) };
-  },
-});
+const efficientVdit = (mainFrames = [0]): GridMethod => {
+  const owner = {};
+  return {
+    name: 'efficient-vdit',
+    plan(x, _step, ctx) {
+      const [H, L] = x.q.shape;
+      return staticPlan(owner, 0, x, ctx, () => ({ layout: patternLayout(L, ctx.block, Array.from({ length: H }, () => tilePattern(ctx.geom, Math.min(ctx.block, L), mainFrames))) }));
+    },
+  };
+};
 
 /** Per head a token order and a static block pattern in that order: PAROAttention and MMInference. */
 function reordering(name: 'paro' | 'mminference', candidates: (ctx: GridContext) => AxisOrder[], patternFor: (mass: Float32Array, off: number, order: AxisOrder, ctx: GridContext) => HeadPattern): GridMethod {
@@ -253,9 +273,11 @@ function reordering(name: 'paro' | 'mminference', candidates: (ctx: GridContext)
       if (!state) throw new ParamError('grid.method', `${name} needs its offline calibration`);
       const heads = state.heads[x.layer] as { order: AxisOrder; cols: number[][] }[];
       const L = x.q.shape[1];
-      const order = new Int32Array(heads.length * L);
-      heads.forEach((h, i) => order.set(axisOrder(ctx.geom, h.order), i * L));
-      return { layout: patternLayout(L, ctx.block, heads.map((h) => h.cols.map((c) => new Set(c)))), order };
+      return staticPlan(state, x.layer, x, ctx, () => {
+        const order = new Int32Array(heads.length * L);
+        heads.forEach((h, i) => order.set(axisOrder(ctx.geom, h.order), i * L));
+        return { layout: patternLayout(L, ctx.block, heads.map((h) => h.cols.map((c) => new Set(c)))), order };
+      });
     },
   };
 }
@@ -290,7 +312,7 @@ export function gridMethod(name: string): GridMethod {
 export function attendPlan(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, plan: GridPlan | null, scale: number): tf.Tensor4D {
   return tf.tidy(() => {
     const L = q.shape[2];
-    if (!plan) return blockSparseAttention(q, k, v, denseLayout({ Lq: L, Lk: L, Bq: Math.min(64, L), Bk: Math.min(64, L), causal: false }), { scale }).out;
+    if (!plan) return blockSparseAttention(q, k, v, layoutFor(LAYOUT_DEFAULTS, L, false), { scale }).out; // cached per length
     let out: tf.Tensor4D;
     if (plan.order) {
       const o = blockSparseAttention(gatherPerHead(q, plan.order), gatherPerHead(k, plan.order), gatherPerHead(v, plan.order), plan.layout, { scale }).out;

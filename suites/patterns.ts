@@ -35,6 +35,8 @@ export interface GridSuiteConfig {
   reps: number;
   /** [frames, height, width] grids the costs are also timed at (random tokens). */
   timingGrids?: [number, number, number][];
+  /** Block size at the timing grids (default: block); large grids want tiles the kernels run fast. */
+  timingBlock?: number;
 }
 
 export const GRID_SUITE_DEFAULTS: Omit<GridSuiteConfig, 'checkpoints'> = {
@@ -45,7 +47,7 @@ export function validateGridSuite(raw: Record<string, unknown>): GridSuiteConfig
   const w = 'suite.grid';
   checkFields(w, raw, {
     checkpoints: { list: true }, methods: { each: GRID_METHODS }, budgets: { list: true }, block: { int: [1, 1024] }, examples: { int: [1, 1 << 20] },
-    batch: { int: [1, 4096] }, calibrationExamples: { int: [1, 1024] }, reps: { int: [1, 1000] }, timingGrids: { list: true },
+    batch: { int: [1, 4096] }, calibrationExamples: { int: [1, 1024] }, reps: { int: [1, 1000] }, timingGrids: { list: true }, timingBlock: { int: [1, 1024] },
   });
   const c = { ...GRID_SUITE_DEFAULTS, ...raw } as GridSuiteConfig;
   if (!Array.isArray(c.checkpoints) || c.checkpoints.length === 0) throw new ParamError(`${w}.checkpoints`, 'must be a non-empty list of { "path": ..., "task": "grid" }');
@@ -87,7 +89,7 @@ export function gridCases(c: GridSuiteConfig, metas: SavedModelMeta[]): GridCase
 export const gridLabel = (k: GridCase): string => `grid ${checkpointName(k.checkpoint)} | ${k.method}${k.budget === null ? '' : ` @ ${k.budget}`}`;
 
 export function gridCaseId(suite: string, c: GridSuiteConfig, k: GridCase, backend: string): string {
-  const cfg = { suite, weights: k.meta.weights.sha256, method: k.method, budget: k.budget, block: c.block, examples: c.examples, calibrationExamples: c.calibrationExamples, timingGrids: c.timingGrids ?? null, backend };
+  const cfg = { suite, weights: k.meta.weights.sha256, method: k.method, budget: k.budget, block: c.block, examples: c.examples, calibrationExamples: c.calibrationExamples, timingGrids: c.timingGrids ?? null, timingBlock: c.timingBlock ?? null, backend };
   return createHash('sha256').update(canonical(cfg)).digest('hex').slice(0, 16);
 }
 
@@ -174,7 +176,7 @@ export async function measureGridCase(suite: string, c: GridSuiteConfig, k: Grid
     const rng = new Rng(Rng.derive(0, 'grid/timing'));
     const idsOf = (L: number) => Int32Array.from({ length: L }, () => rng.int(2, 2 + p.gridVocab));
     const timings = [{ geom, ids: test.inputs.slice(0, test.seqLen) }, ...grids.map((g) => ({ geom: g, ids: idsOf(g.frames * g.height * g.width) }))].map(({ geom: g, ids }) => {
-      const gctx = { ...ctx, geom: g };
+      const gctx = g === geom ? ctx : { ...ctx, geom: g, block: c.timingBlock ?? c.block };
       // Offline states are per length: at a timing grid the searches run on that grid's own random input.
       let st = state;
       if (method?.calibrate && g !== geom) {

@@ -12,6 +12,22 @@ import { deviceOf, taskTitle } from './rows.js';
 const gm = (r: RunRecord) => r.metrics.grid!;
 const name = (r: RunRecord) => `${gm(r).method}${gm(r).budget === null ? '' : ` @${gm(r).budget}`}`;
 
+/**
+ * One point per method and density: budgets that gave the same plans (Sparse-vDiT keeping every head
+ * dense at both) are one point listing their budgets, with the best accuracy among them.
+ */
+function atDistinctDensities(on: RunRecord[]): { r: RunRecord; budgets: number[] }[] {
+  const groups = new Map<string, RunRecord[]>();
+  for (const r of on) {
+    const key = `${gm(r).method}\u0000${gm(r).density.toPrecision(12)}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => ({
+    r: g.reduce((a, b) => ((b.metrics.accuracy ?? -1) > (a.metrics.accuracy ?? -1) ? b : a)),
+    budgets: g.flatMap((r) => (gm(r).budget === null ? [] : [gm(r).budget!])).sort((a, b) => a - b),
+  }));
+}
+
 export function patternsSection(page: Page, records: RunRecord[]): string {
   const rs = records.filter((r) => r.metrics.grid && !r.failure);
   if (!rs.length) return '';
@@ -23,7 +39,7 @@ export function patternsSection(page: Page, records: RunRecord[]): string {
     charts.push(chooseChart({
       id: `grid-pareto-${gi}`, subject: `${ck} masked-token accuracy`, context: `${taskTitle(on[0]!)}, ${gm(on[0]!).steps} denoising steps, ${dev}`,
       x: { title: 'block density (fraction of blocks computed, over steps)', kind: 'density' }, y: { title: 'accuracy', kind: 'accuracy', domain: [0, 1] }, seriesTitle: 'method',
-      points: on.map((r) => ({ series: gm(r).method, x: gm(r).density, y: r.metrics.accuracy ?? NaN, details: { budget: String(gm(r).budget ?? '-'), 'vs dense': gm(r).accuracyRatio === null ? '-' : gm(r).accuracyRatio!.toFixed(3) } })),
+      points: atDistinctDensities(on).map(({ r, budgets }) => ({ series: gm(r).method, x: gm(r).density, y: r.metrics.accuracy ?? NaN, details: { budget: budgets.join(', ') || '-', 'vs dense': gm(r).accuracyRatio === null ? '-' : gm(r).accuracyRatio!.toFixed(3) } })),
     }));
     const largest = Math.max(...on.flatMap((r) => gm(r).timings.map((t) => t.tokens)));
     charts.push(barChart({
