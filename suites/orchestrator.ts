@@ -70,7 +70,10 @@ export async function runJobs(jobs: Job[], o: OrchestratorOptions, ev: Orchestra
   if (o.claim) order.sort((a, b) => (jobs[b]!.cost ?? 1) - (jobs[a]!.cost ?? 1) || a - b);
   // Resumed = on disk when this invocation began: a record another worker of the same invocation
   // writes meanwhile is that worker's (its claim keeps this one off it), not a resumed run.
-  const before = new Set(o.resume ? jobs.filter((j) => existsSync(recordPath(o.outDir, j.id))).map((j) => j.id) : []);
+  // A worker may start after another has already run a job: the parent empties claims/ before
+  // starting the workers, so a claimed job's record is this invocation's, never a resumed one.
+  const claimedNow = (id: string) => o.claim === true && existsSync(join(o.outDir, 'claims', id));
+  const before = new Set(o.resume ? jobs.filter((j) => existsSync(recordPath(o.outDir, j.id)) && !claimedNow(j.id)).map((j) => j.id) : []);
   for (const i of order) {
     const job = jobs[i]!;
     const path = recordPath(o.outDir, job.id);
