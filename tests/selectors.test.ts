@@ -117,6 +117,26 @@ describe('selector estimates against plain loops', () => {
   });
 });
 
+describe('true block mass, bidirectional', () => {
+  it('matches full softmax mass summed per block, with padded keys masked (L not a multiple of B)', () => {
+    const H = 2, L = 72, D = 8, B = 16, scale = 1 / Math.sqrt(D);
+    const x = inputs(H, L, D, 11);
+    const mass = trueBlockMass(tf.tensor3d(x.q, [H, L, D]), tf.tensor3d(x.k, [H, L, D]), B, scale, false);
+    const nB = nBlocks(L, B);
+    const want = new Float64Array(H * nB * nB);
+    for (let h = 0; h < H; h++) for (let i = 0; i < L; i++) {
+      const s = Array.from({ length: L }, (_, j) => {
+        let d = 0;
+        for (let c = 0; c < D; c++) d += x.q[(h * L + i) * D + c]! * x.k[(h * L + j) * D + c]!;
+        return d * scale;
+      });
+      const m = Math.max(...s), z = s.reduce((a, v) => a + Math.exp(v - m), 0);
+      s.forEach((v, j) => (want[(h * nB + Math.floor(i / B)) * nB + Math.floor(j / B)] += Math.exp(v - m) / z));
+    }
+    close(mass, want);
+  });
+});
+
 describe('selection helpers', () => {
   it('top-k, cumulative threshold, blocks per row', () => {
     expect(topK([3, 1, 4, 1, 5], 0, 5, 2)).toEqual([2, 4]);

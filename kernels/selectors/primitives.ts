@@ -103,10 +103,17 @@ export function trueBlockMass(q: tf.Tensor3D, k: tf.Tensor3D, B: number, scale: 
     const part = tf.tidy(() => {
       const r0 = i0 * B, rows = Math.min(c * B, L - r0);
       const qc = tf.slice(q, [0, r0, 0], [H, rows, D]);
-      const bias = new Float32Array(c * B * nK * B).fill(NEG);
-      for (let r = 0; r < rows; r++) for (let j = 0; j <= (causal ? r0 + r : L - 1); j++) bias[r * nK * B + j] = 0;
       const kp = padK ? tf.pad(k, [[0, 0], [0, padK], [0, 0]]) : k;
-      let s = tf.add(tf.mul(tf.matMul(qc, kp, false, true), scale), tf.slice(tf.tensor2d(bias, [c * B, nK * B]), [0, 0], [rows, nK * B]));
+      let s = tf.mul(tf.matMul(qc, kp, false, true), scale);
+      if (causal) {
+        const bias = new Float32Array(c * B * nK * B).fill(NEG);
+        for (let r = 0; r < rows; r++) for (let j = 0; j <= r0 + r; j++) bias[r * nK * B + j] = 0;
+        s = tf.add(s, tf.slice(tf.tensor2d(bias, [c * B, nK * B]), [0, 0], [rows, nK * B]));
+      } else if (padK) {
+        // Bidirectional: only the padded keys are masked, the same for every row (broadcast, not
+        // an [L, L] host array: at 16k tokens that was a gigabyte built and uploaded per call).
+        s = tf.add(s, tf.tensor2d(Float32Array.from({ length: nK * B }, (_, j) => (j < L ? 0 : NEG)), [1, nK * B]));
+      }
       let p = tf.softmax(s);
       if (rows < c * B) p = tf.pad(p, [[0, 0], [0, c * B - rows], [0, 0]]);
       s = p as tf.Tensor3D;

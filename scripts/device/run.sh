@@ -8,7 +8,8 @@ mkdir -p "$OUT" /tmp/res
 xz -dc .gpu/node.xz > /tmp/node && chmod +x /tmp/node && export PATH=/tmp:$PATH
 B=dist/tabrecall
 export TABRECALL_GIT_SHA=$(node -e "console.log(require('./$B/package.json').gitSha)")
-( [ -n "${SKIP_NATIVE:-}" ] || node $B/native/build.mjs; node $B/cuda/build.mjs --strict) 2>&1 | tail -5 | tee "$OUT/build.log"
+# PREBUILT_CUDA=1: the carried bundle holds cuda/build/libtabrecall_cuda.so, built elsewhere with the same nvcc (saves ~40 s of device time)
+( [ -n "${SKIP_NATIVE:-}" ] || node $B/native/build.mjs; [ -n "${PREBUILT_CUDA:-}" ] && [ -f $B/cuda/build/libtabrecall_cuda.so ] && echo "cuda: prebuilt library" || node $B/cuda/build.mjs --strict) 2>&1 | tail -5 | tee "$OUT/build.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu --format=csv | tee -a "$OUT/build.log"
 # Training runs started as bg steps share the GPU: their step times say so (metrics.trainStep.concurrentRuns).
 export TABRECALL_CONCURRENT_RUNS=$(for s in ${STEPS:-test}; do case $s in bg:*) echo x;; esac; done | wc -l)
