@@ -23,7 +23,7 @@ import { blockSparseAttention } from './block-sparse.js';
 import { nBlocks, type BlockLayout } from './layout.js';
 import { LAYOUT_DEFAULTS, layoutFor } from './attention.js';
 import { trueBlockMass } from './selectors/primitives.js';
-import { gatherPerHead, invertOrders, perInput } from './instance-layout.js';
+import { gatherPerHead, gatherStaticOrder, perInput } from './instance-layout.js';
 import {
   AXIS_ORDERS, axisOrder, diagonalPattern, gridTokens, multiDiagonalPattern, patternLayout, seqLength, stripePattern, tilePattern,
   type AxisOrder, type GridGeom, type HeadPattern,
@@ -315,8 +315,9 @@ export function attendPlan(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, plan:
     if (!plan) return blockSparseAttention(q, k, v, layoutFor(LAYOUT_DEFAULTS, L, false), { scale }).out; // cached per length
     let out: tf.Tensor4D;
     if (plan.order) {
-      const o = blockSparseAttention(gatherPerHead(q, plan.order), gatherPerHead(k, plan.order), gatherPerHead(v, plan.order), plan.layout, { scale }).out;
-      out = gatherPerHead(o, invertOrders(plan.order, L));
+      // A plan's order is static (reused at every step and input): its index tensors are built once.
+      const o = blockSparseAttention(gatherStaticOrder(q, plan.order), gatherStaticOrder(k, plan.order), gatherStaticOrder(v, plan.order), plan.layout, { scale }).out;
+      out = gatherStaticOrder(o, plan.order, true);
     } else out = blockSparseAttention(q, k, v, plan.layout, { scale }).out;
     if (plan.skip?.some(Boolean)) out = tf.mul(out, tf.tensor4d(Float32Array.from(plan.skip, (s) => (s ? 0 : 1)), [1, plan.skip.length, 1, 1])) as tf.Tensor4D;
     return out;

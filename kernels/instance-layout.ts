@@ -43,9 +43,49 @@ export function perInput(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
 export function gatherPerHead(x: tf.Tensor4D, order: Int32Array): tf.Tensor4D {
   return tf.tidy(() => {
     const [, G, L, D] = x.shape;
-    const flat = Int32Array.from(order, (o, t) => Math.floor(t / L) * L + o);
-    return tf.reshape(tf.gather(tf.reshape(x, [G * L, D]), tf.tensor1d(flat, 'int32')), [1, G, L, D]) as tf.Tensor4D;
+    return tf.reshape(tf.gather(tf.reshape(x, [G * L, D]), tf.tensor1d(flatOrder(order, L), 'int32')), [1, G, L, D]) as tf.Tensor4D;
   });
+}
+
+/** order[g*L + t] as an index into the [G*L] rows: g*L + order. */
+function flatOrder(order: Int32Array, L: number): Int32Array {
+  const flat = new Int32Array(order.length);
+  for (let g = 0, t = 0; t < order.length; g++) for (let e = t + L; t < e; t++) flat[t] = g * L + order[t]!;
+  return flat;
+}
+
+/**
+ * gatherPerHead for static orders used again and again without gradients (a grid method's plan is
+ * reused at every step): the device index tensors, and the inverse orders, are built once per order
+ * array. Kept for the most recent orders only (disposed when evicted); never use under autodiff,
+ * where the gather's saved index tensor could be disposed before the backward pass.
+ */
+const STATIC_ORDERS = 32;
+const staticIdx = new Map<Int32Array, { L: number; fwd: tf.Tensor1D; inv: tf.Tensor1D; invOrder: Int32Array }>();
+function staticIndex(order: Int32Array, L: number) {
+  let e = staticIdx.get(order);
+  if (e && e.L === L) {
+    staticIdx.delete(order); // most recent last
+    staticIdx.set(order, e);
+    return e;
+  }
+  if (e) tf.dispose([e.fwd, e.inv]);
+  const invOrder = invertOrders(order, L);
+  e = { L, invOrder, fwd: tf.keep(tf.tensor1d(flatOrder(order, L), 'int32')), inv: tf.keep(tf.tensor1d(flatOrder(invOrder, L), 'int32')) };
+  staticIdx.set(order, e);
+  if (staticIdx.size > STATIC_ORDERS) {
+    const [k, old] = staticIdx.entries().next().value as [Int32Array, { fwd: tf.Tensor1D; inv: tf.Tensor1D }];
+    staticIdx.delete(k);
+    tf.dispose([old.fwd, old.inv]);
+  }
+  return e;
+}
+
+/** x [1, G, L, D] in each head's static order (`inverse`: put back from that order). No gradients. */
+export function gatherStaticOrder(x: tf.Tensor4D, order: Int32Array, inverse = false): tf.Tensor4D {
+  const [, G, L, D] = x.shape;
+  const e = staticIndex(order, L);
+  return tf.tidy(() => tf.reshape(tf.gather(tf.reshape(x, [G * L, D]), inverse ? e.inv : e.fwd), [1, G, L, D]) as tf.Tensor4D);
 }
 
 /** The inverse of per-head orders (order[g*L + t] = original index): inv[g*L + original] = t. */

@@ -77,6 +77,8 @@ export interface TabularMetrics {
   seconds: number;
   /** ICL-safety probe: largest change of another test row's probabilities when one test row changes (null = not probed). */
   iclSafetyMaxDelta: number | null;
+  /** A tuned baseline's choice (xgboost-tuned: the winning configuration, its round count and validation log-loss). */
+  tuned?: Record<string, number>;
 }
 
 /** Width scaling: the row-interaction stage at one feature count. */

@@ -147,3 +147,60 @@ function quantile(sorted: number[], q: number): number {
   const lo = Math.floor(pos);
   return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (pos - lo);
 }
+
+export interface ArenaScore { meanRank: number; normalized: number; winRate: number; improvability: number; tables: number }
+
+/**
+ * TabArena's per-table summaries of one metric, over the tables every model ran on:
+ * - mean rank (1 = best; ties share the average rank);
+ * - normalized score: per table (v - worst) / (best - worst), 1 = best, 0 = worst (all tied: 1);
+ * - win rate: share of (table, opponent) pairs won, a tie counting half;
+ * - improvability: per table (err - best err) / err, in percent, averaged (err = 1 - accuracy or
+ *   1 - ROC-AUC, or the log-loss itself): how much lower the error could be with the best model.
+ * Self-contained on purpose: the leaderboard embeds this very function (String(arenaScores)) to
+ * re-rank its per-split results in the browser by another metric.
+ */
+export function arenaScores(per: Record<string, Record<string, number>>, models: string[], higherBetter: boolean): Record<string, ArenaScore> {
+  const tables = Object.keys(per).filter((t) => models.every((m) => typeof per[t]![m] === 'number' && !Number.isNaN(per[t]![m])));
+  const out: Record<string, ArenaScore> = {};
+  for (const m of models) out[m] = { meanRank: 0, normalized: 0, winRate: 0, improvability: 0, tables: tables.length };
+  const better = (a: number, b: number) => (higherBetter ? a > b : a < b);
+  const err = (v: number) => (higherBetter ? 1 - v : v);
+  for (const t of tables) {
+    const v = models.map((m) => per[t]![m]!);
+    const best = v.reduce((a, b) => (better(b, a) ? b : a)), worst = v.reduce((a, b) => (better(a, b) ? b : a));
+    models.forEach((m, i) => {
+      let above = 0, ties = 0;
+      for (let j = 0; j < v.length; j++) if (j !== i) {
+        if (better(v[j]!, v[i]!)) above++;
+        else if (v[j] === v[i]) ties++;
+      }
+      const o = out[m]!;
+      o.meanRank += 1 + above + ties / 2;
+      o.winRate += v.length > 1 ? (v.length - 1 - above - ties + ties / 2) / (v.length - 1) : 1;
+      o.normalized += best === worst ? 1 : (v[i]! - worst) / (best - worst);
+      const e = err(v[i]!), eb = err(best);
+      o.improvability += e > 0 ? (100 * (e - eb)) / e : 0;
+    });
+  }
+  for (const m of models) {
+    const o = out[m]!;
+    const n = Math.max(1, tables.length);
+    o.meanRank /= n;
+    o.normalized /= n;
+    o.winRate /= n;
+    o.improvability /= n;
+  }
+  return out;
+}
+
+/** Fit + predict seconds per 1000 rows (train + test) per model: the median over its splits. */
+export function secondsPer1kRows(records: RunRecord[]): Record<string, number> {
+  const by = new Map<string, number[]>();
+  for (const r of records) {
+    const t = r.metrics.tabular;
+    if (!t || r.metrics.accuracy === null) continue;
+    (by.get(r.model.size) ?? by.set(r.model.size, []).get(r.model.size)!).push((1000 * t.seconds) / (t.nTrain + t.nTest));
+  }
+  return Object.fromEntries([...by].map(([m, xs]) => [m, quantile(xs.sort((a, b) => a - b), 0.5)]));
+}

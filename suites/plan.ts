@@ -15,7 +15,8 @@ import { addSparsifyRatios, checkCheckpoints, sparsifyCaseId, sparsifyCases, spa
 import { addSpeedups, kernelCaseId, kernelCaseLabel, kernelCases, kernelJobs, KERNELS_DEFAULTS } from './kernels.js';
 import { addGridRatios, checkGridCheckpoints, gridCaseId, gridCases, gridJobs, gridLabel } from './patterns.js';
 import { addDecodeRatios, checkDecodeCheckpoints, decodeCaseId, decodeCases, decodeJobs, decodeLabel } from './decode.js';
-import { tabularCaseId, tabularCases, tabularJobs, tabularLabel, widthCaseId, widthCases } from './tabular.js';
+import { modelLabel, tabularCaseId, tabularCases, tabularJobs, tabularLabel, widthCaseId, widthCases, XGBOOST_MODELS } from './tabular.js';
+import { xgboostLibrary } from '../models/tabular/xgboost.js';
 import { backendInfo, hasKernel, useBackend } from '../kernels/backend.js';
 import { FUSED_KERNEL } from '../kernels/block-sparse.js';
 import { fingerprint } from '../reports/fingerprint.js';
@@ -153,7 +154,14 @@ export async function planSuite(suite: SuiteFile, o: PlanOptions): Promise<Suite
     const backend = o.listOnly ? o.backend : await useBackend(o.backend);
     const allCases = tabularCases(c, o.seeds);
     const allWidths = widthCases(c);
-    const cases = allCases.filter((k) => pass(tabularLabel(k)));
+    let cases = allCases.filter((k) => pass(tabularLabel(k)));
+    // XGBoost needs the system library: without it its cases are skipped, and one line says so.
+    const xgb = xgboostLibrary();
+    if ('error' in xgb && cases.some((k) => XGBOOST_MODELS.includes(k.model.name))) {
+      const names = [...new Set(cases.filter((k) => XGBOOST_MODELS.includes(k.model.name)).map((k) => modelLabel(k.model)))];
+      process.stderr.write(`tabrecall: skipping ${names.join(', ')} (${cases.filter((k) => XGBOOST_MODELS.includes(k.model.name)).length} cases): ${xgb.error}\n`);
+      cases = cases.filter((k) => !XGBOOST_MODELS.includes(k.model.name));
+    }
     const widths = allWidths.filter((w) => pass(w.label));
     const fp = o.listOnly ? undefined : fingerprint(backend, backendInfo());
     const caseId = (k: (typeof allCases)[number]) => tabularCaseId(suite.name, c, k, backend);

@@ -19,6 +19,7 @@ import { IclModel, ENSEMBLE_DEFAULTS, ENSEMBLE_TRANSFORMS, type EnsembleTransfor
 import { IclNetwork } from '../models/tabular/icl-network.js';
 import { iclConfig } from '../models/tabular/registry.js';
 import { KNearest, LogisticRegression, RandomForest } from '../models/tabular/baselines.js';
+import { XGBoost } from '../models/tabular/xgboost.js';
 import { OnnxIclModel } from '../models/tabular/onnx.js';
 import type { TabularModel } from '../models/tabular/types.js';
 import { density } from '../kernels/layout.js';
@@ -29,7 +30,8 @@ import type { Job } from './orchestrator.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 
-export const TABULAR_MODELS = ['orion-msp', 'dense-icl', 'logreg', 'knn', 'random-forest', 'onnx'] as const;
+export const TABULAR_MODELS = ['orion-msp', 'dense-icl', 'logreg', 'knn', 'random-forest', 'xgboost', 'xgboost-tuned', 'onnx'] as const;
+export const XGBOOST_MODELS: readonly string[] = ['xgboost', 'xgboost-tuned'];
 
 export interface TabularModelSpec {
   name: (typeof TABULAR_MODELS)[number];
@@ -43,6 +45,12 @@ export interface TabularModelSpec {
   transform?: EnsembleTransform;
   k?: number;
   trees?: number;
+  /** xgboost: boosting rounds (default 100). */
+  rounds?: number;
+  /** xgboost-tuned: random-search configurations (default 30), at most maxRounds rounds each with early stopping after `patience`. */
+  configs?: number;
+  maxRounds?: number;
+  patience?: number;
 }
 
 export interface TabularConfig {
@@ -71,10 +79,18 @@ export function validateTabular(raw: Record<string, unknown>): TabularConfig {
   const models = raw.models as TabularModelSpec[];
   if (!Array.isArray(models) || models.length === 0) throw new ParamError(`${w}.models`, `must be a non-empty list of {name: ${TABULAR_MODELS.join('|')}}`);
   models.forEach((m, i) => {
-    rejectUnknown(`${w}.models[${i}]`, m as unknown as Record<string, unknown>, ['name', 'checkpoint', 'path', 'members', 'maxFeatures', 'transform', 'k', 'trees']);
+    rejectUnknown(`${w}.models[${i}]`, m as unknown as Record<string, unknown>, ['name', 'checkpoint', 'path', 'members', 'maxFeatures', 'transform', 'k', 'trees', 'rounds', 'configs', 'maxRounds', 'patience']);
     enumParam(`${w}.models[${i}]`, 'name', m.name, TABULAR_MODELS);
     if ((m.name === 'orion-msp' || m.name === 'dense-icl') && typeof m.checkpoint !== 'string') throw new ParamError(`${w}.models[${i}].checkpoint`, 'ICL models need a checkpoint folder');
     if (m.members !== undefined) intParam(`${w}.models[${i}]`, 'members', m.members, 1, 256);
+    if (m.rounds !== undefined) intParam(`${w}.models[${i}]`, 'rounds', m.rounds, 1, 100_000);
+    if (m.configs !== undefined) intParam(`${w}.models[${i}]`, 'configs', m.configs, 1, 1000);
+    if (m.maxRounds !== undefined) intParam(`${w}.models[${i}]`, 'maxRounds', m.maxRounds, 1, 100_000);
+    if (m.patience !== undefined) intParam(`${w}.models[${i}]`, 'patience', m.patience, 1, 100_000);
+    for (const f of ['rounds', 'configs', 'maxRounds', 'patience'] as const) {
+      const owner = f === 'rounds' ? 'xgboost' : 'xgboost-tuned';
+      if (m[f] !== undefined && m.name !== owner) throw new ParamError(`${w}.models[${i}].${f}`, `applies to ${owner} only, not ${m.name}`);
+    }
     if (m.maxFeatures !== undefined) intParam(`${w}.models[${i}]`, 'maxFeatures', m.maxFeatures, 0, 1 << 16);
     if (m.transform !== undefined) enumParam(`${w}.models[${i}]`, 'transform', m.transform, ENSEMBLE_TRANSFORMS);
     if (m.name === 'onnx' && typeof m.path !== 'string') throw new ParamError(`${w}.models[${i}].path`, 'the onnx model needs a path to a .onnx file');
@@ -135,8 +151,11 @@ export function modelFileDigest(m: TabularModelSpec): string | undefined {
 }
 
 export function modelLabel(m: TabularModelSpec): string {
-  return m.name === 'knn' ? `knn k=${m.k ?? 15}` : m.name === 'random-forest' ? `random-forest ${m.trees ?? 100} trees` : m.name;
+  return m.name === 'knn' ? `knn k=${m.k ?? 15}` : m.name === 'random-forest' ? `random-forest ${m.trees ?? 100} trees` : m.name === 'xgboost-tuned' ? `xgboost-tuned ${m.configs ?? XGB_TUNED.configs} configs` : m.name;
 }
+
+/** xgboost-tuned's search defaults: 30 configurations (the issue's 20-50), early stopping as TabArena (patience 50). */
+export const XGB_TUNED = { configs: 30, maxRounds: 1000, patience: 50 };
 
 export function buildTabularModel(m: TabularModelSpec, seed: number): TabularModel {
   switch (m.name) {
@@ -152,6 +171,10 @@ export function buildTabularModel(m: TabularModelSpec, seed: number): TabularMod
       return new KNearest(modelLabel(m), m.k ?? 15);
     case 'random-forest':
       return new RandomForest(modelLabel(m), { trees: m.trees ?? 100, seed });
+    case 'xgboost':
+      return new XGBoost('xgboost', { seed, tuned: false, rounds: m.rounds ?? 100 });
+    case 'xgboost-tuned':
+      return new XGBoost(modelLabel(m), { seed, tuned: true, configs: m.configs ?? XGB_TUNED.configs, maxRounds: m.maxRounds ?? XGB_TUNED.maxRounds, patience: m.patience ?? XGB_TUNED.patience });
     case 'onnx':
       return new OnnxIclModel(repoPath(m.path!));
   }
@@ -289,6 +312,7 @@ export async function runTabularCase(suite: string, c: TabularConfig, k: Tabular
   const probed = icl && c.safetyProbes > 0 && (!c.safetyTables || c.safetyTables.includes(k.table));
   const safety = probed ? await iclSafetyDelta(model, task, c.safetyProbes, k.seed) : null;
   const parameterCount = model.parameterCount;
+  const tuned = model instanceof XGBoost ? model.lastChoice : undefined;
   model.dispose?.();
   const C = task.nClasses;
   const acc = accuracy(p, task.yTest, C);
@@ -299,7 +323,7 @@ export async function runTabularCase(suite: string, c: TabularConfig, k: Tabular
     train: {}, optimizer: {}, latencyConfig: {}, seed: k.seed, backend, fingerprint: fp, gitSha: fp.gitSha,
     metrics: {
       ...emptyMetrics(), accuracy: acc, accuracyDenominator: task.nTest, exactMatch: acc, examples: task.nTest,
-      tabular: { table: k.table, fold: k.fold, folds: c.folds, rocAuc: rocAuc(p, task.yTest, C), logLoss: logLoss(p, task.yTest, C), nTrain: task.nTrain, nTest: task.nTest, nFeatures: task.nFeatures, nClasses: C, seconds, iclSafetyMaxDelta: safety },
+      tabular: { table: k.table, fold: k.fold, folds: c.folds, rocAuc: rocAuc(p, task.yTest, C), logLoss: logLoss(p, task.yTest, C), nTrain: task.nTrain, nTest: task.nTest, nFeatures: task.nFeatures, nClasses: C, seconds, iclSafetyMaxDelta: safety, ...(tuned ? { tuned: { ...tuned.params, rounds: tuned.rounds, validLoss: tuned.validLoss } } : {}) },
     },
     diagnostics: {}, fallbackKernels: { total: 0, byKernel: {} },
     wallTimeSeconds: (performance.now() - t0) / 1000, startedAt, finishedAt: new Date().toISOString(),

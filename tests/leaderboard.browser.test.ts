@@ -33,7 +33,7 @@ describe('leaderboard in headless Chromium', () => {
     // Tabular: two models on two tables, and two widths of the width-scaling benchmark.
     const tab = (id: string, table: string, model: string, acc: number) => {
       const r = fakeRecord({ runId: id, label: `tabular ${table} fold 0 | ${model} | seed 0`, task: { name: 'tabular', params: { table } }, model: { name: model, size: model, params: {}, parameterCount: 0 } }, acc);
-      r.metrics.tabular = { table, fold: 0, folds: 5, rocAuc: acc, logLoss: 1 - acc, nTrain: 100, nTest: 50, nFeatures: 4, nClasses: 3, seconds: 0.1, iclSafetyMaxDelta: model === 'orion-msp' ? 0 : null };
+      r.metrics.tabular = { table, fold: 0, folds: 5, rocAuc: model === 'orion-msp' ? 0.99 : acc, logLoss: 1 - acc, nTrain: 100, nTest: 50, nFeatures: 4, nClasses: 3, seconds: 0.1, iclSafetyMaxDelta: model === 'orion-msp' ? 0 : null };
       return r;
     };
     records.push(tab('t1', 'iris', 'orion-msp', 0.96), tab('t2', 'iris', 'logreg', 0.94), tab('t3', 'wine', 'orion-msp', 0.9), tab('t4', 'wine', 'logreg', 0.97));
@@ -87,6 +87,16 @@ describe('leaderboard in headless Chromium', () => {
       expect(await page.locator('#tabular-aggregate tbody tr td:nth-child(9)').allTextContents()).toEqual(['1.50', '1.50']);
       expect(await page.locator('#tabular-aggregate tbody tr td:nth-child(2)').allTextContents()).toEqual(['1,000', '1,000']);
       expect(await page.locator('#tabular-tables tbody tr').count()).toBe(2);
+      // TabArena's normalized score, win rate and improvability beside Elo; one win each: 0.5 and 0.5
+      expect(await page.locator('#tabular-aggregate tbody tr td:nth-child(11)').allTextContents()).toEqual(['0.5000', '0.5000']);
+      expect(await page.locator('#tabular-aggregate tbody tr td:nth-child(12)').allTextContents()).toEqual(['0.5000', '0.5000']);
+      // Re-ranking in the page from the embedded per-split results: by accuracy a tie; by ROC-AUC orion-msp wins both tables
+      const rerank = () => page.locator('#tabular-rerank tbody tr').evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
+      expect((await rerank()).map((r) => r[1])).toEqual(['1.50', '1.50']);
+      await page.selectOption('#tabular-rerank-metric', 'rocAuc');
+      expect(await rerank()).toEqual([['orion-msp', '1.00', '1.0000', '1.0000', '0.00', '2'], ['logreg', '2.00', '0.0000', '0.0000', (100 * (0.06 / 0.06 - 0.01 / 0.06) / 2 + 100 * (0.03 - 0.01) / 0.03 / 2).toFixed(2), '2']]);
+      await page.selectOption('#tabular-rerank-metric', 'logLoss');
+      expect((await rerank()).map((r) => r[1])).toEqual(['1.50', '1.50']);
       expect(charts.find((c) => c.id === 'chart-tabular-rank')).toMatchObject({ form: 'bar', marks: 2 });
       expect(await page.locator('#width-scaling tbody tr td:nth-child(4)').allTextContents()).toEqual(['1.00', '8.69']);
       expect(errors).toEqual([]);

@@ -7,7 +7,7 @@ import { barChart, chooseChart, type Chart } from '../page/charts.js';
 import { formatMetric } from '../page/format.js';
 import { howToRead, table, type Page } from '../page/page.js';
 import type { RunRecord } from '../schema.js';
-import { eloRatings, tabularSummary, widthSummary } from '../tabular.js';
+import { arenaScores, eloRatings, secondsPer1kRows, tabularSummary, widthSummary } from '../tabular.js';
 
 export const TABULAR_TASKS = ['tabular', 'width-scaling'];
 
@@ -23,13 +23,17 @@ function part(page: Page, rs: RunRecord[], suite: string, idSuffix: string): str
     const elo = eloRatings(s);
     const eloOf = new Map(elo.map((e) => [e.model, e]));
     const ranked = elo.length ? elo.map((e) => e.model) : [...s.models].sort((a, b) => s.aggregate[a]!.meanRank - s.aggregate[b]!.meanRank);
+    const arena = arenaScores(Object.fromEntries(s.tables.map((t) => [t, Object.fromEntries(Object.entries(s.perTable[t]!).map(([m, x]) => [m, x.accuracy]))])), s.models, true);
+    const per1k = secondsPer1kRows(rs);
     const agg = table(`tabular-aggregate${idSuffix}`, [
       { header: 'model' }, { header: 'Elo', kind: 'elo' }, { header: 'Elo 95% low', kind: 'elo' }, { header: 'Elo 95% high', kind: 'elo' }, { header: 'mean accuracy', kind: 'accuracy' },
       { header: '95% CI ±', kind: 'accuracy' }, { header: 'mean ROC-AUC', kind: 'accuracy' }, { header: 'mean log-loss', kind: 'accuracy' }, { header: 'mean rank', kind: 'rank' }, { header: 'tables', kind: 'count' },
+      { header: 'normalized score', kind: 'accuracy' }, { header: 'win rate', kind: 'accuracy' }, { header: 'improvability %', kind: 'ratio' }, { header: 's / 1k rows', kind: 'ms' },
     ], ranked.map((m) => {
       const a = s.aggregate[m]!;
       const e = eloOf.get(m);
-      return { cells: [m, e?.elo, e?.lo, e?.hi, a.accuracy.mean, a.accuracy.ci95, a.rocAuc.mean, a.logLoss.mean, a.meanRank, a.tables] };
+      const ar = arena[m]!;
+      return { cells: [m, e?.elo, e?.lo, e?.hi, a.accuracy.mean, a.accuracy.ci95, a.rocAuc.mean, a.logLoss.mean, a.meanRank, a.tables, ar.normalized, ar.winRate, ar.improvability, per1k[m]] };
     }));
     const per = table(`tabular-tables${idSuffix}`, [
       { header: 'table' }, { header: 'features', kind: 'count' }, { header: 'classes', kind: 'count' }, { header: 'train rows', kind: 'count' }, ...ranked.map((m) => ({ header: `${m} acc`, kind: 'accuracy' as const })),
@@ -50,7 +54,7 @@ function part(page: Page, rs: RunRecord[], suite: string, idSuffix: string): str
     ];
     const safety = rs.filter((r) => typeof r.metrics.tabular?.iclSafetyMaxDelta === 'number');
     const safe = safety.length ? `<p>ICL-safety probe: over ${safety.length} runs, the largest change of any other test row's probabilities when one test row was replaced: ${formatMetric('delta', Math.max(...safety.map((r) => r.metrics.tabular!.iclSafetyMaxDelta!)))}.</p>` : '';
-    out += `${howToRead(HOW)}<h4>Aggregates</h4>${agg}${page.plots(charts)}${safe}<h4>Per table (mean over folds and seeds)</h4>${per}`;
+    out += `${howToRead(HOW)}<h4>Aggregates</h4>${agg}${page.plots(charts)}${safe}${rerank(rs, s.models, idSuffix)}<h4>Per table (mean over folds and seeds)</h4>${per}`;
   }
   if (w.length) {
     const line = (id: string, subject: string, yTitle: string, kind: 'ms' | 'mb', sparse: (r: (typeof w)[number]) => number, dense: (r: (typeof w)[number]) => number) => chooseChart({
@@ -69,6 +73,48 @@ function part(page: Page, rs: RunRecord[], suite: string, idSuffix: string): str
   }
   return `<section id="task-tabular${idSuffix}"><h3>Suite ${suite}</h3>${out}</section>`;
 }
+
+/**
+ * Every split's raw result, embedded, and a table the page recomputes from them for the metric the
+ * reader picks: the same arenaScores the report uses (its source is embedded, not re-written).
+ */
+// __name: what tsx's keepNames wraps inner functions in (absent in the minified bundle).
+function rerank(rs: RunRecord[], models: string[], idSuffix: string): string {
+  const splits = rs.filter((r) => r.metrics.tabular && r.metrics.accuracy !== null).map((r) => {
+    const t = r.metrics.tabular!;
+    return { table: t.table, fold: t.fold, seed: r.seed, model: r.model.size, accuracy: r.metrics.accuracy, rocAuc: t.rocAuc, logLoss: t.logLoss, seconds: t.seconds, rows: t.nTrain + t.nTest };
+  });
+  const id = `tabular-rerank${idSuffix}`;
+  const data = JSON.stringify({ models, splits }).replace(/</g, '\\u003c');
+  const head = table(id, [{ header: 'model' }, { header: 'mean rank', kind: 'rank' }, { header: 'normalized score', kind: 'accuracy' }, { header: 'win rate', kind: 'accuracy' }, { header: 'improvability %', kind: 'ratio' }, { header: 'tables', kind: 'count' }], []);
+  return `<h4>Re-rank by another metric</h4><p>Computed in this page from the ${splits.length} per-split results embedded in it (mean over a table's folds and seeds first). Metric: <select id="${id}-metric" aria-label="metric">`
+    + `<option value="accuracy">accuracy</option><option value="rocAuc">ROC-AUC</option><option value="logLoss">log-loss (lower is better)</option></select></p>${head}`
+    + `<script type="application/json" id="${id}-data">${data}</script><script>(${RERANK_JS})(${JSON.stringify(id)}, (function () { var __name = function (f) { return f; }; return ${String(arenaScores)}; })());</script>`;
+}
+
+const RERANK_JS = `function (id, arenaScores) {
+  const data = JSON.parse(document.getElementById(id + '-data').textContent);
+  const sel = document.getElementById(id + '-metric'), body = document.getElementById(id).tBodies[0];
+  const f = (d) => (x) => Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '';
+  const fmt = [null, f(2), f(4), f(4), f(2), f(0)];
+  const draw = () => {
+    const metric = sel.value, per = {}, n = {};
+    for (const s of data.splits) {
+      const t = (per[s.table] = per[s.table] || {}), c = (n[s.table] = n[s.table] || {});
+      t[s.model] = (t[s.model] || 0) + s[metric]; c[s.model] = (c[s.model] || 0) + 1;
+    }
+    for (const t in per) for (const m in per[t]) per[t][m] /= n[t][m];
+    const sc = arenaScores(per, data.models, metric !== 'logLoss');
+    const rows = data.models.map((m) => [m, sc[m].meanRank, sc[m].normalized, sc[m].winRate, sc[m].improvability, sc[m].tables]).sort((a, b) => a[1] - b[1]);
+    body.innerHTML = '';
+    for (const r of rows) {
+      const tr = body.insertRow();
+      r.forEach((v, i) => { const td = tr.insertCell(); if (i === 0) td.textContent = v; else { td.className = 'n'; td.dataset.v = String(v); td.textContent = fmt[i](v); } });
+    }
+  };
+  sel.addEventListener('change', draw);
+  draw();
+}`;
 
 export function tabularSection(page: Page, records: RunRecord[]): string {
   const rs = records.filter((r) => TABULAR_TASKS.includes(r.task.name));
