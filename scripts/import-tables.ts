@@ -1,8 +1,10 @@
 /**
  * `npx tsx scripts/import-tables.ts SRC_DIR`: convert the source CSV tables (listed in SRC_DIR/manifest.csv)
- * to the Arrow IPC files shipped in datasets/tables/, through the same CSV reader users get.
+ * to the Arrow IPC files shipped in datasets/tables/, through the same CSV reader users get. The
+ * manifest (of --to DIR, default datasets/tables) gains SRC_DIR's rows (a row of the same name is replaced); its other tables stay.
  */
-import { copyFileSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { stringify } from 'csv-stringify/sync';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { main, UsageError } from './cli.js';
@@ -12,16 +14,30 @@ import { TABLES_DIR } from '../datasets/tabular/load.js';
 import { writeAtomic } from '../core/files.js';
 
 main(async () => {
-  const src = process.argv[2];
-  if (!src) throw new UsageError('usage: npx tsx scripts/import-tables.ts SRC_DIR (a folder with manifest.csv and the CSV files)');
+  const args = process.argv.slice(2);
+  const at = args.indexOf('--to');
+  const dest = at >= 0 ? args[at + 1] : TABLES_DIR;
+  const src = args.filter((_, i) => i !== at && i !== at + 1 || at < 0)[0];
+  if (!src || !dest) throw new UsageError('usage: npx tsx scripts/import-tables.ts SRC_DIR [--to DIR] (SRC_DIR: a folder with manifest.csv and the CSV files; DIR: default datasets/tables)');
   const manifest = parse(readFileSync(join(src, 'manifest.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
   for (const m of manifest) {
     const t = parseCsvTable(readFileSync(join(src, m.file!), 'utf8'), { name: m.name!, target: m.target! });
     const bytes = tableToArrow(t);
-    writeAtomic(join(TABLES_DIR, `${m.name}.arrow`), bytes);
+    writeAtomic(join(dest, `${m.name}.arrow`), bytes);
     const cat = t.features.filter((f) => f.kind === 'categorical').length;
     console.log(`${m.name}: ${t.rows} rows, ${t.features.length} features (${cat} categorical), ${t.target.classes.length} classes, ${(bytes.length / 1024).toFixed(0)} KiB`);
   }
-  copyFileSync(join(src, 'manifest.csv'), join(TABLES_DIR, 'manifest.csv'));
+  const path = join(dest, 'manifest.csv');
+  const text = readFileSync(path, 'utf8');
+  const shipped = parse(text, { columns: true }) as Record<string, string>[];
+  const columns = Object.keys(shipped[0] ?? manifest[0]!);
+  for (const m of manifest) {
+    const missing = columns.filter((c) => !(c in m));
+    if (missing.length) throw new UsageError(`${join(src, 'manifest.csv')}: row ${m.name} lacks column(s) ${missing.join(', ')} of the shipped manifest`);
+  }
+  const added = new Set(manifest.map((m) => m.name));
+  const rows = [...shipped.filter((r) => !added.has(r.name!)), ...manifest];
+  writeAtomic(path, stringify(rows, { header: true, columns, record_delimiter: text.includes('\r\n') ? 'windows' : 'unix' })); // the file's own line ends
+  console.log(`manifest: ${rows.length} tables (${manifest.length} imported, ${rows.length - manifest.length} kept)`);
   return 0;
 });

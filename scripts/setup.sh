@@ -3,15 +3,17 @@
 # password), else named with the command to install them. Debian/Ubuntu names:
 #   g++ (the native backend), libopenblas-dev + pkg-config (its BLAS; without it a built-in GEMM
 #   runs and numbers differ from reports made with OpenBLAS: the fingerprint's backendInfo.blas
-#   says which), chromium (the leaderboard's headless-browser test).
+#   says which), chromium (the leaderboard's headless-browser test), libxgboost-dev (the XGBoost
+#   baseline of the tabular suites; without it those cases are skipped with one line).
 # Idempotent: installs nothing when everything is there. `--check` only reports.
 set -euo pipefail
 need=()
 command -v g++ >/dev/null || need+=(g++)
 command -v pkg-config >/dev/null && pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev pkg-config)
 [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || need+=(chromium)
+compgen -G '/usr/lib/*/libxgboost.so' >/dev/null || compgen -G '/usr/*lib/libxgboost.so' >/dev/null || [ -n "${TABRECALL_XGBOOST_LIB:-}" ] || need+=(libxgboost-dev)
 if ((${#need[@]} == 0)); then
-  echo "setup: system packages present (g++, OpenBLAS, Chromium)"
+  echo "setup: system packages present (g++, OpenBLAS, Chromium, libxgboost)"
   exit 0
 fi
 if [ "${1:-}" = "--check" ]; then

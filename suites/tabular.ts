@@ -6,10 +6,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ParamError, checkFields, enumParam, intParam, rejectUnknown } from '../core/params.js';
-import { loadShipped, shippedTables } from '../datasets/tabular/load.js';
+import { loadShipped, loadTableFile, shippedTables } from '../datasets/tabular/load.js';
 import { fitPreprocessor, transformRows } from '../datasets/tabular/preprocess.js';
 import { stratifiedFolds, stratifiedSubsample } from '../datasets/tabular/splits.js';
 import type { IclTask, RawTable } from '../datasets/tabular/types.js';
@@ -53,8 +53,14 @@ export interface TabularModelSpec {
   patience?: number;
 }
 
+/** A table of the user's own in a suite's `tables` (beside shipped names): CSV or Arrow, its target column named. */
+export interface UserTableSpec { path: string; target: string; name?: string }
+
 export interface TabularConfig {
+  /** Table names: shipped ones, and user tables' names (keys of userTables). */
   tables: string[];
+  /** User tables by name: absolute path, target, and the file's content digest (part of each case id). */
+  userTables?: Record<string, { path: string; target: string; digest: string }>;
   folds: number;
   /** Folds evaluated per seed (the first ones); the rest only shape the splits. */
   evalFolds: number;
@@ -72,10 +78,24 @@ export interface TabularConfig {
 export function validateTabular(raw: Record<string, unknown>): TabularConfig {
   const w = 'suite.tabular';
   rejectUnknown(w, raw, ['tables', 'folds', 'evalFolds', 'maxTrainRows', 'maxTestRows', 'maxClasses', 'models', 'safetyProbes', 'safetyTables', 'widthScaling']);
-  const names = shippedTables().map((t) => t.name);
-  const tables = raw.tables === 'all' ? names : (raw.tables as unknown[]);
-  if (!Array.isArray(tables) || tables.length === 0) throw new ParamError(`${w}.tables`, `must be "all" or a non-empty list of: ${names.join(', ')}`);
-  for (const t of tables) if (!names.includes(t as string)) throw new ParamError(`${w}.tables`, `unknown table ${JSON.stringify(t)}; shipped: ${names.join(', ')}`);
+  const shipped = shippedTables().map((t) => t.name);
+  const listed = raw.tables === 'all' ? shipped : (raw.tables as unknown[]);
+  if (!Array.isArray(listed) || listed.length === 0) throw new ParamError(`${w}.tables`, `must be "all" or a non-empty list of shipped names (${shipped.join(', ')}) and {"path": "...", "target": "..."} objects`);
+  const maxClasses = intParam(w, 'maxClasses', raw.maxClasses ?? 10, 2, 100);
+  const tables: string[] = [];
+  const userTables: NonNullable<TabularConfig['userTables']> = {};
+  listed.forEach((t, i) => {
+    if (typeof t === 'string') {
+      if (!shipped.includes(t)) throw new ParamError(`${w}.tables[${i}]`, `unknown table ${JSON.stringify(t)}; shipped: ${shipped.join(', ')}; a file of your own: {"path": "x.csv", "target": "column"}`);
+      tables.push(t);
+      return;
+    }
+    const u = userTable(`${w}.tables[${i}]`, t, maxClasses);
+    if (shipped.includes(u.name) || tables.includes(u.name)) throw new ParamError(`${w}.tables[${i}].name`, `${JSON.stringify(u.name)} is already a table of this suite${shipped.includes(u.name) ? ' (a shipped one)' : ''}; give this one another "name"`);
+    tables.push(u.name);
+    userTables[u.name] = { path: u.path, target: u.target, digest: u.digest };
+  });
+  const names = tables;
   const models = raw.models as TabularModelSpec[];
   if (!Array.isArray(models) || models.length === 0) throw new ParamError(`${w}.models`, `must be a non-empty list of {name: ${TABULAR_MODELS.join('|')}}`);
   models.forEach((m, i) => {
@@ -115,9 +135,9 @@ export function validateTabular(raw: Record<string, unknown>): TabularConfig {
   }
   const folds = intParam(w, 'folds', raw.folds ?? 5, 2, 100);
   return {
-    tables: tables as string[], folds, evalFolds: intParam(w, 'evalFolds', raw.evalFolds ?? folds, 1, folds),
+    tables, ...(Object.keys(userTables).length ? { userTables } : {}), folds, evalFolds: intParam(w, 'evalFolds', raw.evalFolds ?? folds, 1, folds),
     maxTrainRows: intParam(w, 'maxTrainRows', raw.maxTrainRows ?? 512, 2), maxTestRows: intParam(w, 'maxTestRows', raw.maxTestRows ?? 512, 1),
-    maxClasses: intParam(w, 'maxClasses', raw.maxClasses ?? 10, 2, 100), models, safetyProbes: intParam(w, 'safetyProbes', raw.safetyProbes ?? 0, 0, 1000),
+    maxClasses, models, safetyProbes: intParam(w, 'safetyProbes', raw.safetyProbes ?? 0, 0, 1000),
     ...(raw.safetyTables !== undefined ? { safetyTables: validTables(`${w}.safetyTables`, raw.safetyTables, names) } : {}),
     widthScaling: raw.widthScaling as TabularConfig['widthScaling'],
   };
@@ -125,8 +145,33 @@ export function validateTabular(raw: Record<string, unknown>): TabularConfig {
 
 function validTables(field: string, v: unknown, names: string[]): string[] {
   if (!Array.isArray(v)) throw new ParamError(field, `must be a list of table names: ${names.join(', ')}`);
-  for (const t of v) if (!names.includes(t as string)) throw new ParamError(field, `unknown table ${JSON.stringify(t)}; shipped: ${names.join(', ')}`);
+  for (const t of v) if (!names.includes(t as string)) throw new ParamError(field, `unknown table ${JSON.stringify(t)}; this suite's tables: ${names.join(', ')}`);
   return v as string[];
+}
+
+/** A user table entry: the file must load (same reader and errors as loadTableFile), its bytes are hashed. */
+function userTable(field: string, t: unknown, maxClasses: number): { name: string; path: string; target: string; digest: string } {
+  if (typeof t !== 'object' || t === null || Array.isArray(t)) throw new ParamError(field, `must be a shipped table name or {"path": "...", "target": "..."}, got ${JSON.stringify(t)}`);
+  rejectUnknown(field, t as Record<string, unknown>, ['path', 'target', 'name']);
+  const u = t as Partial<UserTableSpec>;
+  if (typeof u.path !== 'string' || !u.path) throw new ParamError(`${field}.path`, 'must be the path of a .csv or .arrow file');
+  if (typeof u.target !== 'string' || !u.target) throw new ParamError(`${field}.target`, 'must name the target column');
+  if (u.name !== undefined && (typeof u.name !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(u.name))) throw new ParamError(`${field}.name`, `must be letters, digits, '_', '.' or '-', got ${JSON.stringify(u.name)}`);
+  const path = resolve(u.path);
+  try {
+    loadTableFile(path, u.target, { maxClasses, classPolicy: 'top' });
+  } catch (e) {
+    if (e instanceof ParamError) throw new ParamError(`${field} (${u.path})`, `${e.field}: ${e.detail}`);
+    throw e;
+  }
+  const name = u.name ?? basename(path).replace(/\.[^.]+$/, '');
+  return { name, path, target: u.target, digest: createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16) };
+}
+
+/** A suite's table by name: a user file or a shipped table, with the suite's class limit. */
+export function loadSuiteTable(c: Pick<TabularConfig, 'userTables' | 'maxClasses'>, name: string): RawTable {
+  const u = c.userTables?.[name];
+  return u ? loadTableFile(u.path, u.target, { maxClasses: c.maxClasses, classPolicy: 'top' }) : loadShipped(name, { maxClasses: c.maxClasses, classPolicy: 'top' });
 }
 
 const repoPath = (p: string): string => (isAbsolute(p) ? p : join(ROOT, p));
@@ -180,15 +225,20 @@ export function buildTabularModel(m: TabularModelSpec, seed: number): TabularMod
   }
 }
 
-/** The ICL task of (table, fold, seed): preprocessing fitted on the (subsampled) train rows. */
-export function makeTask(t: RawTable, c: Pick<TabularConfig, 'folds' | 'maxTrainRows' | 'maxTestRows'>, fold: number, seed: number): IclTask & { yTest: Int32Array } {
+/** The rows of (table, fold, seed): the fold's rows are the test rows, the others train; both subsampled (stratified, seeded). */
+export function splitRows(t: RawTable, c: Pick<TabularConfig, 'folds' | 'maxTrainRows' | 'maxTestRows'>, fold: number, seed: number): { train: number[]; test: number[] } {
   const y = t.target.codes;
   const folds = stratifiedFolds(y, c.folds, seed);
   const testAll = folds[fold]!;
   const inTest = new Set(testAll);
   const trainAll = [...y.keys()].filter((i) => !inTest.has(i));
-  const train = stratifiedSubsample(trainAll, y, c.maxTrainRows, seed, `tabular/train/${fold}`);
-  const test = stratifiedSubsample(testAll, y, c.maxTestRows, seed, `tabular/test/${fold}`);
+  return { train: stratifiedSubsample(trainAll, y, c.maxTrainRows, seed, `tabular/train/${fold}`), test: stratifiedSubsample(testAll, y, c.maxTestRows, seed, `tabular/test/${fold}`) };
+}
+
+/** The ICL task of (table, fold, seed): preprocessing fitted on the (subsampled) train rows. */
+export function makeTask(t: RawTable, c: Pick<TabularConfig, 'folds' | 'maxTrainRows' | 'maxTestRows'>, fold: number, seed: number): IclTask & { yTest: Int32Array } {
+  const y = t.target.codes;
+  const { train, test } = splitRows(t, c, fold, seed);
   const pre = fitPreprocessor(t, train);
   return {
     nFeatures: t.features.length, nClasses: t.target.classes.length, nTrain: train.length, nTest: test.length,
@@ -274,8 +324,10 @@ export function tabularCases(c: TabularConfig, seeds: number[]): TabularCase[] {
 export const tabularLabel = (k: TabularCase): string => `tabular ${k.table} fold ${k.fold} | ${modelLabel(k.model)} | seed ${k.seed}`;
 
 export function tabularCaseId(suite: string, c: TabularConfig, k: TabularCase, backend: string): string {
-  const { models: _m, widthScaling: _w, tables: _t, ...split } = c;
-  return createHash('sha256').update(canonical({ suite, split, k, backend })).digest('hex').slice(0, 16);
+  const { models: _m, widthScaling: _w, tables: _t, userTables: u, ...split } = c;
+  // A user table's bytes are part of its cases' ids: an edited file is a new case, never a stale resume.
+  const file = u?.[k.table];
+  return createHash('sha256').update(canonical({ suite, split, k, backend, ...(file ? { tableDigest: file.digest } : {}) })).digest('hex').slice(0, 16);
 }
 
 function emptyMetrics(): Metrics {
@@ -293,7 +345,7 @@ function cachedTask(c: TabularConfig, k: TabularCase): ReturnType<typeof makeTas
   const key = canonical({ table: k.table, fold: k.fold, seed: k.seed, folds: c.folds, maxTrainRows: c.maxTrainRows, maxTestRows: c.maxTestRows, maxClasses: c.maxClasses });
   if (lastTask?.key !== key) {
     let table = tableCache.get(k.table);
-    if (!table) tableCache.set(k.table, (table = loadShipped(k.table, { maxClasses: c.maxClasses, classPolicy: 'top' })));
+    if (!table) tableCache.set(k.table, (table = loadSuiteTable(c, k.table)));
     lastTask = { key, task: makeTask(table, c, k.fold, k.seed) };
   }
   return lastTask.task;
@@ -318,7 +370,7 @@ export async function runTabularCase(suite: string, c: TabularConfig, k: Tabular
   const acc = accuracy(p, task.yTest, C);
   return {
     schemaVersion: SCHEMA_VERSION, runId: tabularCaseId(suite, c, k, backend), suite, label: tabularLabel(k),
-    task: { name: 'tabular', params: { table: k.table, fold: k.fold, folds: c.folds, maxTrainRows: c.maxTrainRows, maxTestRows: c.maxTestRows, maxClasses: c.maxClasses } },
+    task: { name: 'tabular', params: { table: k.table, ...(c.userTables?.[k.table] ? { path: c.userTables[k.table]!.path, tableDigest: c.userTables[k.table]!.digest } : {}), fold: k.fold, folds: c.folds, maxTrainRows: c.maxTrainRows, maxTestRows: c.maxTestRows, maxClasses: c.maxClasses } },
     model: { name: k.model.name, size: modelLabel(k.model), params: { ...k.model, ...(digest ? { fileDigest: digest } : {}) }, parameterCount },
     train: {}, optimizer: {}, latencyConfig: {}, seed: k.seed, backend, fingerprint: fp, gitSha: fp.gitSha,
     metrics: {
