@@ -7,6 +7,7 @@ import { readReport } from '../reports/read.js';
 import { args, main, UsageError } from './cli.js';
 import { loadSuite, suiteNames } from '../suites/grid.js';
 import { planSuite } from '../suites/plan.js';
+import { assignShards, parseShard } from '../suites/shard.js';
 import { runJobs } from '../suites/orchestrator.js';
 import { loadRecord, rebuildReport, recordPath } from '../reports/store.js';
 import type { Report, RunRecord } from '../reports/schema.js';
@@ -17,7 +18,7 @@ import { writeAtomic } from '../core/files.js';
 import { formatTable } from '../reports/table.js';
 import { failureLines, runEndLine, summaryTable } from '../reports/summary.js';
 
-interface BenchOptions { saveModels?: string; evalFile?: string; suite?: string; seeds?: string; filter?: string; backend?: string; out?: string; resume?: boolean; list?: boolean; jobs?: string; worker?: string }
+interface BenchOptions { shard?: string; saveModels?: string; evalFile?: string; suite?: string; seeds?: string; filter?: string; backend?: string; out?: string; resume?: boolean; list?: boolean; jobs?: string; worker?: string }
 
 main(async () => {
   const { values: o } = args({
@@ -31,13 +32,14 @@ main(async () => {
     jobs: { type: 'string', default: 'auto' },
     'save-models': { type: 'string' },
     'eval-file': { type: 'string' },
+    shard: { type: 'string' },
     // internal: this process is worker i of a --jobs bench (claims jobs in the shared folder)
     worker: { type: 'string' },
     help: { type: 'boolean', default: false },
   });
   if (!/^(auto|[1-9]\d*)$/.test(o.jobs!)) throw new UsageError(`--jobs: must be auto or a positive integer, got ${JSON.stringify(o.jobs)}`);
   if (o.help) {
-    console.log(`usage: npm run bench -- [--suite ${suiteNames().join('|')}] [--filter REGEX] [--backend ${BACKEND_NAMES.join('|')}] [--seeds 0,1,2] [--out DIR] [--resume] [--list] [--jobs auto|N] [--save-models DIR] [--eval-file PATH]`);
+    console.log(`usage: npm run bench -- [--suite ${suiteNames().join('|')}] [--filter REGEX] [--backend ${BACKEND_NAMES.join('|')}] [--seeds 0,1,2] [--out DIR] [--resume] [--list] [--jobs auto|N] [--save-models DIR] [--eval-file PATH] [--shard i/n]`);
     return 0;
   }
   const names = o.suite!.split(',').map((n) => n.trim()).filter(Boolean);
@@ -89,6 +91,17 @@ async function runNamedSuite(suite: SuiteFile, o: BenchOptions): Promise<number>
     seeds, filter, backend: o.backend!, listOnly: !!o.list, saveModels: o.saveModels === undefined ? undefined : resolve(o.saveModels), evalFile: o.evalFile,
     onSkip: (b, why) => process.stderr.write(`${suite.name}: skipping backend ${b} (${why})\n`),
   });
+  if (o.shard !== undefined) {
+    // A deterministic slice (suites/shard.ts); the report of this folder holds this shard's runs; `npm run merge` joins the folders.
+    const { index, count } = parseShard(o.shard);
+    if (o.list) throw new UsageError('--shard: not with --list (the slices are balanced by the planned jobs\' costs)');
+    const of = assignShards(plan.jobs, count);
+    const mine = new Set(plan.jobs.filter((j) => of.get(j.id) === index).map((j) => j.id));
+    process.stderr.write(`tabrecall: shard ${index}/${count} of suite ${suite.name}: ${mine.size} of ${plan.jobs.length} ${plan.unit}\n`);
+    if (mine.size === 0) return 0; // more shards than runs: this one has nothing to do
+    plan.jobs = plan.jobs.filter((j) => mine.has(j.id));
+    plan.listed = plan.listed.filter((j) => mine.has(j.id));
+  }
   const jobs = jobCount(o.jobs!, plan.kind, plan.backend, plan.jobs.length);
   if (!o.list && o.worker === undefined && jobs > 1) return runWithWorkers(suite, plan, jobs, o);
   if (plan.fingerprint && o.worker !== undefined) plan.fingerprint.backendInfo = { ...plan.fingerprint.backendInfo, concurrentJobs: o.worker.split('/')[1]! };
@@ -169,7 +182,7 @@ async function runWithWorkers(suite: SuiteFile, plan: Awaited<ReturnType<typeof 
   const threads = process.env.TABRECALL_THREADS ?? String(Math.max(1, Math.floor(cpus().length / jobs)));
   const args = ['--suite', suite.source ?? suite.name, '--backend', plan.backend, '--out', outDir, '--jobs', '1',
     ...(o.seeds !== undefined ? ['--seeds', o.seeds] : []), ...(o.filter !== undefined ? ['--filter', o.filter] : []), ...(o.resume ? ['--resume'] : []),
-    ...(o.saveModels !== undefined ? ['--save-models', resolve(o.saveModels)] : []), ...(o.evalFile !== undefined ? ['--eval-file', o.evalFile] : [])];
+    ...(o.saveModels !== undefined ? ['--save-models', resolve(o.saveModels)] : []), ...(o.evalFile !== undefined ? ['--eval-file', o.evalFile] : []), ...(o.shard !== undefined ? ['--shard', o.shard] : [])];
   const codes = await Promise.all(Array.from({ length: jobs }, (_, w) => new Promise<number>((done) => {
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args, '--worker', `${w + 1}/${jobs}`], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TABRECALL_THREADS: threads } });
     let rest = '';

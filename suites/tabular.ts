@@ -196,7 +196,7 @@ export function modelFileDigest(m: TabularModelSpec): string | undefined {
 }
 
 export function modelLabel(m: TabularModelSpec): string {
-  return m.name === 'knn' ? `knn k=${m.k ?? 15}` : m.name === 'random-forest' ? `random-forest ${m.trees ?? 100} trees` : m.name === 'xgboost-tuned' ? `xgboost-tuned ${m.configs ?? XGB_TUNED.configs} configs` : m.name;
+  return m.name === 'knn' ? `knn k=${m.k ?? 15}` : m.name === 'random-forest' ? `random-forest ${m.trees ?? 100} trees` : m.name === 'xgboost-tuned' ? `xgboost-tuned ${m.configs ?? XGB_TUNED.configs} configs${m.maxRounds !== undefined && m.maxRounds !== XGB_TUNED.maxRounds ? ` <= ${m.maxRounds} rounds` : ''}` : m.name;
 }
 
 /** xgboost-tuned's search defaults: 30 configurations (the issue's 20-50), early stopping as TabArena (patience 50). */

@@ -65,7 +65,7 @@ describe('TabularClassifier', () => {
       const rec = await runTabularCase('api-test', c, k!, BACKEND, FP);
       const t = loadShipped(name, { maxClasses: 10, classPolicy: 'top' });
       const { train, test } = splitRows(t, SPLIT, 0, 0);
-      const clf = new TabularClassifier().fit(rowsOf(t, train), train.map((i) => t.target.classes[t.target.codes[i]!]!));
+      const clf = new TabularClassifier({ backend: BACKEND }).fit(rowsOf(t, train), train.map((i) => t.target.classes[t.target.codes[i]!]!));
       const proba = await clf.predictProba(rowsOf(t, test));
       const labels = await clf.predict(rowsOf(t, test));
       clf.dispose();

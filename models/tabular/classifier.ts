@@ -10,6 +10,7 @@ import { DataType, type Table } from 'apache-arrow';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ParamError } from '../../core/params.js';
+import { useBackend } from '../../kernels/backend.js';
 import { rawTableFromCells } from '../../datasets/tabular/csv.js';
 import { fitPreprocessor, transformRows } from '../../datasets/tabular/preprocess.js';
 import { loadCheckpoint } from './checkpoint.js';
@@ -31,6 +32,8 @@ export interface TabularClassifierOptions {
   members?: number;
   maxFeatures?: number;
   transform?: EnsembleTransform;
+  /** Compute backend, as bench's --backend (default 'auto': cuda > native > wasm > cpu). */
+  backend?: string;
 }
 
 /** The shipped suites' ensemble settings (suites/tabular-quick.json). */
@@ -99,6 +102,7 @@ export class TabularClassifier {
     const train = Array.from({ length: n }, (_, i) => i), test = Array.from({ length: m }, (_, i) => n + i);
     const pre = fitPreprocessor(table, train);
     const C = table.target.classes.length;
+    if (!this.model) await useBackend(this.o.backend ?? 'auto');
     const p = await this.network().predictProba({
       nFeatures: table.features.length, nClasses: C, nTrain: n, nTest: m,
       xTrain: transformRows(table, pre, train), yTrain: Int32Array.from(train, (i) => table.target.codes[i]!), xTest: transformRows(table, pre, test),
