@@ -1,7 +1,7 @@
 /** The readable tables a bench prints at the end, from records alone (one per suite kind). */
 import type { RunRecord } from './schema.js';
 import { fmt, formatTable } from './table.js';
-import { tabularSummary, widthSummary } from './tabular.js';
+import { eloRatings, pairedDifference, tabularSummary, widthSummary } from './tabular.js';
 
 export type SuiteKind = 'train' | 'kernels' | 'tabular' | 'sparsify' | 'decode' | 'grid';
 
@@ -69,9 +69,14 @@ function tabularTables(records: RunRecord[]): string {
   const s = tabularSummary(records);
   if (s.models.length) {
     out.push(formatTable(['table', ...s.models], s.tables.map((t) => [t, ...s.models.map((m) => fmt(s.perTable[t]?.[m]?.accuracy, 4))])));
-    out.push(formatTable(['model', 'mean accuracy (95% CI)', 'mean ROC-AUC', 'mean log-loss', 'mean rank', 'tables'], s.models.map((m) => {
+    const elo = new Map(eloRatings(s).map((e) => [e.model, e]));
+    const base = s.models.includes('logreg') ? 'logreg' : undefined;
+    out.push(formatTable(['model', 'mean accuracy (95% CI)', 'mean ROC-AUC', 'mean log-loss', 'mean rank', 'Elo (95% CI)', ...(base ? [`vs ${base} (paired, 95% CI)`] : []), 'tables'], s.models.map((m) => {
       const a = s.aggregate[m]!;
-      return [m, `${fmt(a.accuracy.mean, 4)} ± ${fmt(a.accuracy.ci95, 4)}`, fmt(a.rocAuc.mean, 4), fmt(a.logLoss.mean, 4), fmt(a.meanRank, 2), a.tables];
+      const e = elo.get(m);
+      const d = base && m !== base ? pairedDifference(s, m, base) : undefined;
+      return [m, `${fmt(a.accuracy.mean, 4)} ± ${fmt(a.accuracy.ci95, 4)}`, fmt(a.rocAuc.mean, 4), fmt(a.logLoss.mean, 4), fmt(a.meanRank, 2), e ? `${Math.round(e.elo)} [${Math.round(e.lo)}, ${Math.round(e.hi)}]` : '',
+        ...(base ? [d ? `${d.mean >= 0 ? '+' : ''}${fmt(d.mean, 4)} ± ${fmt(d.ci95, 4)}` : ''] : []), a.tables];
     })));
   }
   const w = widthSummary(records);

@@ -85,14 +85,14 @@ export interface EloRating { model: string; elo: number; lo: number; hi: number 
  * Elo ratings as TabArena computes them: every pair of models "battles" on every table (the higher
  * mean accuracy wins, equal is a draw), a Bradley-Terry model is fitted to the battles, and its log
  * strengths are put on the Elo scale (400 points = 10:1 odds). The anchor model is pinned at 1000
- * (random-forest when present; else the mean is 1000). Intervals: 2.5th and 97.5th percentiles over
+ * (the random forest, any tree count, when present; else the mean is 1000). Intervals: 2.5th and 97.5th percentiles over
  * `rounds` bootstrap resamples of the tables, from a seeded generator (same input, same numbers).
  */
 export function eloRatings(s: TabularSummary, o: { anchor?: string; rounds?: number; seed?: number } = {}): EloRating[] {
   const models = s.models;
   const tables = s.tables.filter((t) => models.every((m) => s.perTable[t]![m]));
   if (models.length < 2 || tables.length === 0) return [];
-  const anchor = o.anchor ?? (models.includes('random-forest') ? 'random-forest' : undefined);
+  const anchor = o.anchor ?? models.find((m) => m === 'random-forest' || m.startsWith('random-forest ')); // labels carry the tree count
   const fit = (ts: string[]) => toElo(bradleyTerry(models, ts.map((t) => models.map((m) => s.perTable[t]![m]!.accuracy))), models, anchor);
   const point = fit(tables);
   const rng = new Rng(o.seed ?? 0);
@@ -203,4 +203,10 @@ export function secondsPer1kRows(records: RunRecord[]): Record<string, number> {
     (by.get(r.model.size) ?? by.set(r.model.size, []).get(r.model.size)!).push((1000 * t.seconds) / (t.nTrain + t.nTest));
   }
   return Object.fromEntries([...by].map(([m, xs]) => [m, quantile(xs.sort((a, b) => a - b), 0.5)]));
+}
+
+/** Mean per-table accuracy difference a - b over the tables both ran on, with a 95% t-interval (paired by table). */
+export function pairedDifference(s: TabularSummary, a: string, b: string): Stat & { tables: number } {
+  const d = s.tables.filter((t) => s.perTable[t]![a] && s.perTable[t]![b]).map((t) => s.perTable[t]![a]!.accuracy - s.perTable[t]![b]!.accuracy);
+  return { ...meanCi(d), tables: d.length };
 }

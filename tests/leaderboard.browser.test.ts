@@ -90,6 +90,8 @@ describe('leaderboard in headless Chromium', () => {
       // TabArena's normalized score, win rate and improvability beside Elo; one win each: 0.5 and 0.5
       expect(await page.locator('#tabular-aggregate tbody tr td:nth-child(11)').allTextContents()).toEqual(['0.5000', '0.5000']);
       expect(await page.locator('#tabular-aggregate tbody tr td:nth-child(12)').allTextContents()).toEqual(['0.5000', '0.5000']);
+      // Paired by table against logreg: +0.02 on iris, -0.07 on wine
+      expect(await page.locator('#tabular-paired tbody tr td:nth-child(2)').allTextContents()).toEqual(['-0.0250']);
       // Re-ranking in the page from the embedded per-split results: by accuracy a tie; by ROC-AUC orion-msp wins both tables
       const rerank = () => page.locator('#tabular-rerank tbody tr').evaluateAll((rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
       expect((await rerank()).map((r) => r[1])).toEqual(['1.50', '1.50']);

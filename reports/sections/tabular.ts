@@ -7,7 +7,7 @@ import { barChart, chooseChart, type Chart } from '../page/charts.js';
 import { formatMetric } from '../page/format.js';
 import { howToRead, table, type Page } from '../page/page.js';
 import type { RunRecord } from '../schema.js';
-import { arenaScores, eloRatings, secondsPer1kRows, tabularSummary, widthSummary } from '../tabular.js';
+import { arenaScores, eloRatings, pairedDifference, secondsPer1kRows, tabularSummary, widthSummary } from '../tabular.js';
 
 export const TABULAR_TASKS = ['tabular', 'width-scaling'];
 
@@ -52,9 +52,16 @@ function part(page: Page, rs: RunRecord[], suite: string, idSuffix: string): str
           return { label: m, value: a.mean, ...(Number.isFinite(a.ci95) ? { lo: a.mean - a.ci95, hi: a.mean + a.ci95 } : {}) };
         }) }),
     ];
+    // The question every tabular ICL paper answers: is the lead over a simple baseline outside the noise?
+    const base = s.models.find((m) => m === 'logreg');
+    const paired = base ? table(`tabular-paired${idSuffix}`, [{ header: 'model' }, { header: `accuracy - ${base}`, kind: 'delta' }, { header: '95% low', kind: 'delta' }, { header: '95% high', kind: 'delta' }, { header: 'tables', kind: 'count' }],
+      ranked.filter((m) => m !== base).map((m) => {
+        const d = pairedDifference(s, m, base);
+        return { cells: [m, d.mean, d.mean - d.ci95, d.mean + d.ci95, d.tables] };
+      })) : '';
     const safety = rs.filter((r) => typeof r.metrics.tabular?.iclSafetyMaxDelta === 'number');
     const safe = safety.length ? `<p>ICL-safety probe: over ${safety.length} runs, the largest change of any other test row's probabilities when one test row was replaced: ${formatMetric('delta', Math.max(...safety.map((r) => r.metrics.tabular!.iclSafetyMaxDelta!)))}.</p>` : '';
-    out += `${howToRead(HOW)}<h4>Aggregates</h4>${agg}${page.plots(charts)}${safe}${rerank(rs, s.models, idSuffix)}<h4>Per table (mean over folds and seeds)</h4>${per}`;
+    out += `${howToRead(HOW)}<h4>Aggregates</h4>${agg}${page.plots(charts)}${safe}${paired ? `<h4>Paired by table: accuracy difference to ${base} (95% t-interval)</h4>${paired}` : ''}${rerank(rs, s.models, idSuffix)}<h4>Per table (mean over folds and seeds)</h4>${per}`;
   }
   if (w.length) {
     const line = (id: string, subject: string, yTitle: string, kind: 'ms' | 'mb', sparse: (r: (typeof w)[number]) => number, dense: (r: (typeof w)[number]) => number) => chooseChart({
