@@ -15,6 +15,7 @@ import { XGBoost, XGB_DEFAULTS, tuneXgb, xgboostLibrary } from '../models/tabula
 import { TabularClassifier, type Cell } from '../models/tabular/classifier.js';
 import type { Report } from '../reports/schema.js';
 import { cli } from './faults/harness.js';
+import { tableFromArrays } from 'apache-arrow';
 
 const FP = (JSON.parse(readFileSync('reports/results/current/tabular-quick-2core.json', 'utf8')) as Report).fingerprint;
 const SPLIT = { folds: 5, maxTrainRows: 256, maxTestRows: 128 };
@@ -75,6 +76,20 @@ describe('TabularClassifier', () => {
       expect(logLoss(Float32Array.from(proba.flat()), y, t.target.classes.length)).toBe(rec.metrics.tabular!.logLoss);
       expect(labels.filter((l, i) => l === t.target.classes[y[i]!]).length / y.length).toBe(rec.metrics.accuracy);
     }
+  });
+
+  it('an apache-arrow Table in gives what the same rows as arrays give', async () => {
+    const t = loadShipped('penguins');
+    const rows = Array.from({ length: 120 }, (_, i) => i * 2);
+    const cells = rowsOf(t, rows);
+    const y = rows.map((i) => t.target.classes[t.target.codes[i]!]!);
+    const cols = Object.fromEntries(t.features.map((f, j) => [f.name, f.kind === 'numeric' ? Float64Array.from(cells, (r) => (r[j] === null ? NaN : (r[j] as number))) : cells.map((r) => r[j] as string | null)]));
+    const table = tableFromArrays(cols as Parameters<typeof tableFromArrays>[0]);
+    const a = new TabularClassifier({ backend: BACKEND }).fit(cells.slice(0, 100), y.slice(0, 100));
+    const b = new TabularClassifier({ backend: BACKEND }).fit(table.slice(0, 100), y.slice(0, 100));
+    expect(await b.predictProba(table.slice(100))).toEqual(await a.predictProba(cells.slice(100)));
+    a.dispose();
+    b.dispose();
   });
 
   it('bad input names the field', async () => {
