@@ -169,7 +169,7 @@ describe('leaderboards of the committed reports in headless Chromium', () => {
   const pages: [string, string[], string[]][] = [
     ['quick suites', ['quick-2core.json', 'tabular-quick-2core.json'], []],
     ['all current reports', ['quick-2core.json', 'tabular-quick-2core.json', 'baselines-quick-2core.json', 'baselines-quick-niah-2core.json', 'standard-cell-2core.json', 'kernels-cpu-2core.json', 'tabular-holdout-2core.json',
-      'gpu/kernels-gpu-h200.json', 'gpu/large-cells-h200.json', 'gpu/mqar-main-cell-models-h100.json', 'gpu/mqar-lr0.001-models-h200.json', 'sparsify-quick-2core.json', 'gpu/sparsify-gpu-h100.json', 'decode-quick-2core.json', 'gpu/decode-gpu-h100.json', 'trainable-quick-2core.json', 'trainable-sweep-2core.json', 'grid-quick-2core.json', 'gpu/trainable-gpu-h100.json'], ['gpu/anchors-pytorch-h200.json']],
+      'gpu/kernels-gpu-h200.json', 'gpu/large-cells-h200.json', 'gpu/mqar-main-cell-models-h100.json', 'gpu/mqar-lr0.001-models-h200.json', 'sparsify-quick-2core.json', 'gpu/sparsify-gpu-h100.json', 'decode-quick-2core.json', 'gpu/decode-gpu-h100.json', 'trainable-quick-2core.json', 'trainable-sweep-2core.json', 'grid-quick-2core.json', 'gpu/trainable-gpu-h100.json', 'gpu/grid-gpu-h100.json'], ['gpu/anchors-pytorch-h200.json']],
   ];
   for (const [name, files, anchorFiles] of pages) {
     it(`${name}: every chart is drawn and readable`, async () => {
