@@ -41,10 +41,13 @@ export function perInput(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
 
 /** Rows of x [1, G, L, D] in a per-head order: out[g, t] = x[g, order[g*L + t]]. Differentiable (gather). */
 export function gatherPerHead(x: tf.Tensor4D, order: Int32Array): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [, G, L, D] = x.shape;
-    return tf.reshape(tf.gather(tf.reshape(x, [G * L, D]), tf.tensor1d(flatOrder(order, L), 'int32')), [1, G, L, D]) as tf.Tensor4D;
-  });
+  return tf.tidy(() => gatherRows(x, tf.tensor1d(flatOrder(order, x.shape[2]), 'int32')));
+}
+
+/** x [1, G, L, D] with its G*L rows taken at flat indices `idx`. */
+function gatherRows(x: tf.Tensor4D, idx: tf.Tensor1D): tf.Tensor4D {
+  const [, G, L, D] = x.shape;
+  return tf.tidy(() => tf.reshape(tf.gather(tf.reshape(x, [G * L, D]), idx), [1, G, L, D]) as tf.Tensor4D);
 }
 
 /** order[g*L + t] as an index into the [G*L] rows: g*L + order. */
@@ -83,9 +86,8 @@ function staticIndex(order: Int32Array, L: number) {
 
 /** x [1, G, L, D] in each head's static order (`inverse`: put back from that order). No gradients. */
 export function gatherStaticOrder(x: tf.Tensor4D, order: Int32Array, inverse = false): tf.Tensor4D {
-  const [, G, L, D] = x.shape;
-  const e = staticIndex(order, L);
-  return tf.tidy(() => tf.reshape(tf.gather(tf.reshape(x, [G * L, D]), inverse ? e.inv : e.fwd), [1, G, L, D]) as tf.Tensor4D);
+  const e = staticIndex(order, x.shape[2]);
+  return gatherRows(x, inverse ? e.inv : e.fwd);
 }
 
 /** The inverse of per-head orders (order[g*L + t] = original index): inv[g*L + original] = t. */

@@ -157,10 +157,10 @@ export async function planSuite(suite: SuiteFile, o: PlanOptions): Promise<Suite
     let cases = allCases.filter((k) => pass(tabularLabel(k)));
     // XGBoost needs the system library: without it its cases are skipped, and one line says so.
     const xgb = xgboostLibrary();
-    if ('error' in xgb && cases.some((k) => XGBOOST_MODELS.includes(k.model.name))) {
-      const names = [...new Set(cases.filter((k) => XGBOOST_MODELS.includes(k.model.name)).map((k) => modelLabel(k.model)))];
-      process.stderr.write(`tabrecall: skipping ${names.join(', ')} (${cases.filter((k) => XGBOOST_MODELS.includes(k.model.name)).length} cases): ${xgb.error}\n`);
-      cases = cases.filter((k) => !XGBOOST_MODELS.includes(k.model.name));
+    const needXgb = cases.filter((k) => XGBOOST_MODELS.includes(k.model.name));
+    if ('error' in xgb && needXgb.length) {
+      process.stderr.write(`tabrecall: skipping ${[...new Set(needXgb.map((k) => modelLabel(k.model)))].join(', ')} (${needXgb.length} cases): ${xgb.error}\n`);
+      cases = cases.filter((k) => !needXgb.includes(k));
     }
     const widths = allWidths.filter((w) => pass(w.label));
     const fp = o.listOnly ? undefined : fingerprint(backend, backendInfo());

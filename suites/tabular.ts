@@ -15,9 +15,9 @@ import { stratifiedFolds, stratifiedSubsample } from '../datasets/tabular/splits
 import type { IclTask, RawTable } from '../datasets/tabular/types.js';
 import { Rng } from '../core/rng.js';
 import { checkpointFiles, loadCheckpoint } from '../models/tabular/checkpoint.js';
-import { IclModel, ENSEMBLE_DEFAULTS, ENSEMBLE_TRANSFORMS, type EnsembleTransform } from '../models/tabular/icl-model.js';
+import { ENSEMBLE_TRANSFORMS, type EnsembleTransform } from '../models/tabular/icl-model.js';
 import { IclNetwork } from '../models/tabular/icl-network.js';
-import { iclConfig } from '../models/tabular/registry.js';
+import { iclConfig, iclModelFromCheckpoint } from '../models/tabular/registry.js';
 import { KNearest, LogisticRegression, RandomForest } from '../models/tabular/baselines.js';
 import { XGBoost } from '../models/tabular/xgboost.js';
 import { OnnxIclModel } from '../models/tabular/onnx.js';
@@ -206,9 +206,7 @@ export function buildTabularModel(m: TabularModelSpec, seed: number): TabularMod
   switch (m.name) {
     case 'orion-msp':
     case 'dense-icl': {
-      const dir = repoPath(m.checkpoint!);
-      const { net } = loadCheckpoint(dir, { rowAttention: iclConfig(m.name).rowAttention });
-      return new IclModel(m.name, net, { ...ENSEMBLE_DEFAULTS, members: m.members ?? ENSEMBLE_DEFAULTS.members, maxFeatures: m.maxFeatures ?? ENSEMBLE_DEFAULTS.maxFeatures, transform: m.transform ?? ENSEMBLE_DEFAULTS.transform });
+      return iclModelFromCheckpoint(m.name, repoPath(m.checkpoint!), { members: m.members, maxFeatures: m.maxFeatures, transform: m.transform });
     }
     case 'logreg':
       return new LogisticRegression('logreg', { C: 1, maxIter: 500, tol: 1e-5 });

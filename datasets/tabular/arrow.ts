@@ -37,14 +37,15 @@ export function tableFromArrow(bytes: Uint8Array, o: { name: string; target: str
   }
   if (table.numRows === 0) throw new ParamError(`table ${o.name}`, 'the file has no rows');
   const header = table.schema.fields.map((f) => f.name);
-  // Numeric Arrow columns go through the same inference as CSV cells, so both formats give one table.
-  const column = (c: number): (string | null)[] => {
-    const v = table.getChildAt(c)!;
-    const numeric = DataType.isFloat(v.type) || DataType.isInt(v.type);
-    return Array.from({ length: table.numRows }, (_, i) => {
-      const x = v.get(i);
-      return x === null || x === undefined ? null : numeric ? String(Number(x)) : String(x);
-    });
-  };
-  return rawTableFromCells(header, column, table.numRows, o);
+  return rawTableFromCells(header, (c) => arrowCells(table, c), table.numRows, o);
+}
+
+/** Column c as string cells (null = missing): numeric Arrow columns go through the same inference as CSV cells, so both formats give one table. */
+export function arrowCells(table: Table, c: number): (string | null)[] {
+  const v = table.getChildAt(c)!;
+  const numeric = DataType.isFloat(v.type) || DataType.isInt(v.type);
+  return Array.from({ length: table.numRows }, (_, i) => {
+    const x = v.get(i);
+    return x === null || x === undefined ? null : numeric ? String(Number(x)) : String(x);
+  });
 }

@@ -6,17 +6,17 @@
  * through the suites' own reader and preprocessing (kinds inferred as for CSV, preprocessing fitted
  * on the train rows), so a split gives exactly what the tabular suite gives for it.
  */
-import { DataType, type Table } from 'apache-arrow';
+import type { Table } from 'apache-arrow';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ParamError } from '../../core/params.js';
 import { useBackend } from '../../kernels/backend.js';
 import { rawTableFromCells } from '../../datasets/tabular/csv.js';
+import { arrowCells } from '../../datasets/tabular/arrow.js';
 import { fitPreprocessor, transformRows } from '../../datasets/tabular/preprocess.js';
-import { loadCheckpoint } from './checkpoint.js';
-import { ENSEMBLE_DEFAULTS, IclModel, type EnsembleTransform } from './icl-model.js';
+import type { EnsembleTransform } from './icl-model.js';
 import { OnnxIclModel } from './onnx.js';
-import { iclConfig, type IclModelName } from './registry.js';
+import { iclModelFromCheckpoint, type IclModelName } from './registry.js';
 import type { TabularModel } from './types.js';
 
 export type Cell = number | string | boolean | null | undefined;
@@ -44,18 +44,11 @@ const TARGET = '\u0000target';
 
 /** X as feature columns of string cells (null = missing), and the column names. */
 function columnsOf(X: Cell[][] | Table, field: string): { names: string[]; cols: (string | null)[][] } {
-  const cell = (x: unknown): string | null => (x === null || x === undefined || (typeof x === 'number' && Number.isNaN(x)) ? null : typeof x === 'number' || typeof x === 'bigint' ? String(Number(x)) : String(x));
+  const cell = (x: Cell): string | null => (x === null || x === undefined || (typeof x === 'number' && Number.isNaN(x)) ? null : String(x));
   if (!Array.isArray(X)) {
     const t = X as Table;
     if (typeof t.getChildAt !== 'function') throw new ParamError(field, 'must be an array of rows or an apache-arrow Table');
-    return {
-      names: t.schema.fields.map((f) => f.name),
-      cols: t.schema.fields.map((f, c) => {
-        const v = t.getChildAt(c)!;
-        const numeric = DataType.isFloat(f.type) || DataType.isInt(f.type);
-        return Array.from({ length: t.numRows }, (_, i) => (numeric ? cell(v.get(i) === null ? null : Number(v.get(i))) : cell(v.get(i))));
-      }),
-    };
+    return { names: t.schema.fields.map((f) => f.name), cols: t.schema.fields.map((_, c) => arrowCells(t, c)) };
   }
   if (X.length === 0) throw new ParamError(field, 'has no rows');
   const F = X[0]!.length;
@@ -122,10 +115,8 @@ export class TabularClassifier {
   private network(): TabularModel {
     if (this.model) return this.model;
     if (this.o.onnx) return (this.model = new OnnxIclModel(this.o.onnx));
-    const name = this.o.model ?? 'orion-msp';
-    const { net } = loadCheckpoint(this.o.checkpoint ?? SHIPPED_CHECKPOINT, { rowAttention: iclConfig(name).rowAttention });
-    return (this.model = new IclModel(name, net, {
-      ...ENSEMBLE_DEFAULTS, members: this.o.members ?? CLASSIFIER_DEFAULTS.members, maxFeatures: this.o.maxFeatures ?? CLASSIFIER_DEFAULTS.maxFeatures, transform: this.o.transform ?? CLASSIFIER_DEFAULTS.transform,
+    return (this.model = iclModelFromCheckpoint(this.o.model ?? 'orion-msp', this.o.checkpoint ?? SHIPPED_CHECKPOINT, {
+      members: this.o.members ?? CLASSIFIER_DEFAULTS.members, maxFeatures: this.o.maxFeatures ?? CLASSIFIER_DEFAULTS.maxFeatures, transform: this.o.transform ?? CLASSIFIER_DEFAULTS.transform,
     }));
   }
 }

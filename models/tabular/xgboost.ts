@@ -164,7 +164,7 @@ class Booster {
   }
 }
 
-/** Train rows with only the classes present: xgboost needs labels 0..K-1 to all fit num_class. */
+/** Fit on the train rows for `rounds` rounds, then the test rows' probabilities [nTest, nClasses]. */
 function fitPredict(x: XgbLib, t: IclTask, o: FitOptions): Float32Array {
   const train = new Matrix(x, t.xTrain, t.nTrain, t.nFeatures, t.yTrain);
   const test = new Matrix(x, t.xTest, t.nTest, t.nFeatures);
