@@ -22,7 +22,7 @@ export function renderLeaderboard(reports: { path: string; report: Report }[], a
   const trained = records.filter((r) => !r.metrics.kernel && !r.metrics.sparsify && !r.metrics.decode && !r.metrics.grid && r.task.name !== 'attention-op' && !TABULAR_TASKS.includes(r.task.name));
   const page = new Page();
   const sections = [
-    failedSection(records),
+    failedSection(records, reports.flatMap((r) => r.report.failedJobs ?? [])),
     summarySection(ok),
     recallSection(page, trained),
     sparsitySection(page, ok),

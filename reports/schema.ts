@@ -269,12 +269,29 @@ export interface RunRecord {
   finishedAt: string;
 }
 
+/**
+ * A queued run (bench --queue) that produced no record: every attempt crashed (a bug, an out-of-memory
+ * kill) or it cannot run (its suite is not on the worker). Listed in the report, never averaged.
+ */
+export interface FailedJob {
+  runId: string;
+  label: string;
+  suite: string;
+  /** Attempts made (each on whichever worker took it). */
+  attempts: number;
+  /** The last attempt's error, as the worker saw it. */
+  message: string;
+  failedAt: string;
+}
+
 export interface Report {
   schemaVersion: number;
   suite: string;
   createdAt: string;
   fingerprint: Fingerprint;
   records: RunRecord[];
+  /** Queued runs without a record (absent when there are none). */
+  failedJobs?: FailedJob[];
 }
 
 /**

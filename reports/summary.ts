@@ -1,5 +1,5 @@
 /** The readable tables a bench prints at the end, from records alone (one per suite kind). */
-import type { RunRecord } from './schema.js';
+import type { FailedJob, RunRecord } from './schema.js';
 import { fmt, formatTable } from './table.js';
 import { eloRatings, pairedDifference, tabularSummary, widthSummary } from './tabular.js';
 
@@ -94,8 +94,9 @@ export function summaryTable(kind: SuiteKind, records: RunRecord[]): string {
 }
 
 /** One line per failed run: what failed and why. Empty when none did. */
-export function failureLines(records: RunRecord[]): string[] {
-  return records.filter((r) => r.failure).map((r) => `FAILED ${r.label} (run ${r.runId}): ${r.failure!.reason} at step ${r.failure!.step}: ${r.failure!.message}`);
+export function failureLines(records: RunRecord[], jobs: FailedJob[] = []): string[] {
+  return [...records.filter((r) => r.failure).map((r) => `FAILED ${r.label} (run ${r.runId}): ${r.failure!.reason} at step ${r.failure!.step}: ${r.failure!.message}`),
+    ...jobs.map((j) => `FAILED ${j.label} (run ${j.runId}): no record after ${j.attempts} attempt(s): ${j.message}`)];
 }
 
 /** The line a run prints when it ends. */

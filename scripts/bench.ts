@@ -8,6 +8,7 @@ import { args, main, UsageError } from './cli.js';
 import { loadSuite, suiteNames } from '../suites/grid.js';
 import { planSuite } from '../suites/plan.js';
 import { assignShards, parseShard } from '../suites/shard.js';
+import { cancelRuns, checkReachable, codeVersion, collectRuns, openQueue, parseQueueUrl, submitRuns } from '../suites/queue.js';
 import { runJobs } from '../suites/orchestrator.js';
 import { loadRecord, rebuildReport, recordPath } from '../reports/store.js';
 import type { Report, RunRecord } from '../reports/schema.js';
@@ -18,7 +19,7 @@ import { writeAtomic } from '../core/files.js';
 import { formatTable } from '../reports/table.js';
 import { failureLines, runEndLine, summaryTable } from '../reports/summary.js';
 
-interface BenchOptions { shard?: string; saveModels?: string; evalFile?: string; suite?: string; seeds?: string; filter?: string; backend?: string; out?: string; resume?: boolean; list?: boolean; jobs?: string; worker?: string }
+interface BenchOptions { queue?: string; collect?: boolean; detach?: boolean; cancel?: boolean; attempts?: string; onlyRun?: string; queueChild?: boolean; shard?: string; saveModels?: string; evalFile?: string; suite?: string; seeds?: string; filter?: string; backend?: string; out?: string; resume?: boolean; list?: boolean; jobs?: string; worker?: string }
 
 main(async () => {
   const { values: o } = args({
@@ -33,30 +34,41 @@ main(async () => {
     'save-models': { type: 'string' },
     'eval-file': { type: 'string' },
     shard: { type: 'string' },
+    queue: { type: 'string' },
+    collect: { type: 'boolean', default: false },
+    detach: { type: 'boolean', default: false },
+    cancel: { type: 'boolean', default: false },
+    attempts: { type: 'string', default: '3' },
+    // internal: a queue worker's child running one run (scripts/worker.ts)
+    'only-run': { type: 'string' },
+    'queue-child': { type: 'boolean', default: false },
     // internal: this process is worker i of a --jobs bench (claims jobs in the shared folder)
     worker: { type: 'string' },
     help: { type: 'boolean', default: false },
   });
   if (!/^(auto|[1-9]\d*)$/.test(o.jobs!)) throw new UsageError(`--jobs: must be auto or a positive integer, got ${JSON.stringify(o.jobs)}`);
+  if (o['queue-child']) exitWithParent();
   if (o.help) {
-    console.log(`usage: npm run bench -- [--suite ${suiteNames().join('|')}] [--filter REGEX] [--backend ${BACKEND_NAMES.join('|')}] [--seeds 0,1,2] [--out DIR] [--resume] [--list] [--jobs auto|N] [--save-models DIR] [--eval-file PATH] [--shard i/n]`);
+    console.log(`usage: npm run bench -- [--suite ${suiteNames().join('|')}] [--filter REGEX] [--backend ${BACKEND_NAMES.join('|')}] [--seeds 0,1,2] [--out DIR] [--resume] [--list] [--jobs auto|N] [--save-models DIR] [--eval-file PATH] [--shard i/n] [--queue redis://HOST:PORT [--detach|--collect|--cancel] [--attempts N]]`);
     return 0;
   }
   const names = o.suite!.split(',').map((n) => n.trim()).filter(Boolean);
   if (names.length === 0) throw new UsageError('--suite: give a suite name, a suite file, or a comma-separated list');
   const suites = names.map((n) => loadSuite(n)); // validate them all before running any
+  checkQueueOptions(o, suites.length);
+  if (o.queue !== undefined && !o.list) await checkReachable(parseQueueUrl(o.queue)); // before planning: an unreachable server is one line at once
   if (suites.length > 1 && o.out !== undefined) throw new UsageError('--out: only with a single --suite (each suite writes results/<suite>)');
   let failed = 0;
   for (const suite of suites) {
     try {
-      failed += await runNamedSuite(suite, { ...o, saveModels: o['save-models'], evalFile: o['eval-file'] });
+      failed += await runNamedSuite(suite, { ...o, saveModels: o['save-models'], evalFile: o['eval-file'], onlyRun: o['only-run'], queueChild: o['queue-child'] });
     } catch (e) {
       // With several suites, a filter may match runs of only some of them.
       if (!(suites.length > 1 && e instanceof UsageError && /^--filter: no (run|case) /.test(e.message))) throw e;
       process.stderr.write(`${e.message}; skipped\n`);
     }
   }
-  if (suites.length > 1 && !o.list) {
+  if (suites.length > 1 && !o.list && !o.detach && !o.cancel) {
     // One leaderboard over all the suites just run.
     const reports = suites.map((s) => join('results', s.name, 'report.json')).filter((p) => existsSync(p)).map((p) => ({ path: p, report: readReport(p) }));
     const html = resolve('results', 'leaderboard.html');
@@ -102,8 +114,15 @@ async function runNamedSuite(suite: SuiteFile, o: BenchOptions): Promise<number>
     plan.jobs = plan.jobs.filter((j) => mine.has(j.id));
     plan.listed = plan.listed.filter((j) => mine.has(j.id));
   }
+  if (o.onlyRun !== undefined) {
+    plan.jobs = plan.jobs.filter((j) => j.id === o.onlyRun);
+    plan.listed = plan.listed.filter((j) => j.id === o.onlyRun);
+    if (!plan.jobs.length) throw new UsageError(`--only-run: suite ${suite.name} (seeds ${seeds.join(',')}) has no run ${o.onlyRun} here; is the worker's suite file the submitter's?`);
+  }
+  if (o.queue !== undefined && !o.list) return runQueued(suite, plan, seeds, o);
   const jobs = jobCount(o.jobs!, plan.kind, plan.backend, plan.jobs.length);
   if (!o.list && o.worker === undefined && jobs > 1) return runWithWorkers(suite, plan, jobs, o);
+  if (plan.fingerprint && o.queueChild && process.env.TABRECALL_QUEUE_WORKER) plan.fingerprint.backendInfo = { ...plan.fingerprint.backendInfo, queueWorker: process.env.TABRECALL_QUEUE_WORKER };
   if (plan.fingerprint && o.worker !== undefined) plan.fingerprint.backendInfo = { ...plan.fingerprint.backendInfo, concurrentJobs: o.worker.split('/')[1]! };
   const one = plan.unit.replace(/s$/, '');
   if (o.list) {
@@ -151,8 +170,81 @@ function finish(suite: string, plan: Awaited<ReturnType<typeof planSuite>>, outD
   console.log(`\nsuite ${suite} on ${plan.backend}: ${records.length} ${plan.unit} in ${((performance.now() - t0) / 1000).toFixed(1)} s${how}${others > 0 ? `; the report also keeps ${others} earlier record(s) of ${outDir}/runs` : ''}`);
   console.log(`report:      ${paths.json}\n             ${paths.arrow}\nleaderboard: ${html}`);
   const failed = records.filter((r) => r.failure);
-  for (const line of failureLines(failed)) console.log(line);
-  return failed.length;
+  const lost = (report.failedJobs ?? []).filter((j) => plan.listed.some((l) => l.id === j.runId));
+  for (const line of failureLines(failed, lost)) console.log(line);
+  return failed.length + lost.length;
+}
+
+/** Options that mean nothing with (or without) --queue are errors, never silently ignored. */
+function checkQueueOptions(o: { queue?: string; collect?: boolean; detach?: boolean; cancel?: boolean; attempts?: string; resume?: boolean; jobs?: string; 'save-models'?: string; 'eval-file'?: string; list?: boolean }, suites: number): void {
+  const modes = (['collect', 'detach', 'cancel'] as const).filter((k) => o[k]);
+  if (o.queue === undefined) {
+    if (modes.length) throw new UsageError(`--${modes[0]}: only with --queue redis://HOST:PORT`);
+    if (o.attempts !== '3') throw new UsageError('--attempts: only with --queue redis://HOST:PORT');
+    return;
+  }
+  parseQueueUrl(o.queue); // a malformed URL: one line before anything is planned
+  if (modes.length > 1) throw new UsageError(`--${modes.join(', --')}: choose one`);
+  if (!/^[1-9]\d*$/.test(o.attempts!)) throw new UsageError(`--attempts: must be a positive integer, got ${JSON.stringify(o.attempts)}`);
+  if (o.jobs !== 'auto') throw new UsageError('--jobs: not with --queue (each worker sets its own: npm run worker -- --concurrency N)');
+  if (o.resume) throw new UsageError('--resume: not with --queue (a queued run that already has a result is never run again; --collect gathers them)');
+  if (o['save-models'] !== undefined || o['eval-file'] !== undefined) throw new UsageError(`--${o['save-models'] !== undefined ? 'save-models' : 'eval-file'}: not with --queue (its path would be each worker's)`);
+  if (suites > 1 && !o.detach && !o.cancel) throw new UsageError('--queue: one --suite at a time when waiting for the results (or --detach, then --collect each suite)');
+}
+
+/** The queue worker's child: its worker gone (killed), it stops too, so a retried run never runs twice at once. */
+function exitWithParent(): void {
+  process.stdin.on('end', () => process.exit(137));
+  process.stdin.on('error', () => process.exit(137));
+  process.stdin.resume();
+}
+
+/**
+ * bench --queue: enqueue the plan's runs (unless --collect), then (unless --detach) wait for the
+ * workers' records, showing progress, and write the usual report, leaderboard and table.
+ */
+async function runQueued(suite: SuiteFile, plan: Awaited<ReturnType<typeof planSuite>>, seeds: number[], o: BenchOptions): Promise<number> {
+  const target = parseQueueUrl(o.queue!);
+  const runs = plan.jobs.map((j) => ({ id: j.id, label: j.label, cost: j.cost ?? 1 }));
+  const q = openQueue(target);
+  try {
+    const t0 = performance.now();
+    if (o.cancel) {
+      const { removed, running } = await cancelRuns(q, suite.name, runs);
+      console.log(`queue ${target.shown}: removed ${removed} run(s) of suite ${suite.name}${running ? `; ${running} running now were left to finish` : ''}`);
+      return 0;
+    }
+    const code = codeVersion();
+    if (!o.collect) {
+      const source = suite.source?.endsWith('.json') ? resolve(suite.source) : suite.name;
+      const s = await submitRuns(q, runs, { v: 1, suite: source, suiteName: suite.name, backend: o.backend!, seeds, code, submittedAt: new Date().toISOString() }, Number(o.attempts));
+      process.stderr.write(`tabrecall: suite ${suite.name}: ${runs.length} ${plan.unit} on queue ${target.shown} (${s.added} added, ${s.kept} already queued${s.retried ? `, ${s.retried} failed ones retried` : ''}${s.replaced ? `, ${s.replaced} of another code version replaced` : ''}), code ${code}\n`);
+      if (o.detach) {
+        console.log(`submitted. Start workers:  npm run worker -- --queue ${target.shown}\nthen collect the report:   npm run bench -- --suite ${suite.source ?? suite.name} --queue ${target.shown} --collect`);
+        return 0;
+      }
+    }
+    const outDir = resolve(o.out ?? join('results', suite.name));
+    const tty = process.stderr.isTTY;
+    let last = '', lastAt = 0;
+    const { records } = await collectRuns(q, suite.name, runs, outDir, {
+      onProgress: (p) => {
+        for (const r of p.collected) process.stderr.write(`${tty ? '\r' : ''}[queue] ${r.label}: ${runEndLine(r)}, ${r.wallTimeSeconds.toFixed(1)} s on ${r.fingerprint.hostname}\n`);
+        const line = `[queue] ${p.done}/${p.total} done, ${p.running} running, ${p.waiting} waiting, ${p.failed} failed${p.etaSeconds === null ? '' : `, ETA ${Math.round(p.etaSeconds)}s`}`;
+        const now = performance.now();
+        if (line === last && now - lastAt < 30_000) return;
+        if (!tty && now - lastAt < 5000 && p.collected.length === 0 && p.done + p.failed < p.total) return;
+        last = line;
+        lastAt = now;
+        process.stderr.write(tty ? `\r${line.padEnd(90)}` : `${line}\n`);
+      },
+    });
+    if (tty) process.stderr.write('\n');
+    const { report, paths } = await rebuildReport(outDir, { suite: suite.name, fingerprint: { ...plan.fingerprint!, backendInfo: { ...plan.fingerprint!.backendInfo, queue: target.shown } }, order: plan.order, finalize: plan.finalize });
+    return finish(suite.name, plan, outDir, report, paths, records, t0, ` (queue ${target.shown}, ${new Set(records.map((r) => r.fingerprint.backendInfo.queueWorker ?? r.fingerprint.hostname)).size} worker(s))`);
+  } finally {
+    await q.close();
+  }
 }
 
 /**

@@ -4,7 +4,8 @@
 #   g++ (the native backend), libopenblas-dev + pkg-config (its BLAS; without it a built-in GEMM
 #   runs and numbers differ from reports made with OpenBLAS: the fingerprint's backendInfo.blas
 #   says which), chromium (the leaderboard's headless-browser test), libxgboost-dev (the XGBoost
-#   baseline of the tabular suites; without it those cases are skipped with one line).
+#   baseline of the tabular suites; without it those cases are skipped with one line), redis-server
+#   (bench --queue's tests start a real one; a sweep farm needs one Redis somewhere, not on every worker).
 # Idempotent: installs nothing when everything is there. `--check` only reports.
 set -euo pipefail
 need=()
@@ -12,8 +13,9 @@ command -v g++ >/dev/null || need+=(g++)
 command -v pkg-config >/dev/null && pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev pkg-config)
 [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || need+=(chromium)
 compgen -G '/usr/lib/*/libxgboost.so' >/dev/null || compgen -G '/usr/*lib/libxgboost.so' >/dev/null || [ -n "${TABRECALL_XGBOOST_LIB:-}" ] || need+=(libxgboost-dev)
+command -v redis-server >/dev/null || need+=(redis-server)
 if ((${#need[@]} == 0)); then
-  echo "setup: system packages present (g++, OpenBLAS, Chromium, libxgboost)"
+  echo "setup: system packages present (g++, OpenBLAS, Chromium, libxgboost, redis-server)"
   exit 0
 fi
 if [ "${1:-}" = "--check" ]; then
