@@ -198,9 +198,12 @@ export async function collectRuns(q: Queue<QueueJobData, RunRecord>, suite: stri
     let running = 0, waiting = 0;
     const fresh: RunRecord[] = [];
     for (const r of [...pending.values()]) {
-      const job: BullJob<QueueJobData, RunRecord> | undefined = await q.getJob(jobIdOf(suite, r.id));
+      // The state first, then the job: a job fetched while running and finishing before its state
+      // is read would look completed with no result yet.
+      const id = jobIdOf(suite, r.id);
+      const state = await q.getJobState(id);
+      const job: BullJob<QueueJobData, RunRecord> | undefined = state === 'unknown' ? undefined : await q.getJob(id);
       if (!job) throw new ParamError('--collect', `run ${r.label} (${r.id}) of suite ${suite} is not in the queue; submit the suite first (bench --queue without --collect)`);
-      const state = await job.getState();
       if (state === 'completed') {
         const rec = checkRecord(job.returnvalue, `queue job ${job.id}`);
         if (rec.runId !== r.id) throw new Error(`queue job ${job.id} returned the record of run ${rec.runId}`);
