@@ -1,9 +1,10 @@
 /**
  * `npx tsx scripts/import-tables.ts SRC_DIR`: convert the source CSV tables (listed in SRC_DIR/manifest.csv)
- * to the Arrow IPC files shipped in datasets/tables/, through the same CSV reader users get. The
+ * to the gzipped Arrow IPC files shipped in datasets/tables/ (`<name>.arrow.gz`), through the same CSV reader users get. The
  * manifest (of --to DIR, default datasets/tables) gains SRC_DIR's rows (a row of the same name is replaced); its other tables stay.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { stringify } from 'csv-stringify/sync';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
@@ -23,9 +24,11 @@ main(async () => {
   for (const m of manifest) {
     const t = parseCsvTable(readFileSync(join(src, m.file!), 'utf8'), { name: m.name!, target: m.target! });
     const bytes = tableToArrow(t);
-    writeAtomic(join(dest, `${m.name}.arrow`), bytes);
+    const packed = gzipSync(bytes, { level: 9 });
+    writeAtomic(join(dest, `${m.name}.arrow.gz`), packed);
+    rmSync(join(dest, `${m.name}.arrow`), { force: true }); // an uncompressed file of an older import
     const cat = t.features.filter((f) => f.kind === 'categorical').length;
-    console.log(`${m.name}: ${t.rows} rows, ${t.features.length} features (${cat} categorical), ${t.target.classes.length} classes, ${(bytes.length / 1024).toFixed(0)} KiB`);
+    console.log(`${m.name}: ${t.rows} rows, ${t.features.length} features (${cat} categorical), ${t.target.classes.length} classes, ${(packed.length / 1024).toFixed(0)} KiB gzipped`);
   }
   const path = join(dest, 'manifest.csv');
   const text = readFileSync(path, 'utf8');

@@ -153,6 +153,6 @@ describe('user tables', () => {
     const after = readFileSync(join(tables, 'manifest.csv'), 'utf8'), before = readFileSync('datasets/tables/manifest.csv', 'utf8');
     expect(after.startsWith(before)).toBe(true); // the shipped rows byte for byte, the new one appended
     expect(after.slice(before.length).split(',').slice(0, 3)).toEqual(['mine', 'mine.csv', 'label']);
-    expect(existsSync(join(tables, 'mine.arrow'))).toBe(true);
+    expect(existsSync(join(tables, 'mine.arrow.gz'))).toBe(true);
   });
 });

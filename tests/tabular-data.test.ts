@@ -1,6 +1,7 @@
 /** Tabular data: loaders (CSV, Arrow, shipped tables) and their errors, preprocessing, splits, the synthetic prior. */
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCsvTable } from '../datasets/tabular/csv.js';
@@ -68,13 +69,29 @@ describe('CSV and Arrow loaders', () => {
     expect(t.rows).toBe(30 + 6); // rows 36-38 and 48-50 also hold k0..k2
   });
 
-  it('ships 24 tables whose Arrow files match the manifest', () => {
+  it('ships 43 tables whose Arrow files match the manifest, with provenance; wide, categorical-heavy and larger ones among them', () => {
     const m = shippedTables();
-    expect(m.length).toBe(24);
-    for (const s of m.filter((x) => x.rows < 1000)) {
+    expect(m.length).toBe(43);
+    expect(new Set(m.map((x) => x.name)).size).toBe(43);
+    for (const s of m) {
+      expect(s.origin && s.license, s.name).toBeTruthy();
       const t = loadShipped(s.name, { maxClasses: 100 });
       expect([t.name, t.rows, t.features.length, t.target.classes.length]).toEqual([s.name, s.rows, s.features, s.classes]);
     }
+    expect(m.filter((x) => x.features >= 200).length).toBeGreaterThanOrEqual(4);
+    expect(m.filter((x) => x.rows >= 4000).length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('reads gzip-compressed user files (.csv.gz, .arrow.gz) as their plain forms', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tr-gz-'));
+    const csv = 'a,b,y\n1,x,p\n2,y,q\n3,x,p\n';
+    writeFileSync(join(dir, 't.csv'), csv);
+    writeFileSync(join(dir, 't.csv.gz'), gzipSync(csv));
+    const plain = loadTableFile(join(dir, 't.csv'), 'y');
+    expect(loadTableFile(join(dir, 't.csv.gz'), 'y')).toEqual(plain);
+    expect(() => loadTableFile(join(dir, 't.csv.gz').replace('.csv', '.txt'), 'y')).toThrow(/no such file/);
+    writeFileSync(join(dir, 't.txt.gz'), gzipSync(csv));
+    expect(() => loadTableFile(join(dir, 't.txt.gz'), 'y')).toThrow(/table\.path: unknown file type ".gz"; allowed: .csv, .arrow, .feather, .ipc, each optionally .gz/);
   });
 });
 
