@@ -52,7 +52,8 @@ async function until(what: string, ok: () => boolean, ms = 90_000): Promise<void
 
 const accuracies = (dir: string) => Object.fromEntries((JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report).records.map((r) => [r.runId, r.metrics.accuracy]));
 
-run('queue mode on a real Redis', () => {
+// Generous timeouts: each step starts CLI processes (about 3 s each), and CI runs two test files at once on 2 cores.
+run('queue mode on a real Redis', { timeout: 300_000 }, () => {
   let redis: ChildProcess;
   let url = '';
   const dir = mkdtempSync(join(tmpdir(), 'tr-queue-'));
@@ -100,6 +101,14 @@ run('queue mode on a real Redis', () => {
     const c = cli('bench.ts', ['--suite', suite, '--backend', 'native', '--out', out, '--queue', url, '--collect']);
     expect(c.code).toBe(2);
     expect(c.err).toMatch(/--collect: run .* of suite bad is not in the queue; submit the suite first/);
+    // Runs of another code version still waiting: a submission from this one is refused, whole; --cancel clears them.
+    expect(cli('bench.ts', ['--suite', suite, '--backend', 'native', '--queue', url, '--detach'], { TABRECALL_GIT_SHA: 'oldversion' }).code).toBe(0);
+    const clash = cli('bench.ts', ['--suite', suite, '--backend', 'native', '--queue', url, '--detach']);
+    expect(clash.code).toBe(2);
+    expect(clash.err).toMatch(/^error: --queue: 1 run\(s\) of suite bad from code version oldversion are still waiting or running \(this checkout is \S+\); .* --cancel\n$/);
+    expect(cli('bench.ts', ['--suite', suite, '--backend', 'native', '--queue', url, '--cancel']).out).toMatch(/removed 1 run\(s\) of suite bad/);
+    expect(cli('bench.ts', ['--suite', suite, '--backend', 'native', '--queue', url, '--detach']).err).toMatch(/\(1 added, 0 already queued\)/);
+    expect(cli('bench.ts', ['--suite', suite, '--backend', 'native', '--queue', url, '--cancel']).code).toBe(0);
   });
 
   it('two workers, one SIGKILLed mid-run: every run once, the collected report equal to a one-process run bit for bit', async () => {
