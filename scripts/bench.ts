@@ -8,7 +8,6 @@ import { args, main, UsageError } from './cli.js';
 import { loadSuite, suiteNames } from '../suites/grid.js';
 import { planSuite } from '../suites/plan.js';
 import { assignShards, parseShard } from '../suites/shard.js';
-import { cancelRuns, checkReachable, codeVersion, collectRuns, openQueue, parseQueueUrl, submitRuns } from '../suites/queue.js';
 import { runJobs } from '../suites/orchestrator.js';
 import { loadRecord, rebuildReport, recordPath } from '../reports/store.js';
 import type { Report, RunRecord } from '../reports/schema.js';
@@ -55,8 +54,11 @@ main(async () => {
   const names = o.suite!.split(',').map((n) => n.trim()).filter(Boolean);
   if (names.length === 0) throw new UsageError('--suite: give a suite name, a suite file, or a comma-separated list');
   const suites = names.map((n) => loadSuite(n)); // validate them all before running any
-  checkQueueOptions(o, suites.length);
-  if (o.queue !== undefined && !o.list) await checkReachable(parseQueueUrl(o.queue)); // before planning: an unreachable server is one line at once
+  await checkQueueOptions(o, suites.length);
+  if (o.queue !== undefined && !o.list) {
+    const { checkReachable, parseQueueUrl } = await queueModule();
+    await checkReachable(parseQueueUrl(o.queue)); // before planning: an unreachable server is one line at once
+  }
   if (suites.length > 1 && o.out !== undefined) throw new UsageError('--out: only with a single --suite (each suite writes results/<suite>)');
   let failed = 0;
   for (const suite of suites) {
@@ -175,15 +177,27 @@ function finish(suite: string, plan: Awaited<ReturnType<typeof planSuite>>, outD
   return failed.length + lost.length;
 }
 
+/** Queue mode's module, loaded only for --queue (the offline bundle does not carry bullmq: a one-line error there). */
+async function queueModule(): Promise<typeof import('../suites/queue.js')> {
+  try {
+    return await import('../suites/queue.js');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' || /Cannot find (module|package) '(bullmq|ioredis)'/.test((e as Error).message)) {
+      throw new UsageError('--queue: bullmq is not installed here (the offline bundle leaves it out); run npm ci, or use --shard and npm run merge');
+    }
+    throw e;
+  }
+}
+
 /** Options that mean nothing with (or without) --queue are errors, never silently ignored. */
-function checkQueueOptions(o: { queue?: string; collect?: boolean; detach?: boolean; cancel?: boolean; attempts?: string; resume?: boolean; jobs?: string; 'save-models'?: string; 'eval-file'?: string; list?: boolean }, suites: number): void {
+async function checkQueueOptions(o: { queue?: string; collect?: boolean; detach?: boolean; cancel?: boolean; attempts?: string; resume?: boolean; jobs?: string; 'save-models'?: string; 'eval-file'?: string; list?: boolean }, suites: number): Promise<void> {
   const modes = (['collect', 'detach', 'cancel'] as const).filter((k) => o[k]);
   if (o.queue === undefined) {
     if (modes.length) throw new UsageError(`--${modes[0]}: only with --queue redis://HOST:PORT`);
     if (o.attempts !== '3') throw new UsageError('--attempts: only with --queue redis://HOST:PORT');
     return;
   }
-  parseQueueUrl(o.queue); // a malformed URL: one line before anything is planned
+  (await queueModule()).parseQueueUrl(o.queue); // a malformed URL: one line before anything is planned
   if (modes.length > 1) throw new UsageError(`--${modes.join(', --')}: choose one`);
   if (!/^[1-9]\d*$/.test(o.attempts!)) throw new UsageError(`--attempts: must be a positive integer, got ${JSON.stringify(o.attempts)}`);
   if (o.jobs !== 'auto') throw new UsageError('--jobs: not with --queue (each worker sets its own: npm run worker -- --concurrency N)');
@@ -204,6 +218,7 @@ function exitWithParent(): void {
  * workers' records, showing progress, and write the usual report, leaderboard and table.
  */
 async function runQueued(suite: SuiteFile, plan: Awaited<ReturnType<typeof planSuite>>, seeds: number[], o: BenchOptions): Promise<number> {
+  const { cancelRuns, codeVersion, collectRuns, openQueue, parseQueueUrl, submitRuns } = await queueModule();
   const target = parseQueueUrl(o.queue!);
   const runs = plan.jobs.map((j) => ({ id: j.id, label: j.label, cost: j.cost ?? 1 }));
   const q = openQueue(target);

@@ -10,7 +10,7 @@
 //   node_modules/koffi   the FFI package (not bundlable: it ships a native addon)
 //   node_modules/vega*   the browser builds of Vega and vega-embed that leaderboards inline
 //   tables/, models/     the shipped tables and ICL checkpoints (tabular suites)
-// The wasm backend and onnxruntime-node (ONNX models) are not carried; the bundle's backends are
+// The wasm backend, onnxruntime-node (ONNX models) and bullmq (bench --queue: shards work) are not carried; the bundle's backends are
 // native and cuda. The entry points share chunks (one copy of tfjs) and are minified (~5 MB in all).
 // `--slim` leaves out tables/ and models/ (tabular suites then fail with their one-line error): with
 // Node (24 MB) and the tracked files it fits a device call's 64 MiB carry.
@@ -43,7 +43,8 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['koffi', 'esbuild', '@tensorflow/tfjs-node', '@tensorflow/tfjs-backend-wasm', 'playwright-core', 'onnxruntime-node'],
+  // bullmq/ioredis (bench --queue) stay out too: a GPU host in a device call reaches no Redis, and they would push the slim bundle past its carry budget.
+  external: ['koffi', 'esbuild', '@tensorflow/tfjs-node', '@tensorflow/tfjs-backend-wasm', 'playwright-core', 'onnxruntime-node', 'bullmq', 'ioredis'],
   alias: { vitest: join(root, 'tests/offline/vitest-shim.ts') },
   // Bundled CommonJS (tfjs) needs require() in an ES module.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
