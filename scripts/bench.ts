@@ -4,7 +4,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { readReport } from '../reports/read.js';
-import { args, main, UsageError } from './cli.js';
+import { args, main, onLines, UsageError } from './cli.js';
 import { loadSuite, suiteNames } from '../suites/grid.js';
 import { planSuite } from '../suites/plan.js';
 import { assignShards, parseShard } from '../suites/shard.js';
@@ -292,11 +292,8 @@ async function runWithWorkers(suite: SuiteFile, plan: Awaited<ReturnType<typeof 
     ...(o.saveModels !== undefined ? ['--save-models', resolve(o.saveModels)] : []), ...(o.evalFile !== undefined ? ['--eval-file', o.evalFile] : []), ...(o.shard !== undefined ? ['--shard', o.shard] : [])];
   const codes = await Promise.all(Array.from({ length: jobs }, (_, w) => new Promise<number>((done) => {
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args, '--worker', `${w + 1}/${jobs}`], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TABRECALL_THREADS: threads } });
-    let rest = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      const lines = (rest + d.toString()).split('\n');
-      rest = lines.pop()!;
-      for (const l of lines) if (l && !/^tabrecall: suite/.test(l)) process.stderr.write(`[worker ${w + 1}] ${l.replace(/^\r/, '')}\n`);
+    onLines(child.stderr!, (l) => {
+      if (!/^tabrecall: suite/.test(l)) process.stderr.write(`[worker ${w + 1}] ${l}\n`);
     });
     child.on('exit', (code, signal) => done(code ?? (signal ? 128 : 1)));
   })));

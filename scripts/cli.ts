@@ -34,3 +34,13 @@ export function main(fn: () => Promise<number | void>): void {
     },
   );
 }
+
+/** Call `fn` with each non-empty line a child writes to `stream` (a `\r` progress redraw counts as a line end). */
+export function onLines(stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
+  let rest = '';
+  stream.on('data', (d: Buffer) => {
+    const lines = (rest + d.toString()).split(/\r?\n|\r/);
+    rest = lines.pop()!;
+    for (const l of lines) if (l) fn(l);
+  });
+}

@@ -13,7 +13,7 @@ import { cpus, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DelayedError, UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
-import { args, main, UsageError } from './cli.js';
+import { args, main, onLines, UsageError } from './cli.js';
 import { BACKEND_NAMES } from '../kernels/backend.js';
 import { checkReachable, codeVersion, openQueue, parseQueueUrl, QUEUE_NAME, type QueueJobData } from '../suites/queue.js';
 import { loadRecord, recordPath } from '../reports/store.js';
@@ -84,15 +84,10 @@ main(async () => {
       const child = spawn(process.execPath, argv, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, TABRECALL_THREADS: threads, TABRECALL_QUEUE_WORKER: me } });
       children.add(child);
       const tail: string[] = [];
-      let rest = '';
-      child.stderr!.on('data', (b: Buffer) => {
-        const lines = (rest + b.toString()).split(/\r?\n|\r/);
-        rest = lines.pop()!;
-        for (const l of lines.filter(Boolean)) {
-          tail.push(l);
-          if (tail.length > 20) tail.shift();
-          if (!/^tabrecall: suite/.test(l)) process.stderr.write(`  [${d.runId}] ${l}\n`);
-        }
+      onLines(child.stderr!, (l) => {
+        tail.push(l);
+        if (tail.length > 20) tail.shift();
+        if (!/^tabrecall: suite/.test(l)) process.stderr.write(`  [${d.runId}] ${l}\n`);
       });
       const [exit, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((res) => child.on('exit', (c, s) => res([c, s])));
       children.delete(child);
@@ -123,7 +118,7 @@ main(async () => {
     lastError = e.message;
   });
   worker.on('failed', (job, e) => {
-    if (job && !(e instanceof DelayedError) && e.name !== 'DelayedError') log(`failed ${job.data.label} (${job.id}, attempt ${job.attemptsMade}/${job.opts.attempts ?? 1}): ${e.message}`);
+    if (job && !(e instanceof DelayedError)) log(`failed ${job.data.label} (${job.id}, attempt ${job.attemptsMade}/${job.opts.attempts ?? 1}): ${e.message}`);
   });
   const stop = (): Promise<void> => {
     stopping ??= (async () => {

@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { Queue, type ConnectionOptions, type Job as BullJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ParamError } from '../core/params.js';
@@ -16,7 +17,6 @@ import { writeAtomic } from '../core/files.js';
 import { checkRecord } from '../reports/read.js';
 import { failedJobPath, recordPath } from '../reports/store.js';
 import type { FailedJob, RunRecord } from '../reports/schema.js';
-import { rmSync } from 'node:fs';
 
 /** The BullMQ queue every tabrecall worker listens on (one Redis database per independent sweep farm: /DB in the URL). */
 export const QUEUE_NAME = 'tabrecall';
